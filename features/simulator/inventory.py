@@ -1,0 +1,352 @@
+"""Stage: simulator (overseas-warehouse side). Daily stock and bulk replenishment of every SKU x warehouse.
+
+Reads nothing from disk and writes nothing. `simulate_stock` takes the uncensored daily demand of every
+series (built by `features.simulator.demand`) and plays it against the stock on hand, day by day and
+vectorised across all series: sales are censored by stock, and an imperfect weekly periodic-review planner
+orders bulk replenishments that travel by sea, China-Europe rail or air. The planner forecasts from the
+censored sales of the last weeks (so it lags and under-reacts), anticipates seasons and peaks only in part,
+and plans with the average lead time, while real lead times include handling at origin (slowed by Chinese
+New Year and Golden Week), line-haul congestion in the peak season and import customs (with inspections).
+Stock-outs therefore happen at a realistic rate, more around peaks and after Chinese New Year.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DEFAULT_WAREHOUSES",
+    "REPLENISHMENT_MODE_NAMES",
+    "ReplenishmentConfig",
+    "StockInputs",
+    "StockResult",
+    "WarehouseSpec",
+    "simulate_stock",
+]
+
+logger = logging.getLogger(__name__)
+
+# Index of each mode in the arrays below (the strings are the contract's `Mode` levels).
+REPLENISHMENT_MODE_NAMES = ("sea", "rail", "air")
+_SEA, _RAIL, _AIR = 0, 1, 2
+_CUSTOMS_MEDIAN_DAYS = np.array([2.5, 2.0, 1.0])  # import clearance by mode (sea, rail, air)
+_HORIZON_DAYS = 200  # receipts later than this after the last simulated day are dropped
+
+
+class WarehouseSpec(BaseModel):
+    """One overseas warehouse: its market and the line-haul from China to it.
+
+    Attributes:
+        warehouse_id: fixed id shared with the shipment simulator (`WH-US-LAX`).
+        country: ISO-2 country.
+        region: ISO 3166-2 region.
+        market_scale: demand of an average SKU here relative to the largest market.
+        listing_share: probability that a SKU is listed (stocked) here.
+        price_factor: local selling price relative to the SKU's list price (in USD).
+        holding_cost_usd_per_unit_week: storage cost.
+        sea_days: typical port-to-warehouse sea line-haul, without handling and customs.
+        rail_days: typical China-Europe rail line-haul, or None when rail does not serve the warehouse.
+        air_days: typical air freight line-haul.
+        rail_share: share of regular orders sent by rail (the rest by sea).
+        air_share: share of regular orders sent by air (fast movers with high value per kg).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warehouse_id: str
+    country: str
+    region: str
+    market_scale: float = Field(gt=0)
+    listing_share: float = Field(gt=0, le=1)
+    price_factor: float = Field(default=1.0, gt=0)
+    holding_cost_usd_per_unit_week: float = Field(default=0.06, ge=0)
+    sea_days: float = Field(gt=0)
+    rail_days: float | None = None
+    air_days: float = Field(gt=0)
+    rail_share: float = Field(default=0.0, ge=0, le=1)
+    air_share: float = Field(default=0.05, ge=0, le=1)
+
+
+DEFAULT_WAREHOUSES: tuple[WarehouseSpec, ...] = (
+    WarehouseSpec(warehouse_id="WH-US-LAX", country="US", region="US-CA", market_scale=1.0,
+                  listing_share=0.9, holding_cost_usd_per_unit_week=0.055, sea_days=24.0, air_days=5.0),
+    WarehouseSpec(warehouse_id="WH-US-NJ", country="US", region="US-NJ", market_scale=0.8,
+                  listing_share=0.6, holding_cost_usd_per_unit_week=0.065, sea_days=33.0, air_days=6.0),
+    WarehouseSpec(warehouse_id="WH-GB-BHX", country="GB", region="GB-BIR", market_scale=0.55,
+                  listing_share=0.55, price_factor=1.08, holding_cost_usd_per_unit_week=0.075,
+                  sea_days=35.0, rail_days=20.0, air_days=6.0, rail_share=0.25),
+    WarehouseSpec(warehouse_id="WH-DE-FRA", country="DE", region="DE-HE", market_scale=0.6,
+                  listing_share=0.55, price_factor=1.1, holding_cost_usd_per_unit_week=0.07,
+                  sea_days=35.0, rail_days=17.0, air_days=5.5, rail_share=0.4),
+    WarehouseSpec(warehouse_id="WH-AU-SYD", country="AU", region="AU-NSW", market_scale=0.35,
+                  listing_share=0.4, price_factor=1.15, holding_cost_usd_per_unit_week=0.085,
+                  sea_days=22.0, air_days=5.0),
+    WarehouseSpec(warehouse_id="WH-CA-YYZ", country="CA", region="CA-ON", market_scale=0.35,
+                  listing_share=0.4, price_factor=1.05, holding_cost_usd_per_unit_week=0.07,
+                  sea_days=31.0, air_days=6.0),
+)
+
+
+class ReplenishmentConfig(BaseModel):
+    """The planner of the overseas warehouses: a weekly (s, S) review with a lagging, noisy forecast.
+
+    Attributes:
+        review_weekday: ISO weekday of the review, 0 = Monday.
+        forecast_window_days: the planner's forecast is the mean sales of this many past days.
+        stockout_correction: 0 = the planner divides censored sales by all days on sale (forecast biased low
+            after stock-outs), 1 = by in-stock days only (unbiased).
+        forecast_noise_cv: multiplicative error of each review's forecast (judgement, data issues).
+        anticipation: exponent on the known seasonal/peak ratio between the coverage window and the recent
+            past; 1 = full anticipation, 0 = none. Below 1, peaks run out more often.
+        safety_stock_days: days of forecast demand held as safety stock (a smaller value, more stock-outs).
+        emergency_air_prob: probability that a series about to run out is rescued by an air order.
+        handling_days: range of days between the order and the departure at normal origin capacity.
+        customs_inspection_rate: share of replenishments held for an import inspection (3-10 extra days).
+        initial_cover_days: range of days of demand on hand when the warm-up starts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    review_weekday: int = Field(default=0, ge=0, le=6)
+    forecast_window_days: int = Field(default=28, ge=7)
+    stockout_correction: float = Field(default=0.5, ge=0, le=1)
+    forecast_noise_cv: float = Field(default=0.25, ge=0)
+    anticipation: float = Field(default=0.6, ge=0)
+    safety_stock_days: float = Field(default=9.0, ge=0)
+    emergency_air_prob: float = Field(default=0.5, ge=0, le=1)
+    handling_days: tuple[float, float] = (2.0, 7.0)
+    customs_inspection_rate: float = Field(default=0.05, ge=0, le=1)
+    initial_cover_days: tuple[float, float] = (30.0, 80.0)
+
+
+@dataclass(frozen=True)
+class StockInputs:
+    """Everything the stock simulation needs, as arrays over days `D` (and `D + horizon`) and series `S`.
+
+    Attributes:
+        demand: [D, S] uncensored daily demand (int64).
+        active: [D, S] the series is on sale that day.
+        launch_idx: [S] first day on sale (index into the days; may be negative or >= D).
+        stop_order_idx: [S] first day the planner no longer orders (phase-out before discontinuation).
+        prior_rate: [S] the planner's daily demand estimate before any sales history (new SKUs).
+        profile: [D + horizon, G] seasonal/peak/holiday factor the planner knows, per group.
+        group: [S] group (category x warehouse) of each series into `profile`.
+        warehouse: [S] index of the series' warehouse.
+        case_pack: [S] order multiple.
+        min_order_units: [S] minimum order quantity.
+        origin_capacity: [D + horizon] Chinese origin capacity (`daily_calendar`).
+        month: [D + horizon] calendar month of each day (1-12).
+        weekday: [D + horizon] ISO weekday (0 = Monday).
+    """
+
+    demand: np.ndarray
+    active: np.ndarray
+    launch_idx: np.ndarray
+    stop_order_idx: np.ndarray
+    prior_rate: np.ndarray
+    profile: np.ndarray
+    group: np.ndarray
+    warehouse: np.ndarray
+    case_pack: np.ndarray
+    min_order_units: np.ndarray
+    origin_capacity: np.ndarray
+    month: np.ndarray
+    weekday: np.ndarray
+
+
+@dataclass(frozen=True)
+class StockResult:
+    """Output of `simulate_stock`: daily [D, S] arrays and one entry per replenishment order.
+
+    The order arrays (`order_*`) are aligned: series index, units, mode index, day of departure, day of
+    receipt (may be >= D: still open), line-haul days and customs days.
+    """
+
+    sales: np.ndarray
+    on_hand_end: np.ndarray
+    is_stockout: np.ndarray
+    order_series: np.ndarray
+    order_units: np.ndarray
+    order_mode: np.ndarray
+    order_shipped_idx: np.ndarray
+    order_received_idx: np.ndarray
+    order_customs_days: np.ndarray
+
+
+def simulate_stock(
+    inputs: StockInputs,
+    warehouses: tuple[WarehouseSpec, ...],
+    config: ReplenishmentConfig,
+    rng: np.random.Generator,
+) -> StockResult:
+    """Play uncensored demand against stock on hand, with weekly replenishment orders.
+
+    One Python loop over days; every step is vectorised across all series. Receipts arrive at the start of a
+    day; sales are `min(demand, on hand)`; a day is a stock-out when demand exceeded the stock or nothing was
+    on hand while on sale (so `on_hand_end` is 0 on every stock-out day).
+
+    Args:
+        inputs: demand, life cycle and ordering constraints of every series.
+        warehouses: the warehouses indexed by `inputs.warehouse`.
+        config: the planner's policy.
+        rng: random generator (all draws happen in a fixed order: same seed, same result).
+
+    Returns:
+        Censored sales, end-of-day stock, stock-out flags and the replenishment orders.
+    """
+    n_days, n_series = inputs.demand.shape
+    lanes = _Lanes.from_specs(warehouses, config)
+    planned_lt = lanes.planned_lead_days[:, inputs.warehouse]  # [mode, S]
+    profile_cum = np.vstack([np.zeros((1, inputs.profile.shape[1])), np.cumsum(inputs.profile, axis=0)])
+
+    initial_cover = rng.uniform(*config.initial_cover_days, n_series)
+    on_hand = np.where(inputs.active[0], np.round(inputs.prior_rate * initial_cover), 0).astype(np.int64)
+    on_order = np.zeros(n_series, np.int64)
+    arrivals = np.zeros((n_days + _HORIZON_DAYS, n_series), np.int64)
+    sales = np.zeros((n_days, n_series), np.int64)
+    on_hand_end = np.zeros((n_days, n_series), np.int64)
+    stockout = np.zeros((n_days, n_series), bool)
+    orders: list[tuple[np.ndarray, ...]] = []
+
+    for day in range(n_days):
+        received = arrivals[day]
+        on_hand += received
+        on_order -= received
+        demand, active = inputs.demand[day], inputs.active[day]
+        sold = np.minimum(demand, on_hand)
+        stockout[day] = active & ((demand > on_hand) | (on_hand == 0))
+        on_hand -= sold
+        sales[day] = sold
+        on_hand_end[day] = on_hand
+        if inputs.weekday[day] == config.review_weekday:
+            placed = _review(day, inputs, lanes, planned_lt, profile_cum, sales, stockout, on_hand, on_order,
+                             arrivals, config, rng)
+            if placed is not None:
+                orders.append(placed)
+
+    if not orders:
+        orders.append(tuple(np.zeros(0, np.int64) for _ in range(6)))
+    series, units, mode, shipped, received_idx, customs = (np.concatenate(c) for c in zip(*orders, strict=True))
+    logger.info("stock simulated: %d series x %d days, %d replenishments, stock-out rate %.3f",
+                n_series, n_days, len(series), stockout.sum() / max(inputs.active.sum(), 1))
+    return StockResult(sales, on_hand_end, stockout, series.astype(np.int64), units.astype(np.int64),
+                       mode.astype(np.int64), shipped.astype(np.int64), received_idx.astype(np.int64),
+                       customs.astype(np.float64))
+
+
+@dataclass(frozen=True)
+class _Lanes:
+    """Line-haul days per (mode, warehouse) and the mode mix of regular orders."""
+
+    transit_days: np.ndarray  # [mode, W], nan where the mode does not serve the warehouse
+    planned_lead_days: np.ndarray  # [mode, W] what the planner assumes: handling + transit + customs
+    regular_cum_share: np.ndarray  # [W, mode] cumulative probabilities of sea, rail, air
+
+    @classmethod
+    def from_specs(cls, specs: tuple[WarehouseSpec, ...], config: ReplenishmentConfig) -> _Lanes:
+        transit = np.array([[w.sea_days for w in specs],
+                            [w.rail_days if w.rail_days is not None else np.nan for w in specs],
+                            [w.air_days for w in specs]])
+        planned = transit + _CUSTOMS_MEDIAN_DAYS[:, None] + np.mean(config.handling_days)
+        rail = np.array([w.rail_share if w.rail_days is not None else 0.0 for w in specs])
+        air = np.array([w.air_share for w in specs])
+        shares = np.stack([1.0 - rail - air, rail, air], axis=1)
+        return cls(transit, planned, np.cumsum(shares, axis=1))
+
+
+def _review(
+    day: int,
+    inputs: StockInputs,
+    lanes: _Lanes,
+    planned_lt: np.ndarray,
+    profile_cum: np.ndarray,
+    sales: np.ndarray,
+    stockout: np.ndarray,
+    on_hand: np.ndarray,
+    on_order: np.ndarray,
+    arrivals: np.ndarray,
+    config: ReplenishmentConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, ...] | None:
+    """Weekly review: forecast, choose a mode, order up to the target, book the arrival. Mutates the state."""
+    n_series = on_hand.size
+    window = config.forecast_window_days
+    lo = max(0, day - window)
+    days_on_sale = np.clip(day - inputs.launch_idx, 0, day - lo)
+    in_stock = (inputs.active[lo:day] & ~stockout[lo:day]).sum(axis=0)
+    denominator = np.maximum(config.stockout_correction * in_stock
+                             + (1 - config.stockout_correction) * days_on_sale, 1.0)
+    observed = sales[lo:day].sum(axis=0) / denominator
+    weight = np.minimum(days_on_sale / window, 1.0)
+    base_rate = weight * observed + (1 - weight) * inputs.prior_rate
+
+    # Mode: regular mix per warehouse, or an emergency air order when stock runs out before the next receipt.
+    u = rng.random(n_series)
+    mode = (u[:, None] > lanes.regular_cum_share[inputs.warehouse]).sum(axis=1).clip(0, 2)
+    soon = on_hand + arrivals[day + 1: day + 15].sum(axis=0)
+    emergency = (soon < base_rate * 10) & (base_rate > 0) & (rng.random(n_series) < config.emergency_air_prob)
+    mode = np.where(emergency, _AIR, mode)
+    lead = planned_lt[mode, np.arange(n_series)]
+
+    # Anticipation of seasons and peaks: ratio of the known profile over the coverage window to the recent past.
+    cover = lead + 7 + config.safety_stock_days
+    start = np.minimum(day + np.round(lead).astype(np.int64), profile_cum.shape[0] - 2)
+    stop = np.minimum(start + np.round(7 + config.safety_stock_days).astype(np.int64), profile_cum.shape[0] - 1)
+    future = (profile_cum[stop, inputs.group] - profile_cum[start, inputs.group]) / np.maximum(stop - start, 1)
+    past = (profile_cum[day, inputs.group] - profile_cum[lo, inputs.group]) / max(day - lo, 1)
+    ratio = np.where(past > 0, future / np.where(past > 0, past, 1.0), 1.0) ** config.anticipation
+    noise = rng.lognormal(-0.5 * config.forecast_noise_cv**2, config.forecast_noise_cv, n_series)
+    rate = base_rate * ratio * noise
+
+    position = np.where(emergency, soon, on_hand + on_order)
+    reorder_point = rate * (lead + config.safety_stock_days)
+    target = rate * cover
+    eligible = (day < inputs.stop_order_idx) & (day + lead + 7 >= inputs.launch_idx)
+    order = eligible & (rate > 0) & (position < reorder_point)
+    if not order.any():
+        return None
+    idx = np.flatnonzero(order)
+    case = inputs.case_pack[idx]
+    units = np.maximum(np.ceil((target[idx] - position[idx]) / case) * case, inputs.min_order_units[idx])
+    units = units.astype(np.int64)
+    shipped, received, customs = _lead_times(day, idx, mode[idx], inputs, lanes, config, rng)
+    keep = received < arrivals.shape[0]
+    arrivals[received[keep], idx[keep]] += units[keep]
+    on_order[idx[keep]] += units[keep]
+    return idx, units, mode[idx], shipped, received, customs
+
+
+def _lead_times(
+    day: int,
+    idx: np.ndarray,
+    mode: np.ndarray,
+    inputs: StockInputs,
+    lanes: _Lanes,
+    config: ReplenishmentConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Departure day, receipt day and customs days of new orders.
+
+    Handling at origin stretches when Chinese capacity is low (New Year, Golden Week); the line-haul is
+    congested in the peak season (sea August-October, air November-December, rail in winter) and after New
+    Year; customs takes longer in December and when the shipment is inspected.
+    """
+    n = idx.size
+    capacity = inputs.origin_capacity
+    handling = np.ceil(rng.uniform(*config.handling_days, n) / capacity[day])
+    shipped = np.minimum(day + handling.astype(np.int64), capacity.size - 1)
+    month = inputs.month[shipped]
+    transit = lanes.transit_days[mode, inputs.warehouse[idx]] * rng.lognormal(0.0, 0.1, n)
+    congestion = rng.gamma(2.0, 1.0, n) * np.select(
+        [(mode == _SEA) & (month >= 8) & (month <= 10), (mode == _AIR) & (month >= 11),
+         (mode == _RAIL) & ((month == 12) | (month <= 2))], [2.5, 1.0, 1.5], 0.0)
+    congestion += (1.0 - capacity[shipped]) * rng.uniform(4.0, 12.0, n)
+    inspected = rng.random(n) < config.customs_inspection_rate
+    customs = _CUSTOMS_MEDIAN_DAYS[mode] * rng.lognormal(0.0, 0.35, n) * np.where(month == 12, 1.3, 1.0)
+    customs = np.round(customs + inspected * rng.uniform(3.0, 10.0, n), 1)
+    received = shipped + np.maximum(np.ceil(transit + congestion + customs), 1).astype(np.int64)
+    return shipped, received, customs
