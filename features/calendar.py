@@ -137,6 +137,8 @@ def daily_calendar(start: dt.date, end: dt.date) -> pl.DataFrame:
         )
         .sort("date")
         .join_asof(cny_frame.sort("cny_key"), left_on="date", right_on="cny_key", strategy="forward")
-        .with_columns((pl.col("next_cny") - pl.col("date")).dt.total_days().cast(pl.Int32).alias("days_to_cny"))
+        .with_columns(
+            (pl.col("next_cny") - pl.col("date")).dt.total_days().cast(pl.Int32).alias("days_to_cny")
+        )
         .drop("next_cny", "cny_key")
     )

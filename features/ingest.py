@@ -127,7 +127,9 @@ def discover_sources(raw_dir: Path) -> dict[str, list[Path]]:
             )
         sources.setdefault(table, []).append(entry)
     if not sources:
-        raise IngestError(f"{raw_dir}: no table files found (expected e.g. shipments.csv or shipments.parquet)")
+        raise IngestError(
+            f"{raw_dir}: no table files found (expected e.g. shipments.csv or shipments.parquet)"
+        )
     return sources
 
 
@@ -157,10 +159,14 @@ def read_raw_table(table: str, paths: Sequence[Path]) -> tuple[pl.DataFrame, lis
             lf = _scan(path)
             columns = lf.collect_schema().names()
         except Exception as exc:  # polars raises several error types for unreadable files
-            raise IngestError(f"{path}: cannot read as {_suffix(path)} ({type(exc).__name__}: {exc})") from exc
+            raise IngestError(
+                f"{path}: cannot read as {_suffix(path)} ({type(exc).__name__}: {exc})"
+            ) from exc
         missing = [c for c in spec.required_columns if c not in columns]
         if missing:
-            expected = "; ".join(f"{c} ({spec.column(c).dtype}, e.g. {spec.column(c).example!r})" for c in missing)
+            expected = "; ".join(
+                f"{c} ({spec.column(c).dtype}, e.g. {spec.column(c).example!r})" for c in missing
+            )
             raise IngestError(f"{path}: table {table} is missing required column(s): {expected}")
         prefix = spec.passthrough_prefix
         keep = [c for c in columns if c in known or (prefix is not None and c.startswith(prefix))]
@@ -187,9 +193,7 @@ def read_raw_table(table: str, paths: Sequence[Path]) -> tuple[pl.DataFrame, lis
     return raw, sorted(ignored)
 
 
-def validate_tables(
-    frames: Mapping[str, pl.DataFrame], assume_timezone: str | None = None
-) -> IngestResult:
+def validate_tables(frames: Mapping[str, pl.DataFrame], assume_timezone: str | None = None) -> IngestResult:
     """Validate several raw tables together, parents first so foreign keys can be checked.
 
     Args:
@@ -295,7 +299,9 @@ def ingest(raw_dir: Path, out_dir: Path, assume_timezone: str | None = None) -> 
     report = IngestReport(
         out_dir=str(out_dir),
         tables=counts,
-        quarantine_by_rule={f"{r['table']}.{r['rule']}": int(r["len"]) for r in by_rule.iter_rows(named=True)},
+        quarantine_by_rule={
+            f"{r['table']}.{r['rule']}": int(r["len"]) for r in by_rule.iter_rows(named=True)
+        },
         sources={str(p): _sha256(p) for paths in sources.values() for p in paths},
     )
     files: dict[str, pl.DataFrame | str] = {f"{name}.parquet": df for name, df in result.valid.items()}

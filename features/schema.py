@@ -126,7 +126,7 @@ class TableSpec:
     """One contract table: columns, key and the names of its row rules.
 
     Attributes:
-        name: table name, also the raw file stem (`shipments.csv`, `shipments.parquet`, `shipments/*.parquet`).
+        name: table name, also the raw file stem (`shipments.csv`, `shipments/*.parquet`, ...).
         grain: what one row is.
         columns: the contract columns in output order.
         key: columns that identify a row; duplicates are quarantined (first occurrence kept).
@@ -177,8 +177,12 @@ SHIPMENTS = TableSpec(
         _c("origin_hub", pl.String(), "export hub / city code", "SZX"),
         _c("destination_country", pl.String(), "ISO-2 destination country", "US"),
         _c("destination_region", pl.String(), "region/state inside the destination", "US-CA"),
-        _c("mode", Mode, "logistics mode, one of " + ", ".join(SHIPMENT_MODES) + " (or air/rail/sea)",
-           "dedicated_line"),
+        _c(
+            "mode",
+            Mode,
+            "logistics mode, one of " + ", ".join(SHIPMENT_MODES) + " (or air/rail/sea)",
+            "dedicated_line",
+        ),
         _c("carrier", pl.String(), "carrier or line operator", "YunExpress"),
         _c("weight_kg", pl.Float64(), "chargeable weight", "0.42", unit="kg"),
         _c("declared_value_usd", pl.Float64(), "customs declared value", "23.50", unit="USD"),
@@ -187,13 +191,23 @@ SHIPMENTS = TableSpec(
         _c("incoterm", Incoterm, "who pays duties: DDP (seller) or DAP/DDU (buyer), ...", "DDP"),
         _c("promised_date", pl.Date(), "latest delivery date promised to the buyer", "2025-03-12"),
         _c("shipping_cost_usd", pl.Float64(), "freight paid to the carrier", "4.10", unit="USD"),
-        _c("delivered_at", TIMESTAMP, "delivery scan (UTC); null while open or if returned/lost",
-           "2025-03-10T14:02:00Z", nullable=True),
+        _c(
+            "delivered_at",
+            TIMESTAMP,
+            "delivery scan (UTC); null while open or if returned/lost",
+            "2025-03-10T14:02:00Z",
+            nullable=True,
+        ),
         _c("status", ShipmentStatus, "in_transit, delivered, returned or lost", "delivered"),
         _c("seller_id", pl.String(), "seller (merchant) id", "S0042", **_OPT),
         _c("sku_id", pl.String(), "main SKU in the parcel", "SKU0007", **_OPT),
-        _c("warehouse_id", pl.String(), "overseas warehouse that fulfilled it (mode overseas_warehouse)",
-           "WH-US-LAX", **_OPT),
+        _c(
+            "warehouse_id",
+            pl.String(),
+            "overseas warehouse that fulfilled it (mode overseas_warehouse)",
+            "WH-US-LAX",
+            **_OPT,
+        ),
     ),
     key=("shipment_id",),
     sort_by=("created_at", "shipment_id"),
@@ -219,16 +233,26 @@ CUSTOMS_DECLARATIONS = TableSpec(
     grain="one import declaration",
     columns=(
         _c("declaration_id", pl.String(), "unique declaration id", "D000000001"),
-        _c("shipment_id", pl.String(), "shipment declared (null for declarations without one)",
-           "SH00000001", nullable=True),
+        _c(
+            "shipment_id",
+            pl.String(),
+            "shipment declared (null for declarations without one)",
+            "SH00000001",
+            nullable=True,
+        ),
         _c("declared_at", TIMESTAMP, "declaration lodged (UTC)", "2025-03-06T03:00:00Z"),
         _c("destination_country", pl.String(), "ISO-2 importing country", "US"),
         _c("hs_code", pl.String(), "6-digit HS code declared", "851830"),
         _c("declared_value_usd", pl.Float64(), "declared customs value", "23.50", unit="USD"),
         _c("is_inspected", pl.Boolean(), "the declaration was selected for inspection / held", "false"),
         _c("outcome", CustomsOutcome, "one of " + ", ".join(CUSTOMS_OUTCOMES), "released"),
-        _c("released_at", TIMESTAMP, "release from customs (UTC); null while held or unknown",
-           "2025-03-06T09:30:00Z", nullable=True),
+        _c(
+            "released_at",
+            TIMESTAMP,
+            "release from customs (UTC); null while held or unknown",
+            "2025-03-06T09:30:00Z",
+            nullable=True,
+        ),
         _c("origin_country", pl.String(), "ISO-2 country of origin of the goods", "CN", **_OPT),
         _c("duty_usd", pl.Float64(), "duties and taxes assessed", "0.0", unit="USD", **_OPT),
         _c("net_mass_kg", pl.Float64(), "net mass of the goods", "0.40", unit="kg", **_OPT),
@@ -239,8 +263,13 @@ CUSTOMS_DECLARATIONS = TableSpec(
         _c("courier_id", pl.String(), "express courier (null when not a courier shipment)", "C01", **_OPT),
         _c("office_id", pl.String(), "customs office", "LAX1", **_OPT),
         _c("is_fraud", pl.Boolean(), "inspection found under-declaration / fraud (label)", "false", **_OPT),
-        _c("fraud_severity", pl.Int8(), "0 none, 1 fraud, 2 critical fraud (label, never a feature)",
-           "0", **_OPT),
+        _c(
+            "fraud_severity",
+            pl.Int8(),
+            "0 none, 1 fraud, 2 critical fraud (label, never a feature)",
+            "0",
+            **_OPT,
+        ),
     ),
     key=("declaration_id",),
     sort_by=("declared_at", "declaration_id"),
@@ -255,10 +284,21 @@ WAREHOUSE_SALES = TableSpec(
         _c("date", pl.Date(), "calendar day (warehouse local date)", "2025-03-01"),
         _c("warehouse_id", pl.String(), "overseas warehouse", "WH-US-LAX"),
         _c("sku_id", pl.String(), "stock keeping unit", "SKU0007"),
-        _c("units_sold", pl.Int64(), "units shipped to buyers that day (censored by stock)", "3",
-           unit="units"),
-        _c("on_hand_end", pl.Int64(), "units on hand at the end of the day", "41", unit="units",
-           nullable=True),
+        _c(
+            "units_sold",
+            pl.Int64(),
+            "units shipped to buyers that day (censored by stock)",
+            "3",
+            unit="units",
+        ),
+        _c(
+            "on_hand_end",
+            pl.Int64(),
+            "units on hand at the end of the day",
+            "41",
+            unit="units",
+            nullable=True,
+        ),
         _c("is_stockout", pl.Boolean(), "the SKU ran out during the day (sales are censored)", "false"),
         _c("price_usd", pl.Float64(), "selling price that day", "19.99", unit="USD", **_OPT),
         _c("is_promo", pl.Boolean(), "a promotion ran that day", "false", **_OPT),
@@ -278,8 +318,13 @@ REPLENISHMENTS = TableSpec(
         _c("units", pl.Int64(), "units shipped (>= 1)", "600", unit="units"),
         _c("mode", Mode, "air, rail or sea", "sea"),
         _c("shipped_at", TIMESTAMP, "left the origin (UTC)", "2025-01-10T00:00:00Z"),
-        _c("received_at", TIMESTAMP, "received into stock (UTC); null while open", "2025-02-14T00:00:00Z",
-           nullable=True),
+        _c(
+            "received_at",
+            TIMESTAMP,
+            "received into stock (UTC); null while open",
+            "2025-02-14T00:00:00Z",
+            nullable=True,
+        ),
         _c("origin_hub", pl.String(), "origin hub / port", "SZX", **_OPT),
         _c("customs_days", pl.Float64(), "import clearance time", "2.5", unit="days", **_OPT),
         _c("freight_cost_usd", pl.Float64(), "freight paid", "310.0", unit="USD", **_OPT),
@@ -315,8 +360,14 @@ WAREHOUSES = TableSpec(
         _c("country", pl.String(), "ISO-2 country of the warehouse", "US"),
         _c("capacity_units", pl.Int64(), "storage capacity", "250000", unit="units"),
         _c("region", pl.String(), "region/state", "US-CA", **_OPT),
-        _c("holding_cost_usd_per_unit_week", pl.Float64(), "storage cost per unit and week", "0.05",
-           unit="USD", **_OPT),
+        _c(
+            "holding_cost_usd_per_unit_week",
+            pl.Float64(),
+            "storage cost per unit and week",
+            "0.05",
+            unit="USD",
+            **_OPT,
+        ),
     ),
     key=("warehouse_id",),
     sort_by=("warehouse_id",),
@@ -341,8 +392,16 @@ LANES = TableSpec(
 
 TABLES: Final[dict[str, TableSpec]] = {
     t.name: t
-    for t in (SHIPMENTS, SHIPMENT_EVENTS, CUSTOMS_DECLARATIONS, WAREHOUSE_SALES, REPLENISHMENTS, SKUS,
-              WAREHOUSES, LANES)
+    for t in (
+        SHIPMENTS,
+        SHIPMENT_EVENTS,
+        CUSTOMS_DECLARATIONS,
+        WAREHOUSE_SALES,
+        REPLENISHMENTS,
+        SKUS,
+        WAREHOUSES,
+        LANES,
+    )
 }
 # Parents before children, so foreign keys are checked against validated parents.
 TABLE_ORDER: Final[tuple[str, ...]] = (

@@ -73,7 +73,9 @@ class TableValidation:
 # ---------------------------------------------------------------------------------------------------------
 def _parse_timestamp(col: pl.Expr, assume_timezone: str | None) -> tuple[pl.Expr, pl.Expr]:
     """(UTC timestamp, is-naive flag) from ISO-8601 strings."""
-    text = col.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T").str.replace(r"Z$", "+00:00")
+    text = (
+        col.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T").str.replace(r"Z$", "+00:00")
+    )
     aware = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone=UTC, time_unit="us")
     naive = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
     if assume_timezone is not None:
@@ -159,9 +161,7 @@ def _type_rules(
     rules: list[Rule] = []
     for c in spec.columns:
         raw_col = pl.col(_RAW + c.name)
-        expr, tz_missing = coerce_column(
-            raw_col, c.name, c.dtype, raw.schema[_RAW + c.name], assume_timezone
-        )
+        expr, tz_missing = coerce_column(raw_col, c.name, c.dtype, raw.schema[_RAW + c.name], assume_timezone)
         typed.append(expr.alias(c.name))
         rule = "vocabulary" if isinstance(c.dtype, pl.Enum) else "type"
         detail = RULE_DOCS[rule]
@@ -198,7 +198,9 @@ def _quarantine_rows(table: str, violations: pl.DataFrame, raw: pl.DataFrame) ->
     raw_text = raw.select(
         SOURCE,
         ROW,
-        pl.struct([pl.col(c).alias(c.removeprefix(_RAW)) for c in raw_cols]).struct.json_encode().alias("raw_row"),
+        pl.struct([pl.col(c).alias(c.removeprefix(_RAW)) for c in raw_cols])
+        .struct.json_encode()
+        .alias("raw_row"),
         *[pl.col(c).cast(pl.String).alias(c) for c in raw_cols],
     )
     per_row = (
@@ -271,7 +273,14 @@ def _table_rules(
     spec: TableSpec, passed: pl.DataFrame, parents: Mapping[str, pl.DataFrame]
 ) -> tuple[pl.DataFrame, list[Rule], list[str]]:
     """Add the multi-row rule flags to the rows that passed the row rules."""
-    rules = [Rule("duplicate_key", spec.key[-1], pl.lit(True), RULE_DOCS["duplicate_key"] + f" ({', '.join(spec.key)})")]
+    rules = [
+        Rule(
+            "duplicate_key",
+            spec.key[-1],
+            pl.lit(True),
+            RULE_DOCS["duplicate_key"] + f" ({', '.join(spec.key)})",
+        )
+    ]
     flags = ["__dup"]
     passed = passed.sort(SOURCE, ROW).with_columns(_duplicate_flag(spec).alias("__dup"))
     for column, parent, parent_col in spec.foreign_keys:
@@ -279,8 +288,12 @@ def _table_rules(
             continue
         known = parents[parent].get_column(parent_col).unique().implode()
         flag = f"__fk_{column}"
-        passed = passed.with_columns((pl.col(column).is_not_null() & ~pl.col(column).is_in(known)).alias(flag))
-        rules.append(Rule("foreign_key", column, pl.lit(True), RULE_DOCS["foreign_key"] + f": {parent}.{parent_col}"))
+        passed = passed.with_columns(
+            (pl.col(column).is_not_null() & ~pl.col(column).is_in(known)).alias(flag)
+        )
+        rules.append(
+            Rule("foreign_key", column, pl.lit(True), RULE_DOCS["foreign_key"] + f": {parent}.{parent_col}")
+        )
         flags.append(flag)
     if spec.name == "shipment_events":
         ok = passed.filter(~pl.any_horizontal(flags))

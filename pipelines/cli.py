@@ -35,7 +35,8 @@ app = typer.Typer(
         "Forecasts and decisions for cross-border e-commerce logistics.\n\n"
         "Start here: `transitcast demo` simulates a world, ingests and versions it (what `make demo` runs).\n"
         "Bring your own data: write files named after the contract tables (docs/data-contract.md, or "
-        "`transitcast contract`) into a folder and run `transitcast ingest --raw FOLDER --out data/validated`."
+        "`transitcast contract`) into a folder and run\n"
+        "`transitcast ingest --raw FOLDER --out data/validated`."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -152,7 +153,9 @@ def ingest(
     tables = {k: v.__dict__ for k, v in report.tables.items()}
     console.print(_accounting_table(tables, f"ingested into {out}"))
     if report.quarantine_by_rule:
-        console.print("quarantine by rule: " + ", ".join(f"{k}={v:,}" for k, v in report.quarantine_by_rule.items()))
+        console.print(
+            "quarantine by rule: " + ", ".join(f"{k}={v:,}" for k, v in report.quarantine_by_rule.items())
+        )
         console.print(f"inspect it: {out / 'quarantine.parquet'} (one row per rejected input row)")
 
 
@@ -212,7 +215,9 @@ def contract(
         for col in ("column", "type", "required", "nullable", "description"):
             table.add_column(col)
         for c in spec.columns:
-            table.add_row(c.name, str(c.dtype), "yes" if c.required else "", "yes" if c.nullable else "", c.description)
+            table.add_row(
+                c.name, str(c.dtype), "yes" if c.required else "", "yes" if c.nullable else "", c.description
+            )
         console.print(table)
 
 
@@ -254,11 +259,13 @@ def demo(
         result = ingest_flow(simulate_world=True, simulator=config, version=version)
     console.print(_accounting_table(result["tables"], "data ingested"))
     console.print(f"raw files:        {settings.raw_dir}/ (oracle/ holds the simulator's truth)")
-    console.print(f"validated tables: {settings.validated_dir}/  quarantine: {settings.validated_dir}/quarantine.parquet")
+    console.print(
+        f"validated tables: {settings.validated_dir}/ "
+        f"(rejected rows: {settings.validated_dir}/quarantine.parquet)"
+    )
     console.print(f"ingest report:    {settings.validated_dir}/ingest_report.json")
     dv = result.get("data_version")
     console.print(f"data version:     {dv[:12] if dv else 'not versioned'} (data.dvc)")
-
 
 
 if __name__ == "__main__":  # pragma: no cover

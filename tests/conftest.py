@@ -10,7 +10,9 @@ import pytest
 
 from features.schema import table_spec
 
-SHARED_DATA = Path(os.environ.get("TRANSITCAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("TRANSITCAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def example_rows(table: str, n: int = 1, **overrides: list[str | None]) -> pl.DataFrame:

@@ -25,11 +25,17 @@ SHIPMENT_CASES = [
     pytest.param({"weight_kg": ["abc"]}, "weight_kg", "type", id="weight-not-a-number"),
     pytest.param({"item_count": ["2.5"]}, "item_count", "type", id="item-count-not-integer"),
     pytest.param({"mode": ["teleport"]}, "mode", "vocabulary", id="unknown-mode"),
-    pytest.param({"created_at": ["2025-03-01 08:15:00"]}, "created_at", "timezone_missing", id="naive-timestamp"),
+    pytest.param(
+        {"created_at": ["2025-03-01 08:15:00"]}, "created_at", "timezone_missing", id="naive-timestamp"
+    ),
     pytest.param({"created_at": ["01/03/2025"]}, "created_at", "type", id="not-iso-timestamp"),
     pytest.param({"carrier": [None]}, "carrier", "not_null", id="missing-carrier"),
-    pytest.param({"destination_country": ["XX"]}, "destination_country", "iso2_country", id="unknown-country"),
-    pytest.param({"destination_country": ["USA"]}, "destination_country", "iso2_country", id="alpha3-country"),
+    pytest.param(
+        {"destination_country": ["XX"]}, "destination_country", "iso2_country", id="unknown-country"
+    ),
+    pytest.param(
+        {"destination_country": ["USA"]}, "destination_country", "iso2_country", id="alpha3-country"
+    ),
     pytest.param({"hs_code": ["8518"]}, "hs_code", "hs_code_6_digits", id="short-hs-code"),
     pytest.param({"hs_code": ["85183000"]}, "hs_code", "hs_code_6_digits", id="10-digit-hs-code"),
     pytest.param({"weight_kg": ["-0.5"]}, "weight_kg", "non_negative", id="negative-weight"),
@@ -37,11 +43,20 @@ SHIPMENT_CASES = [
     pytest.param({"shipping_cost_usd": ["NaN"]}, "shipping_cost_usd", "finite", id="nan-cost"),
     pytest.param({"item_count": ["0"]}, "item_count", "positive", id="zero-items"),
     pytest.param(
-        {"delivered_at": ["2025-02-28T00:00:00Z"]}, "delivered_at", "delivered_after_created", id="delivered-early"
+        {"delivered_at": ["2025-02-28T00:00:00Z"]},
+        "delivered_at",
+        "delivered_after_created",
+        id="delivered-early",
     ),
-    pytest.param({"status": ["in_transit"]}, "delivered_at", "delivered_iff_status_delivered", id="open-but-delivered"),
-    pytest.param({"delivered_at": [None]}, "delivered_at", "delivered_iff_status_delivered", id="delivered-no-time"),
-    pytest.param({"promised_date": ["2025-02-27"]}, "promised_date", "promised_after_created", id="promise-in-past"),
+    pytest.param(
+        {"status": ["in_transit"]}, "delivered_at", "delivered_iff_status_delivered", id="open-but-delivered"
+    ),
+    pytest.param(
+        {"delivered_at": [None]}, "delivered_at", "delivered_iff_status_delivered", id="delivered-no-time"
+    ),
+    pytest.param(
+        {"promised_date": ["2025-02-27"]}, "promised_date", "promised_after_created", id="promise-in-past"
+    ),
 ]
 
 
@@ -89,41 +104,66 @@ def _parents() -> dict[str, pl.DataFrame]:
 
 EVENT_CASES = [
     pytest.param(
-        _events(shipment_id=["S1", "NOPE"], event=["picked_up", "picked_up"],
-                event_at=["2025-03-02T00:00:00Z", "2025-03-02T00:00:00Z"]),
+        _events(
+            shipment_id=["S1", "NOPE"],
+            event=["picked_up", "picked_up"],
+            event_at=["2025-03-02T00:00:00Z", "2025-03-02T00:00:00Z"],
+        ),
         [(2, "foreign_key")],
         id="unknown-shipment",
     ),
     pytest.param(
-        _events(shipment_id=["S1", "S1"], event=["picked_up", "arrived_origin_hub"],
-                event_at=["2025-02-01T00:00:00Z", "2025-03-02T00:00:00Z"]),
+        _events(
+            shipment_id=["S1", "S1"],
+            event=["picked_up", "arrived_origin_hub"],
+            event_at=["2025-02-01T00:00:00Z", "2025-03-02T00:00:00Z"],
+        ),
         [(1, "event_before_created")],
         id="scan-before-creation",
     ),
     pytest.param(
-        _events(shipment_id=["S1"] * 4, event=["picked_up", "linehaul_departed", "delivered", "linehaul_arrived"],
-                event_at=["2025-03-02T00:00:00Z", "2025-03-03T00:00:00Z", "2025-03-05T00:00:00Z",
-                          "2025-03-06T00:00:00Z"]),
+        _events(
+            shipment_id=["S1"] * 4,
+            event=["picked_up", "linehaul_departed", "delivered", "linehaul_arrived"],
+            event_at=[
+                "2025-03-02T00:00:00Z",
+                "2025-03-03T00:00:00Z",
+                "2025-03-05T00:00:00Z",
+                "2025-03-06T00:00:00Z",
+            ],
+        ),
         [(4, "event_order")],
         id="scan-after-delivery",
     ),
     pytest.param(
-        _events(shipment_id=["S1"] * 4, event=["picked_up", "customs_released", "linehaul_departed",
-                                                "linehaul_arrived"],
-                event_at=["2025-03-02T00:00:00Z", "2025-03-03T00:00:00Z", "2025-03-04T00:00:00Z",
-                          "2025-03-06T00:00:00Z"]),
+        _events(
+            shipment_id=["S1"] * 4,
+            event=["picked_up", "customs_released", "linehaul_departed", "linehaul_arrived"],
+            event_at=[
+                "2025-03-02T00:00:00Z",
+                "2025-03-03T00:00:00Z",
+                "2025-03-04T00:00:00Z",
+                "2025-03-06T00:00:00Z",
+            ],
+        ),
         [(2, "event_order")],
         id="early-customs-release-blamed-not-the-rest",
     ),
     pytest.param(
-        _events(shipment_id=["S1"] * 3, event=["picked_up", "delivered", "delivered"],
-                event_at=["2025-03-02T00:00:00Z", "2025-03-05T00:00:00Z", "2025-03-07T00:00:00Z"]),
+        _events(
+            shipment_id=["S1"] * 3,
+            event=["picked_up", "delivered", "delivered"],
+            event_at=["2025-03-02T00:00:00Z", "2025-03-05T00:00:00Z", "2025-03-07T00:00:00Z"],
+        ),
         [(3, "event_after_terminal")],
         id="delivered-twice",
     ),
     pytest.param(
-        _events(shipment_id=["S1"] * 2, event=["picked_up", "picked_up"],
-                event_at=["2025-03-02T00:00:00Z", "2025-03-02T00:00:00Z"]),
+        _events(
+            shipment_id=["S1"] * 2,
+            event=["picked_up", "picked_up"],
+            event_at=["2025-03-02T00:00:00Z", "2025-03-02T00:00:00Z"],
+        ),
         [(2, "duplicate_key")],
         id="duplicate-scan",
     ),
@@ -148,12 +188,20 @@ def test_validate_table_events_delivery_retries_are_a_possible_order() -> None:
 
 
 OTHER_CASES = [
-    pytest.param("customs_declarations", {"released_at": ["2025-03-05T00:00:00Z"]}, "released_after_declared",
-                 id="released-before-declared"),
+    pytest.param(
+        "customs_declarations",
+        {"released_at": ["2025-03-05T00:00:00Z"]},
+        "released_after_declared",
+        id="released-before-declared",
+    ),
     pytest.param("customs_declarations", {"outcome": ["vanished"]}, "vocabulary", id="unknown-outcome"),
     pytest.param("customs_declarations", {"is_inspected": ["maybe"]}, "type", id="not-a-boolean"),
-    pytest.param("replenishments", {"received_at": ["2025-01-01T00:00:00Z"]}, "received_after_shipped",
-                 id="received-before-shipped"),
+    pytest.param(
+        "replenishments",
+        {"received_at": ["2025-01-01T00:00:00Z"]},
+        "received_after_shipped",
+        id="received-before-shipped",
+    ),
     pytest.param("replenishments", {"mode": ["postal"]}, "replenishment_mode", id="postal-replenishment"),
     pytest.param("replenishments", {"units": ["0"]}, "positive", id="zero-units"),
     pytest.param("warehouse_sales", {"units_sold": ["-2"]}, "non_negative", id="negative-sales"),
@@ -174,15 +222,17 @@ def test_validate_table_other_tables_rule_quarantines_row(table: str, overrides:
 
 def test_validate_tables_foreign_keys_follow_quarantined_parents() -> None:
     ships = example_rows("shipments", 2, shipment_id=["S1", "S2"], weight_kg=["1", "-1"])
-    events = _events(shipment_id=["S1", "S2"], event=["picked_up", "picked_up"],
-                     event_at=["2025-03-02T00:00:00Z"] * 2)
+    events = _events(
+        shipment_id=["S1", "S2"], event=["picked_up", "picked_up"], event_at=["2025-03-02T00:00:00Z"] * 2
+    )
     customs = example_rows("customs_declarations", 3, shipment_id=["S1", None, "S2"])
     result = validate_tables({"shipments": ships, "shipment_events": events, "customs_declarations": customs})
     assert result.valid["shipment_events"]["shipment_id"].to_list() == ["S1"]
     assert result.valid["customs_declarations"].height == 2  # the declaration without a shipment is fine
     q = result.quarantine.filter(pl.col("rule") == "foreign_key")
     assert q.select("table", "raw_value").sort("table").rows() == [
-        ("customs_declarations", "S2"), ("shipment_events", "S2")
+        ("customs_declarations", "S2"),
+        ("shipment_events", "S2"),
     ]
 
 
@@ -203,13 +253,19 @@ def test_validate_table_optional_column_absent_is_null() -> None:
     [
         pytest.param("2025-03-01T08:15:00Z", "2025-03-01 08:15:00", id="zulu"),
         pytest.param("2025-03-01 16:15:00+08:00", "2025-03-01 08:15:00", id="offset-space"),
-        pytest.param("2025-03-01T03:15:00.5-05:00", "2025-03-01 08:15:00.500000", id="fraction-negative-offset"),
+        pytest.param(
+            "2025-03-01T03:15:00.5-05:00", "2025-03-01 08:15:00.500000", id="fraction-negative-offset"
+        ),
         pytest.param("2025-03-30T02:30:00+02:00", "2025-03-30 00:30:00", id="dst-day-offset"),
     ],
 )
 def test_coerce_timestamp_offsets_become_utc(raw_value: str, expected: str) -> None:
-    raw = example_rows("shipments", created_at=[raw_value], promised_date=["2025-04-30"],
-                       delivered_at=["2025-04-01T00:00:00Z"])
+    raw = example_rows(
+        "shipments",
+        created_at=[raw_value],
+        promised_date=["2025-04-30"],
+        delivered_at=["2025-04-01T00:00:00Z"],
+    )
     valid = validate_table(raw, table_spec("shipments")).valid
     assert str(valid["created_at"].dt.replace_time_zone(None).item()) == expected
 
@@ -229,8 +285,14 @@ def test_coerce_normalises_hs_code_and_country_text() -> None:
 def test_coerce_typed_parquet_inputs() -> None:
     spec = table_spec("skus")
     raw = pl.DataFrame(
-        {"sku_id": ["A", "B"], "category": ["toys", "toys"], "hs_code": [10121, 950300],
-         "unit_cost_usd": [1, 2], "price_usd": [3.0, 4.0], "case_pack": [12.0, 12.5]}
+        {
+            "sku_id": ["A", "B"],
+            "category": ["toys", "toys"],
+            "hs_code": [10121, 950300],
+            "unit_cost_usd": [1, 2],
+            "price_usd": [3.0, 4.0],
+            "case_pack": [12.0, 12.5],
+        }
     )
     result = validate_table(raw, spec)
     assert result.valid.select("sku_id", "hs_code", "case_pack").rows() == [("A", "010121", 12)]
