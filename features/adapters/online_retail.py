@@ -1,0 +1,3 @@
+"""placeholder"""
+def adapt_online_retail(raw):
+    raise NotImplementedError
