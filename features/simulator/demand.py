@@ -31,15 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import special
 
 from features.calendar import black_friday, country_holidays, daily_calendar
-from features.schema import TABLES, Mode
+from features.schema import TABLES
 from features.simulator.inventory import (
     DEFAULT_WAREHOUSES,
-    REPLENISHMENT_MODE_NAMES,
     ReplenishmentConfig,
     StockInputs,
-    StockResult,
     WarehouseSpec,
+    replenishments_frame,
     simulate_stock,
+    warehouses_frame,
 )
 
 __all__ = [
@@ -96,9 +96,8 @@ _WEEKDAY: Final = np.array([1.22, 1.12, 1.04, 1.0, 0.95, 0.80, 0.87])
 _HOLIDAY_FACTOR, _AFTER_HOLIDAY_FACTOR, _POST_CHRISTMAS_FACTOR = 0.6, 1.25, 0.6
 _CASE_PACKS: Final = np.array([1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 30, 40, 50, 60, 80, 100, 120, 150, 200])
 _HORIZON_DAYS: Final = 150  # days past `end` the planner's calendar must cover
-# Freight: fixed USD per shipment and USD per kg, by mode (sea, rail, air); origin hub by supplier region.
-_FREIGHT_FIXED, _FREIGHT_PER_KG = np.array([180.0, 150.0, 60.0]), np.array([1.1, 2.4, 6.8])
-_HUBS: Final = np.array([["NGB", "YIW", "PVG"], ["SZX", "XIY", "CAN"]])  # [east/south, mode]
+# Origin hub of a replenishment by supplier region (east: Zhejiang/Shanghai, south: Guangdong) and mode.
+_HUBS: Final = np.array([["NGB", "YIW", "PVG"], ["SZX", "XIY", "CAN"]])  # [east/south, sea/rail/air]
 
 DEMAND_WEEKLY_SCHEMA: Final = pl.Schema({
     "week_start": pl.Date(), "warehouse_id": pl.String(), "sku_id": pl.String(), "n_days": pl.Int32(),
@@ -193,19 +192,24 @@ def simulate_demand(
         prior_rate=series["prior_rate"], profile=cat.profile, group=series["group"],
         warehouse=series["warehouse"], case_pack=skus["case_pack"][series["sku"]],
         min_order_units=skus["moq"][series["sku"]], origin_capacity=cat.origin_capacity, month=cat.month,
-        weekday=cat.weekday,
+        weekday=cat.weekday, unit_weight_kg=skus["weight"][series["sku"]],
+        origin_hubs=_HUBS[skus["south"][series["sku"]].astype(int)],
     )
     stock = simulate_stock(inputs, config.warehouses, config.replenishment, rng)
+    keys = _series_keys(config, series)
+    sales = _series_frame(keys, grid, active, TABLES["warehouse_sales"].schema, units_sold=stock.sales,
+                          on_hand_end=stock.on_hand_end, is_stockout=stock.is_stockout, price_usd=price,
+                          is_promo=is_promo)
     tables = {
         "skus": _skus_frame(skus, grid),
-        "warehouses": _warehouses_frame(config.warehouses, stock, series["warehouse"], grid),
-        "warehouse_sales": _sales_frame(series, grid, active, stock, price, is_promo),
-        "replenishments": _replenishments_frame(stock, series, skus, grid, cat, rng),
+        "warehouses": warehouses_frame(config.warehouses, stock, inputs, grid.first),
+        "warehouse_sales": sales,
+        "replenishments": replenishments_frame(stock, inputs, keys, grid.day0, grid.first, rng),
     }
     oracle = {
-        "demand_weekly": _weekly_oracle(series, grid, active, mean, demand),
-        "demand_daily": _series_frame(series, grid, active, DEMAND_DAILY_SCHEMA,
-                                      demand_mean=mean, demand_units=demand),
+        "demand_weekly": _weekly_oracle(keys, series["size"], grid, active, mean, demand),
+        "demand_daily": _series_frame(keys, grid, active, DEMAND_DAILY_SCHEMA, demand_mean=mean,
+                                      demand_units=demand),
     }
     for name in ("skus", "warehouses", "warehouse_sales", "replenishments"):
         tables[name] = tables[name].select(TABLES[name].schema.names()).cast(dict(TABLES[name].schema))
@@ -468,7 +472,7 @@ def _nb_quantiles(mean: np.ndarray, size: np.ndarray, probs: tuple[float, ...]) 
     mu, k = mean[todo], size[todo]
     p = k / (k + mu)
     m = np.floor(np.maximum(mu - np.sqrt(mu + mu**2 / k) - 1, 0))
-    cdf = np.where(m > 0, special.nbdtr(np.maximum(m - 1, 0), k, p), 0.0)
+    cdf = np.where(m > 0, special.betainc(k, np.maximum(m, 1), p), 0.0)  # P(X <= m - 1)
     pmf = np.exp(special.gammaln(m + k) - special.gammaln(k) - special.gammaln(m + 1)
                  + k * np.log(p) + m * np.log1p(-p))
     found = np.full((len(probs), todo.size), -1.0)

@@ -12,10 +12,12 @@ Stock-outs therefore happen at a realistic rate, more around peaks and after Chi
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -25,7 +27,9 @@ __all__ = [
     "StockInputs",
     "StockResult",
     "WarehouseSpec",
+    "replenishments_frame",
     "simulate_stock",
+    "warehouses_frame",
 ]
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,8 @@ REPLENISHMENT_MODE_NAMES = ("sea", "rail", "air")
 _SEA, _RAIL, _AIR = 0, 1, 2
 _CUSTOMS_MEDIAN_DAYS = np.array([2.5, 2.0, 1.0])  # import clearance by mode (sea, rail, air)
 _HORIZON_DAYS = 200  # receipts later than this after the last simulated day are dropped
+# Freight: fixed USD per shipment and USD per kg, by mode (sea, rail, air).
+_FREIGHT_FIXED, _FREIGHT_PER_KG = np.array([180.0, 150.0, 60.0]), np.array([1.1, 2.4, 6.8])
 
 
 class WarehouseSpec(BaseModel):
@@ -141,6 +147,8 @@ class StockInputs:
         origin_capacity: [D + horizon] Chinese origin capacity (`daily_calendar`).
         month: [D + horizon] calendar month of each day (1-12).
         weekday: [D + horizon] ISO weekday (0 = Monday).
+        unit_weight_kg: [S] weight of one unit (freight cost).
+        origin_hubs: [S, 3] origin hub of a sea, rail and air replenishment of the series.
     """
 
     demand: np.ndarray
@@ -156,6 +164,8 @@ class StockInputs:
     origin_capacity: np.ndarray
     month: np.ndarray
     weekday: np.ndarray
+    unit_weight_kg: np.ndarray
+    origin_hubs: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -350,3 +360,78 @@ def _lead_times(
     customs = np.round(customs + inspected * rng.uniform(3.0, 10.0, n), 1)
     received = shipped + np.maximum(np.ceil(transit + congestion + customs), 1).astype(np.int64)
     return shipped, received, customs
+
+
+def replenishments_frame(
+    result: StockResult,
+    inputs: StockInputs,
+    keys: pl.DataFrame,
+    day0: dt.date,
+    first: int,
+    rng: np.random.Generator,
+) -> pl.DataFrame:
+    """The `replenishments` contract table: orders that left the origin by the last day and that were
+    received on or after day `first` (or are still in transit, `received_at` null).
+
+    Args:
+        result: output of `simulate_stock`.
+        inputs: the inputs of that simulation (weights, hubs, calendar).
+        keys: `warehouse_id` and `sku_id` of every series.
+        day0: the date of day index 0.
+        first: index of the first reported day (the warm-up before it is dropped).
+        rng: random generator (times of day, freight noise).
+
+    Returns:
+        Frame with the contract columns, sorted by `shipped_at` then `replenishment_id`.
+    """
+    last = inputs.demand.shape[0] - 1
+    keep = (result.order_shipped_idx <= last) & (result.order_received_idx >= first)
+    series, mode = result.order_series[keep], result.order_mode[keep]
+    shipped, received = result.order_shipped_idx[keep], result.order_received_idx[keep]
+    units = result.order_units[keep]
+    n = series.size
+    is_open = received > last
+    month = inputs.month[shipped]
+    surcharge = np.select([(mode == _SEA) & (month >= 8) & (month <= 10), (mode == _AIR) & (month >= 11)],
+                          [1.3, 1.4], 1.0) * np.where(inputs.origin_capacity[shipped] < 1, 1.15, 1.0)
+    freight = (_FREIGHT_FIXED[mode] + _FREIGHT_PER_KG[mode] * units * inputs.unit_weight_kg[series]) \
+        * surcharge * rng.lognormal(0.0, 0.1, n)
+    epoch0 = (day0 - dt.date(1970, 1, 1)).days
+    us_per_day = 86_400_000_000
+    shipped_us = (epoch0 + shipped) * us_per_day + (rng.uniform(0, 24, n) * 3.6e9).astype(np.int64)
+    received_us = (epoch0 + received) * us_per_day + (rng.uniform(6, 20, n) * 3.6e9).astype(np.int64)
+    order = np.lexsort((series, shipped_us))
+    timestamp = pl.Datetime("us", "UTC")
+    frame = pl.DataFrame({
+        "replenishment_id": [f"R{i + 1:07d}" for i in range(n)],
+        "warehouse_id": keys["warehouse_id"].gather(series[order]),
+        "sku_id": keys["sku_id"].gather(series[order]),
+        "units": units[order],
+        "mode": pl.Series(np.array(REPLENISHMENT_MODE_NAMES)[mode[order]], dtype=pl.String),
+        "shipped_at": pl.Series(shipped_us[order]).cast(timestamp),
+        "received_at": pl.Series(np.where(is_open, 0, received_us)[order]).cast(timestamp),
+        "is_open": is_open[order],
+        "origin_hub": pl.Series(inputs.origin_hubs[series, mode][order], dtype=pl.String),
+        "customs_days": result.order_customs_days[keep][order],
+        "freight_cost_usd": np.round(freight[order], 2),
+    })
+    return frame.with_columns(
+        pl.when(~pl.col("is_open")).then(pl.col("received_at", "customs_days")),
+    ).drop("is_open")
+
+
+def warehouses_frame(
+    warehouses: tuple[WarehouseSpec, ...], result: StockResult, inputs: StockInputs, first: int
+) -> pl.DataFrame:
+    """The `warehouses` contract table; capacity is 1.4x the peak simulated stock, rounded up to 1,000."""
+    n_wh = len(warehouses)
+    onehot = np.zeros((inputs.warehouse.size, n_wh))
+    onehot[np.arange(inputs.warehouse.size), inputs.warehouse] = 1.0
+    peak_stock = (result.on_hand_end[first:] @ onehot).max(axis=0, initial=0.0)
+    return pl.DataFrame({
+        "warehouse_id": [w.warehouse_id for w in warehouses],
+        "country": [w.country for w in warehouses],
+        "capacity_units": (np.ceil(np.maximum(peak_stock, 1.0) * 1.4 / 1000) * 1000).astype(np.int64),
+        "region": [w.region for w in warehouses],
+        "holding_cost_usd_per_unit_week": [w.holding_cost_usd_per_unit_week for w in warehouses],
+    }).sort("warehouse_id")

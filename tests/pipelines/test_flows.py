@@ -1,0 +1,39 @@
+"""Prefect flow smoke tests (one per flow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.simulator import SimulatorConfig
+
+
+def _small_world() -> SimulatorConfig:
+    base = SimulatorConfig(start_date=dt.date(2025, 1, 6), end_date=dt.date(2025, 6, 30), seed=3)
+    return base.model_copy(
+        update={
+            "shipments": base.shipments.model_copy(update={"n_shipments": 2_000}),
+            "demand": base.demand.model_copy(update={"n_skus": 20}),
+        }
+    )
+
+
+@pytest.mark.flow
+def test_ingest_flow_simulates_validates_and_writes(prefect_harness: None, small_world_dir: Path) -> None:
+    from pipelines.flows import ingest_flow
+
+    result = ingest_flow(
+        simulate_world=True, simulator=_small_world(), data_dir=small_world_dir, version=False
+    )
+    tables = result["tables"]
+    assert tables["shipments"]["rows_in"] == 2_000
+    for name, counts in tables.items():
+        assert counts["rows_in"] == counts["valid"] + counts["quarantined"], name
+        assert (small_world_dir / "validated" / f"{name}.parquet").exists()
+    assert (small_world_dir / "raw" / "oracle").is_dir()
+    assert pl.read_parquet(small_world_dir / "validated" / "quarantine.parquet").height == sum(
+        c["quarantined"] for c in tables.values()
+    )
