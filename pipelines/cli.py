@@ -95,12 +95,15 @@ def simulate(
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (default 2023-01-02).")] = "",
     end: Annotated[str, typer.Option(help="'Today' of the world, YYYY-MM-DD (default 2025-11-30).")] = "",
     file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    dirty_rate: Annotated[
+        float, typer.Option(help="Share of raw rows broken on purpose, to exercise the quarantine.")
+    ] = 0.0,
 ) -> None:
     """Simulate a cross-border world and write the raw files a user would bring (plus oracle/)."""
     from features.simulator import SimulatorConfig, write_world
     from features.simulator import simulate as run
 
-    overrides: dict[str, object] = {"seed": seed}
+    overrides: dict[str, object] = {"seed": seed, "dirty_rate": dirty_rate}
     if start:
         overrides["start_date"] = start
     if end:
@@ -243,13 +246,16 @@ def demo(
     shipments: Annotated[int, typer.Option(help="Simulated shipments (0: demo default).")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     version: Annotated[bool, typer.Option(help="Version data/ with DVC.")] = True,
+    dirty_rate: Annotated[
+        float, typer.Option(help="Share of raw rows broken on purpose, to show the quarantine at work.")
+    ] = 0.001,
 ) -> None:
     """Run the whole job on the embedded default: simulate, ingest, version (Prefect flow `ingest`)."""
     from features.simulator import SimulatorConfig
     from pipelines.flows import ingest_flow
 
     settings = Settings()
-    base = SimulatorConfig(seed=seed)
+    base = SimulatorConfig(seed=seed, dirty_rate=dirty_rate)
     config = (
         base.model_copy(update={"shipments": base.shipments.model_copy(update={"n_shipments": shipments})})
         if shipments

@@ -160,16 +160,14 @@ def _mark_same_day_cancellations(lines: pl.DataFrame) -> pl.DataFrame:
         "_row", "CustomerID", "sku_id", "date", "InvoiceDate", qty=pl.col("Quantity")
     ).with_columns(k)
     cancels = lines.filter((pl.col("rule") == "cancellation") & pl.col("CustomerID").is_not_null()).select(
-        "CustomerID", "sku_id", "date", cancel_at="InvoiceDate", qty=-pl.col("Quantity"),
-        InvoiceDate="InvoiceDate", _row="_row",
-    ).with_columns(k).drop("InvoiceDate", "_row")
+        "_row", "CustomerID", "sku_id", "date", "InvoiceDate", qty=-pl.col("Quantity")
+    ).with_columns(k).select(*key, "k", cancel_at="InvoiceDate")
     paired = orders.join(cancels, on=[*key, "k"], how="inner").filter(
         pl.col("InvoiceDate") <= pl.col("cancel_at")
-    )
-    return lines.with_columns(
-        rule=pl.when(pl.col("_row").is_in(paired.get_column("_row").implode()))
-        .then(pl.lit("cancelled_same_day")).otherwise(pl.col("rule"))
-    )
+    ).select("_row", same_day=pl.lit(True))
+    return lines.join(paired, on="_row", how="left", maintain_order="left").with_columns(
+        rule=pl.when(pl.col("same_day")).then(pl.lit("cancelled_same_day")).otherwise(pl.col("rule"))
+    ).drop("same_day")
 
 
 def _rejected(lines: pl.DataFrame) -> pl.DataFrame:
@@ -260,7 +258,5 @@ def adapt_online_retail(raw: pl.DataFrame) -> AdapterResult:
         "skus": skus.height,
         **{f"skus_category:{c}": n for c, n in skus.get_column("category").value_counts().iter_rows()},
         "warehouses": tables["warehouses"].height,
-        **{f"lines_country:{c}->{cc}": n for c, cc, n in sales.group_by("Country", "country").len().iter_rows()
-           if c.strip().upper() != cc},
     }
     return AdapterResult(tables=tables, rejected=rejected, notes=notes)

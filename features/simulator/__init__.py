@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.schema import TABLES
 from features.simulator.demand import DemandConfig, simulate_demand
+from features.simulator.dirty import inject_errors
 from features.simulator.shipments import ShipmentConfig, simulate_shipments
 
 __all__ = ["FileFormat", "SimulatedWorld", "SimulatorConfig", "simulate", "write_world"]
@@ -43,6 +44,9 @@ class SimulatorConfig(BaseModel):
     end_date: dt.date = Field(default=dt.date(2025, 11, 30), description="'now': later events are not known")
     shipments: ShipmentConfig = ShipmentConfig()
     demand: DemandConfig = DemandConfig()
+    dirty_rate: float = Field(
+        default=0.0, ge=0.0, le=0.2, description="share of raw rows broken on purpose (see simulator.dirty)"
+    )
 
     @model_validator(mode="after")
     def _check_dates(self) -> SimulatorConfig:
@@ -61,7 +65,7 @@ class SimulatedWorld:
 
 def simulate(config: SimulatorConfig) -> SimulatedWorld:
     """Simulate the world described by `config` (deterministic per `config.seed`)."""
-    ship_seq, demand_seq = np.random.SeedSequence(config.seed).spawn(2)
+    ship_seq, demand_seq, dirty_seq = np.random.SeedSequence(config.seed).spawn(3)
     log.info("simulating shipments (%s) ...", f"{config.shipments.n_shipments:,}")
     ship_tables, ship_oracle = simulate_shipments(
         config.shipments, config.start_date, config.end_date, np.random.default_rng(ship_seq)
@@ -75,6 +79,10 @@ def simulate(config: SimulatorConfig) -> SimulatedWorld:
     if unknown:  # pragma: no cover - guards the simulator modules
         raise RuntimeError(f"simulator produced non-contract tables: {sorted(unknown)}")
     oracle = {**ship_oracle, **demand_oracle}
+    if config.dirty_rate > 0:
+        tables, oracle["injected_errors"] = inject_errors(
+            tables, config.dirty_rate, np.random.default_rng(dirty_seq)
+        )
     return SimulatedWorld(tables=tables, oracle=oracle)
 
 

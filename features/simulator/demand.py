@@ -135,7 +135,7 @@ class DemandConfig(BaseModel):
 
     n_skus: int = Field(default=200, ge=1, le=9999)
     warehouses: tuple[WarehouseSpec, ...] = DEFAULT_WAREHOUSES
-    median_daily_units: float = Field(default=0.5, gt=0)
+    median_daily_units: float = Field(default=0.8, gt=0)
     demand_sigma: float = Field(default=1.2, ge=0)
     fast_mover_share: float = Field(default=0.04, ge=0, le=1)
     dispersion_size: float = Field(default=3.0, gt=0)
@@ -182,7 +182,7 @@ def simulate_demand(
     grid = _Grid.build(start - dt.timedelta(days=config.warmup_days), start, end)
     cat = _Calendar.build(grid, config.warehouses)
     skus = _draw_skus(config, grid, rng)
-    series = _draw_series(config, skus, grid, rng)
+    series = _draw_series(config, skus, rng)
     mean, is_promo, price = _demand_mean(config, skus, series, grid, cat, rng)
     demand = _draw_demand(mean, series["size"], grid, rng)
     days = np.arange(grid.n_days)[:, None]
@@ -267,10 +267,11 @@ class _Calendar(NamedTuple):
         names = list(CATEGORIES)
         profile = np.empty((len(dates), len(names), len(warehouses)))
         for w, spec in enumerate(warehouses):
-            on_holiday = dates.is_in(hol.filter(pl.col("country") == spec.country)["date"].implode()).to_numpy()
+            holidays = hol.filter(pl.col("country") == spec.country)["date"]
+            on_holiday = dates.is_in(holidays.implode()).to_numpy()
             after_holiday = np.concatenate([[False], on_holiday[:-1]]) & ~on_holiday
             base = _WEEKDAY[weekday] / _WEEKDAY.mean() * np.where(post_xmas, _POST_CHRISTMAS_FACTOR, 1.0)
-            base = base * np.where(on_holiday, _HOLIDAY_FACTOR, np.where(after_holiday, _AFTER_HOLIDAY_FACTOR, 1))
+            base *= np.where(on_holiday, _HOLIDAY_FACTOR, np.where(after_holiday, _AFTER_HOLIDAY_FACTOR, 1.0))
             u11, ubf, uxmas = _PEAK_UPLIFT.get(spec.country, _DEFAULT_UPLIFT)
             for c, name in enumerate(names):
                 prof = CATEGORIES[name]
@@ -301,17 +302,17 @@ def _draw_skus(config: DemandConfig, grid: _Grid, rng: np.random.Generator) -> d
     price = np.maximum(np.ceil(price_med * rng.lognormal(0, 0.5, n)) - 0.01, 1.99)
     weight = np.array([CATEGORIES[c].weight_kg for c in names])[category] * rng.lognormal(0, 0.6, n)
     weight = np.round(np.maximum(weight, 0.02), 3)
-    per_case = np.clip(10.0 / weight * rng.lognormal(0, 0.3, n), 1, 200)
+    per_case = np.clip(6.0 / weight * rng.lognormal(0, 0.3, n), 1, 200)
     case_pack = _CASE_PACKS[np.abs(np.log(_CASE_PACKS[None, :] / per_case[:, None])).argmin(axis=1)]
-    moq = case_pack * rng.choice([1, 2, 3, 5], n, p=[0.4, 0.3, 0.2, 0.1])
+    moq = case_pack * rng.choice([1, 2, 3, 5], n, p=[0.5, 0.3, 0.15, 0.05])
 
     out_days = grid.n_days - grid.first
     is_new = rng.random(n) < config.new_sku_share
     new_launch = grid.first + rng.integers(min(14, out_days - 1), max(out_days - 30, 15), n)
     launch = np.where(is_new, new_launch, grid.first - rng.integers(30, 1500, n))
     discontinued = ~is_new & (rng.random(n) < config.discontinued_share)
-    eol = np.where(discontinued, grid.first + rng.integers(min(120, out_days - 1), max(out_days - 14, 121), n),
-                   grid.n_days + 10_000)
+    eol_day = grid.first + rng.integers(min(120, out_days - 1), max(out_days - 14, 121), n)
+    eol = np.where(discontinued, eol_day, grid.n_days + 10_000)
     phase_out = np.where(discontinued, eol - rng.integers(42, 120, n), eol)
     base = config.median_daily_units * rng.lognormal(0, config.demand_sigma, n)
     base *= np.where(rng.random(n) < config.fast_mover_share, 6.0, 1.0)
@@ -326,7 +327,7 @@ def _draw_skus(config: DemandConfig, grid: _Grid, rng: np.random.Generator) -> d
     }
 
 
-def _draw_series(config: DemandConfig, skus: dict[str, np.ndarray], grid: _Grid,
+def _draw_series(config: DemandConfig, skus: dict[str, np.ndarray],
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Listings (SKU x warehouse series), ordered by warehouse id then SKU id, with their own parameters."""
     specs = config.warehouses

@@ -40,7 +40,7 @@ _SEA, _RAIL, _AIR = 0, 1, 2
 _CUSTOMS_MEDIAN_DAYS = np.array([2.5, 2.0, 1.0])  # import clearance by mode (sea, rail, air)
 _HORIZON_DAYS = 200  # receipts later than this after the last simulated day are dropped
 # Freight: fixed USD per shipment and USD per kg, by mode (sea, rail, air).
-_FREIGHT_FIXED, _FREIGHT_PER_KG = np.array([180.0, 150.0, 60.0]), np.array([1.1, 2.4, 6.8])
+_FREIGHT_FIXED, _FREIGHT_PER_KG = np.array([60.0, 50.0, 25.0]), np.array([1.0, 2.1, 6.5])
 
 
 class WarehouseSpec(BaseModel):
@@ -240,7 +240,8 @@ def simulate_stock(
 
     if not orders:
         orders.append(tuple(np.zeros(0, np.int64) for _ in range(6)))
-    series, units, mode, shipped, received_idx, customs = (np.concatenate(c) for c in zip(*orders, strict=True))
+    columns = (np.concatenate(c) for c in zip(*orders, strict=True))
+    series, units, mode, shipped, received_idx, customs = columns
     logger.info("stock simulated: %d series x %d days, %d replenishments, stock-out rate %.3f",
                 n_series, n_days, len(series), stockout.sum() / max(inputs.active.sum(), 1))
     return StockResult(sales, on_hand_end, stockout, series.astype(np.int64), units.astype(np.int64),
@@ -302,11 +303,12 @@ def _review(
     mode = np.where(emergency, _AIR, mode)
     lead = planned_lt[mode, np.arange(n_series)]
 
-    # Anticipation of seasons and peaks: ratio of the known profile over the coverage window to the recent past.
+    # Anticipation of seasons and peaks: the known profile over the coverage window versus the recent past.
     cover = lead + 7 + config.safety_stock_days
-    start = np.minimum(day + np.round(lead).astype(np.int64), profile_cum.shape[0] - 2)
-    stop = np.minimum(start + np.round(7 + config.safety_stock_days).astype(np.int64), profile_cum.shape[0] - 1)
-    future = (profile_cum[stop, inputs.group] - profile_cum[start, inputs.group]) / np.maximum(stop - start, 1)
+    horizon = profile_cum.shape[0] - 1
+    start = np.minimum(day + np.round(lead).astype(np.int64), horizon - 1)
+    stop = np.minimum(start + round(7 + config.safety_stock_days), horizon)
+    future = (profile_cum[stop, inputs.group] - profile_cum[start, inputs.group]) / (stop - start)
     past = (profile_cum[day, inputs.group] - profile_cum[lo, inputs.group]) / max(day - lo, 1)
     ratio = np.where(past > 0, future / np.where(past > 0, past, 1.0), 1.0) ** config.anticipation
     noise = rng.lognormal(-0.5 * config.forecast_noise_cv**2, config.forecast_noise_cv, n_series)

@@ -35,12 +35,68 @@ __all__ = [
     "PolicyChange",
     "Region",
     "Warehouse",
+    "MODE_PROFILES",
+    "ModeProfile",
     "lines",
     "sku_catalog",
+    "warehouse_countries",
 ]
 
 # Integer codes of the shipment modes, in `features.schema.SHIPMENT_MODES` order.
 MODE_CODES: Final[dict[str, int]] = {"postal": 0, "dedicated_line": 1, "express": 2, "overseas_warehouse": 3}
+
+
+@dataclass(frozen=True)
+class ModeProfile:
+    """Median stage durations (days) and service traits of a logistics mode.
+
+    Attributes:
+        pickup_days / to_hub_days / export_days: first mile and export processing at normal capacity.
+        consolidation_days: longest extra wait for a consolidated departure (uniform).
+        bump_p: probability of being offloaded from the booked departure at normal load.
+        import_days: arrival to import-customs entry (airport handling, postal exchange office).
+        clear_days / formal_days / hold_days: customs clearance, extra for a formal entry and inspection
+            hold, in destination working days.
+        handover_days: customs release to the last-mile carrier.
+        inspect_shift: shift on the logit of the inspection probability (pre-cleared bulk, broker data).
+        lost_p: probability the parcel is lost; drop_scan_p: probability an intermediate scan is missing.
+        fail_factor: multiplier of the destination's failed-attempt rate.
+        quote_margin / quote_days: promised days = contract days x (1 + margin) + days.
+        peak_surcharge: freight surcharge in e-commerce peaks; remote_fee_usd: remote-area fee.
+        lastmile: working calendar of the last mile ("post": national post, hit by strikes; "express").
+    """
+
+    pickup_days: float
+    to_hub_days: float
+    export_days: float
+    consolidation_days: float
+    bump_p: float
+    import_days: float
+    clear_days: float
+    formal_days: float
+    hold_days: float
+    handover_days: float
+    inspect_shift: float
+    lost_p: float
+    drop_scan_p: float
+    fail_factor: float
+    quote_margin: float
+    quote_days: float
+    peak_surcharge: float
+    remote_fee_usd: float
+    lastmile: str
+
+
+MODE_PROFILES: Final[dict[str, ModeProfile]] = {
+    "postal": ModeProfile(1.0, 0.4, 1.2, 1.5, 0.12, 2.0, 0.8, 1.5, 3.0, 1.2, 0.0, 0.012, 0.25, 1.0,
+                          0.35, 3.0, 0.08, 0.0, "post"),
+    "dedicated_line": ModeProfile(0.6, 0.3, 0.6, 0.3, 0.07, 0.4, 0.25, 1.0, 2.5, 0.6, -0.6, 0.004, 0.06,
+                                  1.0, 0.25, 2.0, 0.12, 2.0, "post"),
+    "express": ModeProfile(0.25, 0.15, 0.2, 0.0, 0.02, 0.1, 0.15, 0.3, 1.2, 0.2, -0.2, 0.001, 0.01, 0.7,
+                           0.3, 1.0, 0.15, 8.0, "express"),
+    "overseas_warehouse": ModeProfile(0.3, 0.15, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.002, 0.03,
+                                      0.9, 0.3, 1.0, 0.05, 3.0, "post"),
+}
 
 
 @dataclass(frozen=True)
