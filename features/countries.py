@@ -55,7 +55,7 @@ def country_code(name: str) -> str | None:
     if alias is not None:
         return alias if alias in ISO2_CODES else None
     for attr in ("alpha_3", "name", "official_name", "common_name"):
-        found = pycountry.countries.get(**{attr: key})
+        found = pycountry.countries.get(**{attr: key})  # type: ignore[arg-type]
         if found is not None:
             return str(found.alpha_2)
     try:

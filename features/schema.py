@@ -48,7 +48,7 @@ TIMESTAMP: Final = pl.Datetime("us", UTC)
 # Vocabularies: fixed pl.Enum levels keep category codes identical between training and serving.
 # ---------------------------------------------------------------------------------------------------------
 SHIPMENT_MODES: Final = ("postal", "dedicated_line", "express", "overseas_warehouse")
-REPLENISHMENT_MODES: Final = ("air", "rail", "sea")
+REPLENISHMENT_MODES: Final = ("air", "rail", "sea", "road")
 Mode = pl.Enum([*SHIPMENT_MODES, *REPLENISHMENT_MODES])
 MODES: Final = tuple(Mode.categories.to_list())
 
@@ -180,7 +180,7 @@ SHIPMENTS = TableSpec(
         _c(
             "mode",
             Mode,
-            "logistics mode, one of " + ", ".join(SHIPMENT_MODES) + " (or air/rail/sea)",
+            "logistics mode, one of " + ", ".join(SHIPMENT_MODES) + " (or air/rail/sea/road)",
             "dedicated_line",
         ),
         _c("carrier", pl.String(), "carrier or line operator", "YunExpress"),
@@ -316,7 +316,7 @@ REPLENISHMENTS = TableSpec(
         _c("warehouse_id", pl.String(), "receiving warehouse", "WH-US-LAX"),
         _c("sku_id", pl.String(), "SKU replenished", "SKU0007"),
         _c("units", pl.Int64(), "units shipped (>= 1)", "600", unit="units"),
-        _c("mode", Mode, "air, rail or sea", "sea"),
+        _c("mode", Mode, "air, rail, sea or road", "sea"),
         _c("shipped_at", TIMESTAMP, "left the origin (UTC)", "2025-01-10T00:00:00Z"),
         _c(
             "received_at",

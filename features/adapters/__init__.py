@@ -88,7 +88,8 @@ def as_rejected(frame: pl.DataFrame) -> pl.DataFrame:
         ...                           "detail": ["d"]})).dtypes
         [Int64, String, String, String, String]
     """
-    return frame.select(pl.col(name).cast(dtype) for name, dtype in REJECTED_SCHEMA.items()).sort("source_row")
+    columns = (pl.col(name).cast(dtype) for name, dtype in REJECTED_SCHEMA.items())
+    return frame.select(columns).sort("source_row")
 
 
 def as_imputed(frame: pl.DataFrame) -> pl.DataFrame:

@@ -35,7 +35,7 @@ ATTR_COLUMNS: Final[dict[str, str]] = {
     "Tax Type": "attr_tax_type",
     "Country of Origin Indicator": "attr_origin_indicator",
     "Mode of Transport": "attr_transport_mode",
-    "Country of Departure": "attr_departure_country",
+    "Country of Departure": "attr_country_of_departure",
 }
 """Source categorical codes kept verbatim as passthrough columns (`split` becomes `attr_split`)."""
 
@@ -136,6 +136,6 @@ def adapt_kcs(raw: pl.DataFrame) -> AdapterResult:
         "origin_country_missing": int(origin_raw.is_null().sum()),
         "seller_id_null": int(out.get_column("seller_id").null_count()),
         "courier_id_null": int(out.get_column("courier_id").null_count()),
-        **{f"split:{s}": n for s, n in out.get_column("attr_split").fill_null("none").value_counts().iter_rows()},
+        **{f"split:{s}": n for s, n in out.get_column("attr_split").fill_null("none").value_counts().rows()},
     }
     return AdapterResult(tables={"customs_declarations": out}, rejected=rejected, notes=notes)

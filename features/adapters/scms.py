@@ -172,7 +172,7 @@ _RULES: Final[tuple[tuple[str, str, str], ...]] = (
     ("mode_missing", "Shipment Mode", "Shipment Mode is N/A"),
     ("mode_not_in_contract", "Shipment Mode", "Truck has no contract mode (pass truck_mode= to map it)"),
     ("mode_unknown", "Shipment Mode", "Shipment Mode not in the mapping"),
-    ("origin_unknown", "Manufacturing Site", "no line of the shipment has a manufacturing site with a country"),
+    ("origin_unknown", "Manufacturing Site", "no line of the shipment has a site with a known country"),
     ("destination_unknown", "Country", "Country has no ISO-2 code"),
     ("product_group_unknown", "Product Group", "Product Group has no HS code"),
     ("incoterm_unknown", "Vendor INCO Term", "Vendor INCO Term not a contract Incoterm"),
@@ -183,7 +183,11 @@ _RULES: Final[tuple[tuple[str, str, str], ...]] = (
 
 
 def _resolve(lines: pl.DataFrame, col: str, prefix: str) -> pl.DataFrame:
-    """Add `{prefix}_ptr` (pointer target id), `{prefix}_src` (row id holding the value) and `{prefix}_raw`."""
+    """Resolve `See ASN-... (ID#:n)` pointers in `col`.
+
+    Adds `{prefix}_ptr` (the pointed-to ID, null when not a pointer), `{prefix}_src` (ID of the row that holds
+    the value: the pointed-to row or the line itself) and `{prefix}_raw` (that row's raw text).
+    """
     ref = lines.select(pl.col("ID").alias(f"{prefix}_src"), pl.col(col).alias(f"{prefix}_raw")).unique(
         f"{prefix}_src", keep="first", maintain_order=True
     )
@@ -212,9 +216,14 @@ def _prepare_lines(raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _largest_line(value: pl.Expr, keep: pl.Expr) -> pl.Expr:
+    """`value` of the highest-value line among the lines where `keep` holds (ties: first line)."""
+    by_value = pl.col("Line Item Value").filter(keep)
+    return value.filter(keep).sort_by(by_value, descending=True, maintain_order=True).first()
+
+
 def _aggregate(lines: pl.DataFrame) -> pl.DataFrame:
     known_site = pl.col("site_cc").is_not_null()
-    by_value = pl.col("Line Item Value").filter(known_site)
     first_w = pl.col("w_src").is_first_distinct()
     first_f = pl.col("f_src").is_first_distinct()
     return lines.group_by("ASN/DN #", maintain_order=True).agg(
@@ -234,13 +243,12 @@ def _aggregate(lines: pl.DataFrame) -> pl.DataFrame:
         w_raw=pl.col("w_raw").filter(pl.col("w_num").is_null()).first(),
         freight_sum=pl.col("f_num").filter(first_f).sum(),
         f_any=pl.col("f_num").is_not_null().any(),
+        f_all=pl.col("f_num").is_not_null().all(),
         f_included=pl.col("f_included").any(),
         f_invoiced=pl.col("f_invoiced").any(),
         f_raw=pl.col("f_raw").filter(pl.col("f_num").is_null()).first(),
-        site_cc=pl.col("site_cc").filter(known_site).sort_by(by_value, descending=True, maintain_order=True)
-        .first(),
-        site_code=pl.col("site_code").filter(known_site).sort_by(by_value, descending=True, maintain_order=True)
-        .first(),
+        site_cc=_largest_line(pl.col("site_cc"), known_site),
+        site_code=_largest_line(pl.col("site_code"), known_site),
         n_sites=pl.col("site_cc").drop_nulls().n_unique(),
     )
 
@@ -260,11 +268,13 @@ def _map_shipments(ships: pl.DataFrame, truck_mode: str | None) -> pl.DataFrame:
         created_date=created,
         created_from=pl.when(created.is_null()).then(None).when(created == pl.col("po_date"))
         .then(pl.lit("po")).otherwise(pl.lit("pq")),
-        mode=mode_raw.replace_strict({**MODE_MAP, "Truck": truck_mode}, default=None, return_dtype=pl.String()),
+        mode=mode_raw.replace_strict({**MODE_MAP, "Truck": truck_mode}, default=None,
+                                     return_dtype=pl.String()),
         destination=pl.col("Country").replace_strict(
             {c: country_code(c) for c in countries}, default=None, return_dtype=pl.String()
         ),
-        hs_code=pl.col("Product Group").replace_strict(PRODUCT_GROUP_HS, default=None, return_dtype=pl.String()),
+        hs_code=pl.col("Product Group").replace_strict(PRODUCT_GROUP_HS, default=None,
+                                                       return_dtype=pl.String()),
         incoterm=pl.when(inco == "N/A - From RDC").then(pl.lit(RDC_INCOTERM))
         .when(inco.is_in(list(INCOTERMS))).then(inco),
         weight_kg=pl.when(pl.col("w_any")).then(pl.col("weight_sum")).otherwise(imputed_weight),
@@ -278,7 +288,8 @@ def _map_shipments(ships: pl.DataFrame, truck_mode: str | None) -> pl.DataFrame:
             pl.col("weight_kg") * mode_raw.replace_strict(FREIGHT_USD_PER_KG, default=None,
                                                           return_dtype=pl.Float64())
         ),
-        freight_rule=pl.when(pl.col("f_any")).then(None).when(pl.col("f_included"))
+        freight_rule=pl.when(pl.col("f_all")).then(None).when(pl.col("f_any"))
+        .then(pl.lit("freight_partial_sum")).when(pl.col("f_included"))
         .then(pl.lit("freight_included_zero")).when(pl.col("f_invoiced"))
         .then(pl.lit("freight_from_weight_rate")),
     )
@@ -388,6 +399,7 @@ def _notes(raw: pl.DataFrame, lines: pl.DataFrame, ships: pl.DataFrame, ok: pl.D
         "weight_partial_sum": _count(ok, pl.col("weight_rule") == "weight_partial_sum"),
         "weight_from_value_ratio": _count(ok, pl.col("weight_rule") == "weight_from_value_ratio"),
         "freight_known": _count(ok, pl.col("freight_rule").is_null()),
+        "freight_partial_sum": _count(ok, pl.col("freight_rule") == "freight_partial_sum"),
         "freight_included_zero": _count(ok, pl.col("freight_rule") == "freight_included_zero"),
         "freight_from_weight_rate": _count(ok, pl.col("freight_rule") == "freight_from_weight_rate"),
         "created_from_po_date": _count(ok, pl.col("created_from") == "po"),

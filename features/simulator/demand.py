@@ -27,7 +27,7 @@ from typing import Final, NamedTuple
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import special
 
 from features.calendar import black_friday, country_holidays, daily_calendar
@@ -97,7 +97,7 @@ _HOLIDAY_FACTOR, _AFTER_HOLIDAY_FACTOR, _POST_CHRISTMAS_FACTOR = 0.6, 1.25, 0.6
 _CASE_PACKS: Final = np.array([1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 30, 40, 50, 60, 80, 100, 120, 150, 200])
 _HORIZON_DAYS: Final = 150  # days past `end` the planner's calendar must cover
 # Origin hub of a replenishment by supplier region (east: Zhejiang/Shanghai, south: Guangdong) and mode.
-_HUBS: Final = np.array([["NGB", "YIW", "PVG"], ["SZX", "XIY", "CAN"]])  # [east/south, sea/rail/air]
+_HUBS: Final = np.array([["NGB", "YIW", "SHA"], ["SZX", "SZX", "CAN"]])  # [east/south, sea/rail/air]
 
 DEMAND_WEEKLY_SCHEMA: Final = pl.Schema({
     "week_start": pl.Date(), "warehouse_id": pl.String(), "sku_id": pl.String(), "n_days": pl.Int32(),
@@ -147,6 +147,14 @@ class DemandConfig(BaseModel):
     price_changes_per_year: float = Field(default=1.0, ge=0)
     warmup_days: int = Field(default=182, ge=28)
     replenishment: ReplenishmentConfig = ReplenishmentConfig()
+
+    @field_validator("warehouses")
+    @classmethod
+    def _unique_warehouses(cls, value: tuple[WarehouseSpec, ...]) -> tuple[WarehouseSpec, ...]:
+        ids = [w.warehouse_id for w in value]
+        if not ids or len(set(ids)) != len(ids):
+            raise ValueError(f"warehouse ids must be unique and non-empty, got {ids}")
+        return value
 
 
 def simulate_demand(
@@ -212,7 +220,7 @@ def simulate_demand(
                                       demand_units=demand),
     }
     for name in ("skus", "warehouses", "warehouse_sales", "replenishments"):
-        tables[name] = tables[name].select(TABLES[name].schema.names()).cast(dict(TABLES[name].schema))
+        tables[name] = tables[name].select(TABLES[name].schema.names()).cast(TABLES[name].schema)
     logger.info("demand simulated: %d SKUs, %d series, %d sales rows", config.n_skus,
                 series["sku"].size, tables["warehouse_sales"].height)
     return tables, oracle
@@ -300,8 +308,8 @@ def _draw_skus(config: DemandConfig, grid: _Grid, rng: np.random.Generator) -> d
     hs = np.array([rng.choice(CATEGORIES[names[c]].hs_codes) for c in category])  # n is small: a catalogue
     price_med = np.array([CATEGORIES[c].price_usd for c in names])[category]
     price = np.maximum(np.ceil(price_med * rng.lognormal(0, 0.5, n)) - 0.01, 1.99)
-    weight = np.array([CATEGORIES[c].weight_kg for c in names])[category] * rng.lognormal(0, 0.6, n)
-    weight = np.round(np.maximum(weight, 0.02), 3)
+    raw_weight = np.array([CATEGORIES[c].weight_kg for c in names])[category] * rng.lognormal(0, 0.6, n)
+    weight = np.round(np.maximum(raw_weight, 0.02), 3)
     per_case = np.clip(6.0 / weight * rng.lognormal(0, 0.3, n), 1, 200)
     case_pack = _CASE_PACKS[np.abs(np.log(_CASE_PACKS[None, :] / per_case[:, None])).argmin(axis=1)]
     moq = case_pack * rng.choice([1, 2, 3, 5], n, p=[0.5, 0.3, 0.15, 0.05])
@@ -434,7 +442,7 @@ def _series_frame(keys: pl.DataFrame, grid: _Grid, active: np.ndarray, schema: p
         "sku_id": keys["sku_id"].gather(s_idx),
     }
     data |= {name: pl.Series(name, values[out].T[mask]) for name, values in columns.items()}
-    return pl.DataFrame(data).cast(dict(schema))
+    return pl.DataFrame(data).cast(schema)
 
 
 def _weekly_oracle(keys: pl.DataFrame, size: np.ndarray, grid: _Grid, active: np.ndarray, mean: np.ndarray,
@@ -459,7 +467,7 @@ def _weekly_oracle(keys: pl.DataFrame, size: np.ndarray, grid: _Grid, active: np
         "demand_mean": m,
         **{f"demand_q{round(p * 100)}": q[i] for i, p in enumerate(_QUANTILES)},
         "demand_units": weekly_units[keep],
-    }).cast(dict(DEMAND_WEEKLY_SCHEMA))
+    }).cast(DEMAND_WEEKLY_SCHEMA)
 
 
 def _nb_quantiles(mean: np.ndarray, size: np.ndarray, probs: tuple[float, ...]) -> np.ndarray:

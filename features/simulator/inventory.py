@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DEFAULT_WAREHOUSES",
@@ -75,6 +75,12 @@ class WarehouseSpec(BaseModel):
     air_days: float = Field(gt=0)
     rail_share: float = Field(default=0.0, ge=0, le=1)
     air_share: float = Field(default=0.05, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check_mode_mix(self) -> WarehouseSpec:
+        if self.rail_share + self.air_share > 1:
+            raise ValueError("rail_share + air_share must not exceed 1")
+        return self
 
 
 DEFAULT_WAREHOUSES: tuple[WarehouseSpec, ...] = (
@@ -208,45 +214,20 @@ def simulate_stock(
     Returns:
         Censored sales, end-of-day stock, stock-out flags and the replenishment orders.
     """
-    n_days, n_series = inputs.demand.shape
-    lanes = _Lanes.from_specs(warehouses, config)
-    planned_lt = lanes.planned_lead_days[:, inputs.warehouse]  # [mode, S]
-    profile_cum = np.vstack([np.zeros((1, inputs.profile.shape[1])), np.cumsum(inputs.profile, axis=0)])
-
-    initial_cover = rng.uniform(*config.initial_cover_days, n_series)
-    on_hand = np.where(inputs.active[0], np.round(inputs.prior_rate * initial_cover), 0).astype(np.int64)
-    on_order = np.zeros(n_series, np.int64)
-    arrivals = np.zeros((n_days + _HORIZON_DAYS, n_series), np.int64)
-    sales = np.zeros((n_days, n_series), np.int64)
-    on_hand_end = np.zeros((n_days, n_series), np.int64)
-    stockout = np.zeros((n_days, n_series), bool)
+    planner = _Planner(inputs, _Lanes.from_specs(warehouses, config), config, rng)
     orders: list[tuple[np.ndarray, ...]] = []
-
-    for day in range(n_days):
-        received = arrivals[day]
-        on_hand += received
-        on_order -= received
-        demand, active = inputs.demand[day], inputs.active[day]
-        sold = np.minimum(demand, on_hand)
-        stockout[day] = active & ((demand > on_hand) | (on_hand == 0))
-        on_hand -= sold
-        sales[day] = sold
-        on_hand_end[day] = on_hand
+    for day in range(inputs.demand.shape[0]):
+        planner.sell(day)
         if inputs.weekday[day] == config.review_weekday:
-            placed = _review(day, inputs, lanes, planned_lt, profile_cum, sales, stockout, on_hand, on_order,
-                             arrivals, config, rng)
-            if placed is not None:
-                orders.append(placed)
-
-    if not orders:
-        orders.append(tuple(np.zeros(0, np.int64) for _ in range(6)))
-    columns = (np.concatenate(c) for c in zip(*orders, strict=True))
-    series, units, mode, shipped, received_idx, customs = columns
+            orders.append(planner.review(day))
+    columns = [np.concatenate(c) for c in zip(*orders, strict=True)] if orders else [np.zeros(0)] * 6
+    series, units, mode, shipped, received, customs = columns
     logger.info("stock simulated: %d series x %d days, %d replenishments, stock-out rate %.3f",
-                n_series, n_days, len(series), stockout.sum() / max(inputs.active.sum(), 1))
-    return StockResult(sales, on_hand_end, stockout, series.astype(np.int64), units.astype(np.int64),
-                       mode.astype(np.int64), shipped.astype(np.int64), received_idx.astype(np.int64),
-                       customs.astype(np.float64))
+                inputs.demand.shape[1], inputs.demand.shape[0], len(series),
+                planner.stockout.sum() / max(inputs.active.sum(), 1))
+    return StockResult(planner.sales, planner.on_hand_end, planner.stockout, series.astype(np.int64),
+                       units.astype(np.int64), mode.astype(np.int64), shipped.astype(np.int64),
+                       received.astype(np.int64), customs.astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -269,99 +250,115 @@ class _Lanes:
         return cls(transit, planned, np.cumsum(shares, axis=1))
 
 
-def _review(
-    day: int,
-    inputs: StockInputs,
-    lanes: _Lanes,
-    planned_lt: np.ndarray,
-    profile_cum: np.ndarray,
-    sales: np.ndarray,
-    stockout: np.ndarray,
-    on_hand: np.ndarray,
-    on_order: np.ndarray,
-    arrivals: np.ndarray,
-    config: ReplenishmentConfig,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, ...] | None:
-    """Weekly review: forecast, choose a mode, order up to the target, book the arrival. Mutates the state."""
-    n_series = on_hand.size
-    window = config.forecast_window_days
-    lo = max(0, day - window)
-    days_on_sale = np.clip(day - inputs.launch_idx, 0, day - lo)
-    in_stock = (inputs.active[lo:day] & ~stockout[lo:day]).sum(axis=0)
-    denominator = np.maximum(config.stockout_correction * in_stock
-                             + (1 - config.stockout_correction) * days_on_sale, 1.0)
-    observed = sales[lo:day].sum(axis=0) / denominator
-    weight = np.minimum(days_on_sale / window, 1.0)
-    base_rate = weight * observed + (1 - weight) * inputs.prior_rate
+class _Planner:
+    """Stock state of all series and the weekly review that replenishes it (mutable, one simulation)."""
 
-    # Mode: regular mix per warehouse, or an emergency air order when stock runs out before the next receipt.
-    u = rng.random(n_series)
-    mode = (u[:, None] > lanes.regular_cum_share[inputs.warehouse]).sum(axis=1).clip(0, 2)
-    soon = on_hand + arrivals[day + 1: day + 15].sum(axis=0)
-    emergency = (soon < base_rate * 10) & (base_rate > 0) & (rng.random(n_series) < config.emergency_air_prob)
-    mode = np.where(emergency, _AIR, mode)
-    lead = planned_lt[mode, np.arange(n_series)]
+    def __init__(self, inputs: StockInputs, lanes: _Lanes, config: ReplenishmentConfig,
+                 rng: np.random.Generator) -> None:
+        n_days, n_series = inputs.demand.shape
+        self.inputs, self.lanes, self.config, self.rng = inputs, lanes, config, rng
+        self.planned_lead = lanes.planned_lead_days[:, inputs.warehouse]  # [mode, S]
+        self.profile_cum = np.vstack([np.zeros((1, inputs.profile.shape[1])), np.cumsum(inputs.profile, 0)])
+        cover = rng.uniform(*config.initial_cover_days, n_series)
+        self.on_hand = np.where(inputs.active[0], np.round(inputs.prior_rate * cover), 0).astype(np.int64)
+        self.on_order = np.zeros(n_series, np.int64)
+        self.arrivals = np.zeros((n_days + _HORIZON_DAYS, n_series), np.int64)
+        self.sales = np.zeros((n_days, n_series), np.int64)
+        self.on_hand_end = np.zeros((n_days, n_series), np.int64)
+        self.stockout = np.zeros((n_days, n_series), bool)
 
-    # Anticipation of seasons and peaks: the known profile over the coverage window versus the recent past.
-    cover = lead + 7 + config.safety_stock_days
-    horizon = profile_cum.shape[0] - 1
-    start = np.minimum(day + np.round(lead).astype(np.int64), horizon - 1)
-    stop = np.minimum(start + round(7 + config.safety_stock_days), horizon)
-    future = (profile_cum[stop, inputs.group] - profile_cum[start, inputs.group]) / (stop - start)
-    past = (profile_cum[day, inputs.group] - profile_cum[lo, inputs.group]) / max(day - lo, 1)
-    ratio = np.where(past > 0, future / np.where(past > 0, past, 1.0), 1.0) ** config.anticipation
-    noise = rng.lognormal(-0.5 * config.forecast_noise_cv**2, config.forecast_noise_cv, n_series)
-    rate = base_rate * ratio * noise
+    def sell(self, day: int) -> None:
+        """Receive the day's arrivals, then sell what demand and stock allow."""
+        received = self.arrivals[day]
+        self.on_hand += received
+        self.on_order -= received
+        demand = self.inputs.demand[day]
+        sold = np.minimum(demand, self.on_hand)
+        self.stockout[day] = self.inputs.active[day] & ((demand > self.on_hand) | (self.on_hand == 0))
+        self.on_hand -= sold
+        self.sales[day] = sold
+        self.on_hand_end[day] = self.on_hand
 
-    position = np.where(emergency, soon, on_hand + on_order)
-    reorder_point = rate * (lead + config.safety_stock_days)
-    target = rate * cover
-    eligible = (day < inputs.stop_order_idx) & (day + lead + 7 >= inputs.launch_idx)
-    order = eligible & (rate > 0) & (position < reorder_point)
-    if not order.any():
-        return None
-    idx = np.flatnonzero(order)
-    case = inputs.case_pack[idx]
-    units = np.maximum(np.ceil((target[idx] - position[idx]) / case) * case, inputs.min_order_units[idx])
-    units = units.astype(np.int64)
-    shipped, received, customs = _lead_times(day, idx, mode[idx], inputs, lanes, config, rng)
-    keep = received < arrivals.shape[0]
-    arrivals[received[keep], idx[keep]] += units[keep]
-    on_order[idx[keep]] += units[keep]
-    return idx, units, mode[idx], shipped, received, customs
+    def _forecast(self, day: int) -> tuple[np.ndarray, int]:
+        """Daily rate from the censored sales of the last weeks, blended with the prior for new series."""
+        inputs, config = self.inputs, self.config
+        lo = max(0, day - config.forecast_window_days)
+        days_on_sale = np.clip(day - inputs.launch_idx, 0, day - lo)
+        in_stock = (inputs.active[lo:day] & ~self.stockout[lo:day]).sum(axis=0)
+        correction = config.stockout_correction
+        denominator = np.maximum(correction * in_stock + (1 - correction) * days_on_sale, 1.0)
+        observed = self.sales[lo:day].sum(axis=0) / denominator
+        weight = np.minimum(days_on_sale / config.forecast_window_days, 1.0)
+        return weight * observed + (1 - weight) * inputs.prior_rate, lo
 
+    def review(self, day: int) -> tuple[np.ndarray, ...]:
+        """Weekly review: forecast, choose a mode, order up to the target, book the arrivals.
 
-def _lead_times(
-    day: int,
-    idx: np.ndarray,
-    mode: np.ndarray,
-    inputs: StockInputs,
-    lanes: _Lanes,
-    config: ReplenishmentConfig,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Departure day, receipt day and customs days of new orders.
+        Returns:
+            The orders placed: series index, units, mode, departure day, receipt day, customs days.
+        """
+        inputs, config, rng = self.inputs, self.config, self.rng
+        n_series = self.on_hand.size
+        base_rate, lo = self._forecast(day)
 
-    Handling at origin stretches when Chinese capacity is low (New Year, Golden Week); the line-haul is
-    congested in the peak season (sea August-October, air November-December, rail in winter) and after New
-    Year; customs takes longer in December and when the shipment is inspected.
-    """
-    n = idx.size
-    capacity = inputs.origin_capacity
-    handling = np.ceil(rng.uniform(*config.handling_days, n) / capacity[day])
-    shipped = np.minimum(day + handling.astype(np.int64), capacity.size - 1)
-    month = inputs.month[shipped]
-    transit = lanes.transit_days[mode, inputs.warehouse[idx]] * rng.lognormal(0.0, 0.1, n)
-    congestion = rng.gamma(2.0, 1.0, n) * np.select(
-        [(mode == _SEA) & (month >= 8) & (month <= 10), (mode == _AIR) & (month >= 11),
-         (mode == _RAIL) & ((month == 12) | (month <= 2))], [2.5, 1.0, 1.5], 0.0)
-    congestion += (1.0 - capacity[shipped]) * rng.uniform(4.0, 12.0, n)
-    inspected = rng.random(n) < config.customs_inspection_rate
-    customs = _CUSTOMS_MEDIAN_DAYS[mode] * rng.lognormal(0.0, 0.35, n) * np.where(month == 12, 1.3, 1.0)
-    customs = np.round(customs + inspected * rng.uniform(3.0, 10.0, n), 1)
-    received = shipped + np.maximum(np.ceil(transit + congestion + customs), 1).astype(np.int64)
-    return shipped, received, customs
+        # Mode: the warehouse's regular mix, or an emergency air order when stock runs out before receipts.
+        u = rng.random(n_series)
+        mode = (u[:, None] > self.lanes.regular_cum_share[inputs.warehouse]).sum(axis=1).clip(0, 2)
+        soon = self.on_hand + self.arrivals[day + 1: day + 15].sum(axis=0)
+        rescue = rng.random(n_series) < config.emergency_air_prob
+        emergency = (soon < base_rate * 10) & (base_rate > 0) & rescue
+        mode = np.where(emergency, _AIR, mode)
+        lead = self.planned_lead[mode, np.arange(n_series)]
+
+        # Anticipation of seasons and peaks: the known profile over the coverage window vs the recent past.
+        cum, group = self.profile_cum, inputs.group
+        horizon = cum.shape[0] - 1
+        start = np.minimum(day + np.round(lead).astype(np.int64), horizon - 1)
+        stop = np.minimum(start + round(7 + config.safety_stock_days), horizon)
+        future = (cum[stop, group] - cum[start, group]) / (stop - start)
+        past = (cum[day, group] - cum[lo, group]) / max(day - lo, 1)
+        ratio = np.where(past > 0, future / np.where(past > 0, past, 1.0), 1.0) ** config.anticipation
+        noise = rng.lognormal(-0.5 * config.forecast_noise_cv**2, config.forecast_noise_cv, n_series)
+        rate = base_rate * ratio * noise
+
+        position = np.where(emergency, soon, self.on_hand + self.on_order)
+        target = rate * (lead + 7 + config.safety_stock_days)
+        # New series are stocked about two weeks before launch; phased-out series are no longer ordered.
+        eligible = (day < inputs.stop_order_idx) & (day + lead + 21 >= inputs.launch_idx)
+        idx = np.flatnonzero(eligible & (rate > 0) & (position < rate * (lead + config.safety_stock_days)))
+        case = inputs.case_pack[idx]
+        units = np.maximum(np.ceil((target[idx] - position[idx]) / case) * case, inputs.min_order_units[idx])
+        units = units.astype(np.int64)
+        shipped, received, customs = self._lead_times(day, idx, mode[idx])
+        keep = received < self.arrivals.shape[0]
+        self.arrivals[received[keep], idx[keep]] += units[keep]
+        self.on_order[idx[keep]] += units[keep]
+        return idx, units, mode[idx], shipped, received, customs
+
+    def _lead_times(self, day: int, idx: np.ndarray, mode: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Departure day, receipt day and customs days of new orders.
+
+        Handling at origin stretches when Chinese capacity is low (New Year, Golden Week); the line-haul is
+        congested in the peak season (sea August-October, air November-December, rail in winter) and after
+        New Year; customs takes longer in December and when the shipment is inspected.
+        """
+        inputs, rng = self.inputs, self.rng
+        n = idx.size
+        capacity = inputs.origin_capacity
+        handling = np.ceil(rng.uniform(*self.config.handling_days, n) / capacity[day])
+        shipped = np.minimum(day + handling.astype(np.int64), capacity.size - 1)
+        month = inputs.month[shipped]
+        transit = self.lanes.transit_days[mode, inputs.warehouse[idx]] * rng.lognormal(0.0, 0.1, n)
+        congestion = rng.gamma(2.0, 1.0, n) * np.select(
+            [(mode == _SEA) & (month >= 8) & (month <= 10), (mode == _AIR) & (month >= 11),
+             (mode == _RAIL) & ((month == 12) | (month <= 2))], [2.5, 1.0, 1.5], 0.0)
+        congestion += (1.0 - capacity[shipped]) * rng.uniform(4.0, 12.0, n)
+        inspected = rng.random(n) < self.config.customs_inspection_rate
+        customs = _CUSTOMS_MEDIAN_DAYS[mode] * rng.lognormal(0.0, 0.35, n) * np.where(month == 12, 1.3, 1.0)
+        customs = np.round(customs + inspected * rng.uniform(3.0, 10.0, n), 1)
+        received = shipped + np.maximum(np.ceil(transit + congestion + customs), 1).astype(np.int64)
+        return shipped, received, customs
 
 
 def replenishments_frame(
