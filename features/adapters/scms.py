@@ -43,8 +43,8 @@ MODE_MAP: Final[dict[str, str]] = {"Air": "air", "Air Charter": "air", "Ocean": 
 """`Shipment Mode` -> contract `Mode`. `Truck` follows `TRUCK_MODE`; `N/A` is rejected."""
 
 TRUCK_MODE: Final[str | None] = "road" if "road" in MODES else None
-"""Default for `Truck`: the contract has no road mode yet, so Truck shipments are rejected
-(`mode_not_in_contract`) unless the caller passes `truck_mode=` or a `road` level is added to `Mode`."""
+"""Default for `Truck`: the contract's `road` mode. `truck_mode=None` rejects Truck shipments instead
+(`mode_not_in_contract`)."""
 
 RDC_INCOTERM: Final = "DAP"
 """From RDC lines carry `N/A - From RDC`: SCMS delivers from its own RDC to the client, duties not its own."""

@@ -284,12 +284,7 @@ class _Calendar(NamedTuple):
             for c, name in enumerate(names):
                 prof = CATEGORIES[name]
                 shift = 182.6 if prof.weather and spec.country in _SOUTHERN else 0.0
-                a1, p1, a2, p2 = prof.season
-                season = np.exp(a1 * np.cos(2 * np.pi * (doy - p1 - shift) / 365.25)
-                                + a2 * np.cos(4 * np.pi * (doy - p2 - shift) / 365.25))
-                ref = np.arange(365.0)
-                season /= np.exp(a1 * np.cos(2 * np.pi * (ref - p1) / 365.25)
-                                 + a2 * np.cos(4 * np.pi * (ref - p2) / 365.25)).mean()
+                season = _season(prof.season, doy - shift) / _season(prof.season, np.arange(365.0)).mean()
                 peaks = (1 + is_peak[0] * (u11 - 1) * prof.peak_sensitivity) \
                     * (1 + is_peak[1] * (ubf * np.where(bf_cm, 1.3, 1.0) - 1) * prof.peak_sensitivity) \
                     * (1 + is_peak[2] * (uxmas - 1) * prof.gift_sensitivity)
@@ -297,6 +292,13 @@ class _Calendar(NamedTuple):
         promo_start = np.where(is_peak[0] | is_peak[1], 3.0, 1.0)
         return cls(profile.reshape(len(dates), -1), promo_start, cal["origin_capacity"].to_numpy(), month,
                    weekday)
+
+
+def _season(params: tuple[float, float, float, float], day_of_year: np.ndarray) -> np.ndarray:
+    """Yearly seasonality: two harmonics, each with an amplitude (log scale) and a peak day of the year."""
+    a1, p1, a2, p2 = params
+    return np.exp(a1 * np.cos(2 * np.pi * (day_of_year - p1) / 365.25)
+                  + a2 * np.cos(4 * np.pi * (day_of_year - p2) / 365.25))
 
 
 def _draw_skus(config: DemandConfig, grid: _Grid, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -1,0 +1,351 @@
+"""Stage: simulate. Who ships what, where, how and when: the booking side of the shipment simulator.
+
+Reads nothing. `draw_bookings` draws the parcels booked between the start and end dates: daily volume
+(weekday pattern, growth, 11.11 / Black Friday / Christmas peaks, Chinese New Year dip), sellers (home hub,
+catalogue focus, latent declaration quality, mode habits), destination and region, SKU, value, weight,
+under-declaration, mode choice (value, weight, destination, warehouse stock), carrier choice (price,
+habit), promised date (lane contract days plus the seller's margin), freight cost (chargeable weight, lane
+rate, peak surcharges, remote fees) and the customs risk known at booking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from features.simulator.customs import CustomsRisk, inspection_probability
+from features.simulator.events import Booking
+from features.simulator.world import (
+    CARRIERS,
+    DESTINATIONS,
+    HS_CHAPTERS,
+    HUBS,
+    MODE_CODES,
+    MODE_PROFILES,
+    POLICY_CHANGES,
+    WAREHOUSES,
+    lines,
+    sku_catalog,
+)
+
+if TYPE_CHECKING:
+    from features.simulator.shipments import ShipmentConfig
+
+__all__ = ["Bookings", "contract_days", "draw_bookings", "policy_tables"]
+
+_POSTAL, _DEDICATED, _EXPRESS, _WH = (MODE_CODES[m] for m in ("postal", "dedicated_line", "express",
+                                                              "overseas_warehouse"))
+_WEEKDAY_FACTOR = np.array([1.1, 1.12, 1.08, 1.02, 0.95, 0.85, 0.88])
+_PEAK_FACTOR = {"singles_day": 2.3, "black_friday_cyber_monday": 1.9, "christmas": 1.4}
+_CUSTOMS_LAG_DAYS = 7  # the customs regime that applies is the one when the parcel is expected at import
+_ZONE_TRUNK_DAYS = np.array([0.4, 0.4, 1.3, 2.3])
+
+
+@dataclass(frozen=True)
+class Bookings:
+    """The booked parcels in creation order (one array element per shipment) and their timeline input."""
+
+    booking: Booking
+    seller: np.ndarray
+    sku: np.ndarray
+    region: np.ndarray
+    warehouse: np.ndarray
+    items: np.ndarray
+    weight_kg: np.ndarray
+    true_value_usd: np.ndarray
+    declared_value_usd: np.ndarray
+    is_formal: np.ndarray
+    duty_rate: np.ndarray
+    incoterm: np.ndarray
+    promised_day: np.ndarray
+    cost_usd: np.ndarray
+    buyer: np.ndarray
+
+
+@lru_cache(maxsize=1)
+def _region_table() -> dict[str, np.ndarray]:
+    regions = [(d, r) for d, dest in enumerate(DESTINATIONS) for r in dest.regions]
+    shares = np.array([r.share for _, r in regions])
+    dest = np.array([d for d, _ in regions])
+    totals = np.bincount(dest, weights=shares)
+    cum = np.zeros_like(shares)
+    for d in range(len(DESTINATIONS)):
+        mask = dest == d
+        cum[mask] = d + np.cumsum(shares[mask]) / totals[d]
+    wh_ids = [w.warehouse_id for w in WAREHOUSES]
+    near = np.array([wh_ids.index(r.near_warehouse) if r.near_warehouse else -1 for _, r in regions])
+    return {
+        "cum": cum,
+        "dest": dest,
+        "remote_days": np.array([r.remote_days for _, r in regions]),
+        "zone": np.array([r.zone for _, r in regions]),
+        "near": near,
+        "office": np.array([i % len(DESTINATIONS[d].offices) for i, (d, _) in enumerate(regions)]),
+    }
+
+
+@lru_cache(maxsize=1)
+def _line_choices() -> tuple[np.ndarray, np.ndarray]:
+    """Candidate lines per (mode, destination) for cross-border modes and per (warehouse, destination)."""
+    ls = lines()
+    cross = np.full((3, len(DESTINATIONS), 6), -1)
+    local = np.full((len(WAREHOUSES), len(DESTINATIONS), 2), -1)
+    codes = [d.country for d in DESTINATIONS]
+    for i, ln in enumerate(ls):
+        d = codes.index(ln.country)
+        if ln.mode == "overseas_warehouse":
+            for w, wh in enumerate(WAREHOUSES):
+                if ln.carrier in wh.carriers:
+                    local[w, d, wh.carriers.index(ln.carrier)] = i
+        else:
+            row = cross[MODE_CODES[ln.mode], d]
+            row[np.argmax(row < 0)] = i
+    return cross, local
+
+
+def policy_tables(epoch: dt.date, n_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """De minimis threshold (USD) and duty rate per destination x day, with the policy regime shifts."""
+    de_minimis = np.tile(np.array([[d.de_minimis_usd] for d in DESTINATIONS]), (1, n_days))
+    duty = np.tile(np.array([[d.duty_rate] for d in DESTINATIONS]), (1, n_days))
+    codes = [d.country for d in DESTINATIONS]
+    for change in POLICY_CHANGES:
+        first = max((change.date - epoch).days, 0)
+        for c in change.countries:
+            de_minimis[codes.index(c), first:] = change.de_minimis_usd
+            if change.duty_rate is not None:
+                duty[codes.index(c), first:] = change.duty_rate
+    return de_minimis, duty
+
+
+def contract_days(origin: np.ndarray, line: np.ndarray, mode: np.ndarray) -> np.ndarray:
+    """Contract (quoted typical) door-to-door days of lanes origin x line under normal conditions.
+
+    Args:
+        origin: hub index (cross-border) or warehouse index (overseas warehouse).
+        line: index in `world.lines()`.
+        mode: `MODE_CODES` of the line.
+
+    Returns:
+        Days, rounded to half days.
+    """
+    p = {f.name: np.array([getattr(MODE_PROFILES[m], f.name) for m in MODE_CODES])
+         for f in dataclasses.fields(MODE_PROFILES["postal"]) if f.name != "lastmile"}
+    ls = lines()
+    hub = np.minimum(origin, len(HUBS) - 1)
+    feeder = np.array([h.feeder_days for h in HUBS])[hub]
+    processing = np.array([h.processing_factor for h in HUBS])[hub]
+    days = np.array([ln.linehaul_days for ln in ls])[line]
+    wait = np.array([3.5 / len(ln.weekdays) for ln in ls])[line]
+    cross = (p["pickup_days"] + p["to_hub_days"] + p["import_days"] + 1.4 * p["clear_days"]
+             + p["handover_days"] + p["consolidation_days"] / 2)[mode]
+    cross = cross + feeder + p["export_days"][mode] * processing + wait + days + 0.9
+    local = 0.55 + 0.3 + _ZONE_TRUNK_DAYS[1:3].mean() + 0.15 + 0.8
+    return np.round(np.where(mode == _WH, local, cross) * 2.0) / 2.0
+
+
+def _daily_volume(config: ShipmentConfig, calendar: pl.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    n_days = calendar.height
+    weekday = calendar.get_column("date").dt.weekday().to_numpy() - 1
+    trend = (1.0 + config.annual_growth) ** (np.arange(n_days) / 365.25)
+    peak = calendar.get_column("ecommerce_peak").replace_strict(_PEAK_FACTOR, default=1.0,
+                                                              return_dtype=pl.Float64).to_numpy()
+    origin = 0.4 + 0.6 * calendar.get_column("origin_capacity").to_numpy()
+    intensity = _WEEKDAY_FACTOR[weekday] * trend * peak * origin * rng.gamma(40.0, 1 / 40.0, n_days)
+    return rng.multinomial(config.n_shipments, intensity / intensity.sum())
+
+
+def _choose(cum: np.ndarray, offset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Inverse-CDF draw in per-group cumulative tables stored as `group + cumulative share`."""
+    return np.minimum(np.searchsorted(cum, offset + rng.random(offset.shape[0])), cum.shape[0] - 1)
+
+
+def _sellers(config: ShipmentConfig, sku_chapters: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    k = config.n_sellers
+    hub_share = np.array([h.share for h in HUBS])
+    chapters = np.unique(sku_chapters)
+    share = np.array([HS_CHAPTERS[c].share for c in chapters])
+    size = rng.permutation(1.0 / np.arange(1, k + 1) ** 0.9)
+    quality = rng.beta(5.0, 1.8, k)
+    return {
+        "hub": rng.choice(len(HUBS), k, p=hub_share / hub_share.sum()),
+        "quality": quality,
+        "cum_size": np.cumsum(size / size.sum()),
+        "chapter": rng.choice(chapters, k, p=share / share.sum()),
+        "warehouse_user": rng.random(k) < config.warehouse_seller_share,
+        "tilt": rng.normal(0.0, 0.6, (3, k)),
+        "ddp": rng.beta(2.0, 2.0, k),
+        "buffer": rng.integers(0, 3, k),
+        "carrier": rng.integers(0, 4, k),
+        "under_rate": config.under_declaration_scale * 0.3 * (1.0 - quality) ** 1.5,
+    }
+
+
+def _gumbel_choice(utility: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.argmax(utility + rng.gumbel(size=utility.shape), axis=1)
+
+
+def draw_bookings(
+    config: ShipmentConfig,
+    calendar: pl.DataFrame,
+    crackdown: np.ndarray,
+    rng: np.random.Generator,
+) -> Bookings:
+    """Draw the parcels booked on the days of `calendar`, in creation order.
+
+    Args:
+        config: the shipment simulator settings.
+        calendar: `features.calendar.daily_calendar` rows of the simulated days (day 0 = epoch), at least
+            `_CUSTOMS_LAG_DAYS` days longer than the booking window is not required.
+        crackdown: customs crackdown logit shift per destination x day (days since epoch).
+        rng: random stream.
+
+    Returns:
+        The bookings.
+    """
+    epoch, n_days = calendar.get_column("date")[0], calendar.height
+    counts = _daily_volume(config, calendar, rng)
+    n = int(counts.sum())
+    day = np.repeat(np.arange(n_days), counts)
+    catalog = sku_catalog(config.n_skus)
+    chapter_codes = [c.chapter for c in HS_CHAPTERS]
+    sku_chapter = np.array([chapter_codes.index(c) for c in catalog.get_column("hs_chapter")])
+    sellers = _sellers(config, sku_chapter, rng)
+    seller = np.minimum(np.searchsorted(sellers["cum_size"], rng.random(n)), config.n_sellers - 1)
+
+    # Destination, region, SKU, value, weight.
+    dest_share = np.array([d.share for d in DESTINATIONS])
+    dest = rng.choice(len(DESTINATIONS), n, p=dest_share / dest_share.sum())
+    reg = _region_table()
+    region = _choose(reg["cum"], dest.astype(float), rng)
+    by_chapter = np.argsort(sku_chapter, kind="stable")
+    popularity = catalog.get_column("popularity").to_numpy()
+    sorted_ch = sku_chapter[by_chapter]
+    totals = np.bincount(sorted_ch, weights=popularity[by_chapter], minlength=len(HS_CHAPTERS))
+    cum_in = np.concatenate([np.cumsum(popularity[by_chapter][sorted_ch == c]) / max(totals[c], 1e-12)
+                             for c in range(len(HS_CHAPTERS))])
+    focus = by_chapter[_choose(sorted_ch + cum_in, sellers["chapter"][seller].astype(float), rng)]
+    anywhere = np.minimum(np.searchsorted(np.cumsum(popularity), rng.random(n)), config.n_skus - 1)
+    sku = np.where(rng.random(n) < 0.7, focus, anywhere)
+    chapter = sku_chapter[sku]
+    ch = {f: np.array([getattr(c, f) for c in HS_CHAPTERS])[chapter]
+          for f in ("risk", "seize_p", "refuse_p", "duty_factor", "bulk")}
+    items = rng.geometric(0.6, n).astype(np.int32)
+    true_value = np.round(catalog.get_column("unit_value_usd").to_numpy()[sku] * items
+                          * rng.lognormal(0.0, 0.2, n), 2)
+    actual = catalog.get_column("unit_weight_kg").to_numpy()[sku] * items * rng.lognormal(0.0, 0.1, n) + 0.03
+    weight = np.round(np.maximum(actual, actual * ch["bulk"] * rng.lognormal(-0.1, 0.15, n)), 3)
+
+    # Customs regime when the parcel reaches import; sellers under-declare, more so above de minimis.
+    de_minimis, duty = policy_tables(epoch, n_days + _CUSTOMS_LAG_DAYS)
+    flat = dest * (n_days + _CUSTOMS_LAG_DAYS) + day + _CUSTOMS_LAG_DAYS
+    threshold = de_minimis.ravel()[flat]
+    p_under = np.minimum(sellers["under_rate"][seller] * (1.0 + 1.5 * (true_value > threshold)), 0.9)
+    under = rng.random(n) < p_under
+    factor = rng.uniform(0.2, 0.8, n)
+    declared = np.where(under, np.round(true_value * factor, 2), true_value)
+
+    # Mode choice: postal for light cheap parcels, express for valuable ones, warehouse stock if available.
+    lv = np.log1p(true_value / 10.0)
+    tilt = sellers["tilt"][:, seller]
+    us_closed = np.array([d.country == "US" for d in DESTINATIONS])[dest] & (threshold == 0)
+    near = reg["near"][region]
+    stockable = np.array([c.chapter != "30" for c in HS_CHAPTERS])[chapter]
+    has_wh = (near >= 0) & sellers["warehouse_user"][seller] & stockable
+    utility = np.stack([
+        np.where(weight > 2.0, -np.inf, 1.4 - 0.9 * lv - 2.0 * weight + tilt[0] - 2.5 * us_closed),
+        np.full(n, 1.0) + 0.15 * weight,
+        -3.0 + 0.9 * lv - 0.35 * weight + tilt[1],
+        np.where(has_wh, 1.2 + tilt[2], -np.inf),
+    ], axis=1)
+    mode = _gumbel_choice(utility, rng).astype(np.int8)
+    is_wh = mode == _WH
+
+    # Warehouse (nearest, else the other one in the country) and carrier line by price and habit.
+    wh_country = np.array([w.country for w in WAREHOUSES])
+    alt = np.array([next((j for j, v in enumerate(WAREHOUSES) if v.country == w.country and j != i), i)
+                    for i, w in enumerate(WAREHOUSES)])
+    use_alt = rng.random(n) < 0.15
+    warehouse = np.where(is_wh, np.where(use_alt, alt[np.maximum(near, 0)], np.maximum(near, 0)), -1)
+    zone = np.where(is_wh, np.minimum(reg["zone"][region] + (use_alt & (alt[np.maximum(near, 0)] != near)), 3), 0)
+    cross_lines, local_lines = _line_choices()
+    candidates = np.where(is_wh[:, None], np.pad(local_lines[np.maximum(warehouse, 0), dest], ((0, 0), (0, 4)),
+                                                   constant_values=-1),
+                          cross_lines[np.minimum(mode, 2), dest])
+    ls = lines()
+    base = np.array([ln.base_rate_usd for ln in ls])
+    per_kg = np.array([ln.per_kg_rate_usd for ln in ls])
+    pref = np.array([ln.preference for ln in ls])
+    dedicated_names = [c[0] for c in CARRIERS["dedicated_line"]]
+    habit = np.array([dedicated_names.index(ln.carrier) if ln.carrier in dedicated_names else -1 for ln in ls])
+    safe = np.maximum(candidates, 0)
+    price = base[safe] + per_kg[safe] * weight[:, None]
+    u_line = pref[safe] - 1.5 * np.log(price) + 0.8 * (habit[safe] == sellers["carrier"][seller][:, None])
+    line = candidates[np.arange(n), _gumbel_choice(np.where(candidates >= 0, u_line, -np.inf), rng)]
+    origin = np.where(is_wh, warehouse, sellers["hub"][seller])
+
+    # Promise, incoterm and freight cost.
+    p = MODE_PROFILES
+    prof = {f: np.array([getattr(p[m], f) for m in MODE_CODES])[mode]
+            for f in ("quote_margin", "quote_days", "peak_surcharge", "remote_fee_usd", "fail_factor", "lost_p",
+                      "inspect_shift", "clear_days", "formal_days", "hold_days")}
+    contract = contract_days(origin, line, mode)
+    quoted = np.ceil(contract * (1.0 + prof["quote_margin"]) + prof["quote_days"] + sellers["buffer"][seller])
+    hub_rate = np.array([1.0, 1.0, 1.05, 1.0, 1.02, 1.0])[np.minimum(origin, len(HUBS) - 1)]
+    lane_rate = np.where(is_wh, 1.0, hub_rate)
+    is_peak = calendar.get_column("ecommerce_peak").is_not_null().to_numpy()[day]
+    remote_days = reg["remote_days"][region]
+    cost = ((base[line] + per_kg[line] * weight) * lane_rate * (1.0 + prof["peak_surcharge"] * is_peak)
+            * (1.0 + 0.25 * np.maximum(zone - 1, 0)) + prof["remote_fee_usd"] * (remote_days > 0))
+    ddp = rng.random(n) < sellers["ddp"][seller] * np.array([0.5, 1.0, 0.6, 1.0])[mode] + is_wh
+    incoterm = np.where(ddp, 0, np.where(mode == _POSTAL, 2, 1)).astype(np.int8)  # DDP / DAP / DDU
+
+    # Customs risk known at booking (none for domestic warehouse deliveries).
+    strict = np.array([d.strictness for d in DESTINATIONS])[dest]
+    formal = (declared > threshold) & ~is_wh
+    risk_logit = strict + ch["risk"] + prof["inspect_shift"] + crackdown.ravel()[
+        dest * crackdown.shape[1] + np.minimum(day + _CUSTOMS_LAG_DAYS, crackdown.shape[1] - 1)] + 0.4 * us_closed
+    p_inspect = np.where(is_wh, 0.0, inspection_probability(risk_logit, formal, sellers["quality"][seller], under))
+    risk = CustomsRisk(
+        p_inspect=p_inspect,
+        is_under=under & ~is_wh,
+        severity=np.where(under, np.where(factor < 0.35, 2, 1), 0).astype(np.int8),
+        seize_p=np.where(is_wh, 0.0, ch["seize_p"]),
+        refuse_p=np.where(is_wh, 0.0, ch["refuse_p"]),
+        clear_days=np.where(is_wh, 0.0, prof["clear_days"] + formal * prof["formal_days"]),
+        hold_days=np.where(is_wh, 0.0, prof["hold_days"] * np.exp(0.4 * strict)),
+    )
+    rate = duty.ravel()[flat] * ch["duty_factor"]
+    remote = remote_days > 0
+    fail_rate = np.array([d.fail_rate for d in DESTINATIONS])[dest]
+    p_fail = np.minimum(fail_rate * prof["fail_factor"] * (1.0 + 0.4 * remote)
+                        * (1.0 + 0.6 * (formal & (incoterm > 0))), 0.6)
+    dest_of_wh = np.array([[d.country for d in DESTINATIONS].index(c) for c in wh_country])
+    lastmile = np.array([1 if MODE_PROFILES[m].lastmile == "post" else 2 for m in MODE_CODES])[mode]
+
+    # Time of day: Chinese office hours for cross-border bookings, the buyer's day for warehouse orders.
+    tz = np.array([d.tz_hours for d in DESTINATIONS], dtype=float)[dest]
+    cn_hour = np.where(rng.random(n) < 0.5, rng.normal(11.0, 2.2, n), rng.normal(16.0, 2.5, n))
+    buyer_hour = np.mod(rng.normal(14.0, 4.5, n), 24.0)
+    t0 = day + np.where(is_wh, buyer_hour - tz, np.clip(cn_hour, 7.0, 23.5) - 8.0) / 24.0
+    t0 = np.clip(t0, 0.0, n_days - 1.0 / 1440.0)
+    order = np.argsort(t0, kind="stable")
+
+    booking = Booking(
+        t0=t0, mode=mode, origin=origin, dest=dest, line=line, zone=zone, remote_days=remote_days, tz=tz,
+        p_fail=p_fail, p_lost=prof["lost_p"], origin_cal=3 * dest_of_wh[np.maximum(warehouse, 0)] + 2,
+        customs_cal=3 * dest, lastmile_cal=3 * dest + lastmile, risk=risk,
+    ).take(order)
+    return Bookings(
+        booking=booking,
+        seller=seller[order], sku=sku[order], region=region[order], warehouse=warehouse[order],
+        items=items[order], weight_kg=weight[order], true_value_usd=true_value[order],
+        declared_value_usd=declared[order], is_formal=formal[order], duty_rate=rate[order],
+        incoterm=incoterm[order], promised_day=(np.floor(t0) + quoted)[order].astype(np.int64),
+        cost_usd=np.round(cost, 2)[order], buyer=rng.integers(0, 10_000_000, n)[order],
+    )
