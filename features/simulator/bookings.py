@@ -37,7 +37,7 @@ from features.simulator.world import (
 if TYPE_CHECKING:
     from features.simulator.shipments import ShipmentConfig
 
-__all__ = ["Bookings", "contract_days", "draw_bookings", "policy_tables"]
+__all__ = ["HUB_RATE_FACTOR", "Bookings", "contract_days", "draw_bookings", "policy_tables"]
 
 _POSTAL, _DEDICATED, _EXPRESS, _WH = (MODE_CODES[m] for m in ("postal", "dedicated_line", "express",
                                                               "overseas_warehouse"))
@@ -45,6 +45,7 @@ _WEEKDAY_FACTOR = np.array([1.1, 1.12, 1.08, 1.02, 0.95, 0.85, 0.88])
 _PEAK_FACTOR = {"singles_day": 2.3, "black_friday_cyber_monday": 1.9, "christmas": 1.4}
 _CUSTOMS_LAG_DAYS = 7  # the customs regime that applies is the one when the parcel is expected at import
 _ZONE_TRUNK_DAYS = np.array([0.4, 0.4, 1.3, 2.3])
+HUB_RATE_FACTOR = np.array([1.0 + 0.05 * (h.feeder_days >= 0.3) for h in HUBS])  # trucked feeder hubs
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,7 @@ def draw_bookings(
                       "inspect_shift", "clear_days", "formal_days", "hold_days")}
     contract = contract_days(origin, line, mode)
     quoted = np.ceil(contract * (1.0 + prof["quote_margin"]) + prof["quote_days"] + sellers["buffer"][seller])
-    hub_rate = np.array([1.0, 1.0, 1.05, 1.0, 1.02, 1.0])[np.minimum(origin, len(HUBS) - 1)]
+    hub_rate = HUB_RATE_FACTOR[np.minimum(origin, len(HUBS) - 1)]
     lane_rate = np.where(is_wh, 1.0, hub_rate)
     is_peak = calendar.get_column("ecommerce_peak").is_not_null().to_numpy()[day]
     remote_days = reg["remote_days"][region]

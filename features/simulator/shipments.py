@@ -24,8 +24,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.calendar import country_holidays, daily_calendar
-from features.schema import INCOTERMS, SHIPMENT_MODES, SHIPMENT_STATUSES, TABLES
-from features.simulator.bookings import Bookings, contract_days, draw_bookings
+from features.schema import SHIPMENT_MODES, SHIPMENT_STATUSES, TABLES
+from features.simulator.bookings import HUB_RATE_FACTOR, Bookings, contract_days, draw_bookings
 from features.simulator.customs import build_declarations
 from features.simulator.events import (
     Context,
@@ -44,6 +44,7 @@ from features.simulator.world import (
     WAREHOUSES,
     lines,
     sku_catalog,
+    warehouse_countries,
 )
 
 __all__ = ["ShipmentConfig", "simulate_shipments"]
@@ -122,7 +123,7 @@ def simulate_shipments(
     )
     log.info("drawing timelines of %s shipments", f"{bookings.booking.t0.size:,}")
     timeline = draw_timeline(bookings.booking, ctx, timeline_rng)
-    tables = _realised_tables(bookings, timeline, start, float(n_sim), scan_rng)
+    tables = _realised_tables(bookings, timeline, start, float(n_sim), config.n_skus, scan_rng)
     log.info("oracle: %d redraws per shipment", config.oracle_draws)
     oracle = _oracle(bookings, ctx, config, tables["shipments"].get_column("shipment_id"), oracle_rng)
     return tables, {"shipments": oracle, "shipment_disruptions": disruptions}
@@ -232,89 +233,203 @@ def _ids(prefix: str, numbers: np.ndarray, width: int) -> pl.Series:
     return pl.select(pl.lit(prefix) + pl.Series(numbers).cast(pl.String).str.zfill(width)).to_series()
 
 
+def _locations() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Scan locations (hubs, warehouses, customs offices + mail facility per country, regions).
+
+    Returns:
+        (names, first office index per destination, first region index per destination).
+    """
+    names = [h.code for h in HUBS] + [w.warehouse_id for w in WAREHOUSES]
+    offices, regions = [], []
+    for d in DESTINATIONS:
+        offices.append(len(names))
+        names += [*d.offices, d.offices[0][:3] + "9"]  # customs offices, then the mail facility
+    for d in DESTINATIONS:
+        regions.append(len(names))
+        names += [r.code for r in d.regions]
+    return names, np.array(offices), np.array(regions)
+
+
 def _realised_tables(
-    bk: Bookings, tl: Timeline, epoch: dt.date, now: float, rng: np.random.Generator
+    bk: Bookings, tl: Timeline, epoch: dt.date, now: float, n_skus: int, rng: np.random.Generator
 ) -> dict[str, pl.DataFrame]:
     b = bk.booking
     n = b.t0.size
-    epoch_us = int((dt.datetime.combine(epoch, dt.time(), dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
-                   / dt.timedelta(microseconds=1))
-    ls = lines()
+    epoch_us = (epoch - dt.date(1970, 1, 1)).days * 86_400_000_000
     is_wh = b.mode == _WH
-    catalog = sku_catalog(len(set(sku_catalog().get_column("sku_id"))) if False else 200)
-    del catalog
-    end_t = tl.slots[-1]
-    done = end_t <= now
-    status = np.where(done, tl.terminal + 1, 0)
-    delivered = np.where(done & (tl.terminal == 0), end_t, np.nan)
-
     countries = ["CN", *[d.country for d in DESTINATIONS]]
-    wh_dest = np.array([countries.index(w.country) for w in WAREHOUSES])
-    origin_country = np.where(is_wh, wh_dest[np.maximum(bk.warehouse, 0)], 0)
-    locations = [h.code for h in HUBS] + [w.warehouse_id for w in WAREHOUSES]
-    office_start = len(locations)
-    office_offset = np.cumsum([0] + [len(d.offices) + 1 for d in DESTINATIONS])
-    for d in DESTINATIONS:
-        locations += [*d.offices, d.offices[0][:3] + "9"]  # customs offices, then the mail facility
-    region_start = len(locations)
-    locations += [r.code for d in DESTINATIONS for r in d.regions]
-    region_office = np.array([i % len(d.offices) for d in DESTINATIONS for i in range(len(d.regions))])
-    office = np.where(
-        b.mode == MODE_CODES["postal"],
-        len(DESTINATIONS[0].offices) * 0 + office_offset[b.dest] + np.array([len(d.offices) for d in DESTINATIONS])[b.dest],
-        office_offset[b.dest] + region_office[bk.region],
-    ) + office_start
+    wh_country = np.array([countries.index(w.country) for w in WAREHOUSES])
+    origin_country = np.where(is_wh, wh_country[np.maximum(bk.warehouse, 0)], 0)
+    locations, office_start, region_start = _locations()
+    n_offices = np.array([len(d.offices) for d in DESTINATIONS])
+    region_in_dest = bk.region - (region_start[b.dest] - region_start[0])
+    office = office_start[b.dest] + np.where(
+        b.mode == MODE_CODES["postal"], n_offices[b.dest], region_in_dest % n_offices[b.dest]
+    )
+    region = region_start[0] + bk.region
     origin_location = np.where(is_wh, len(HUBS) + np.maximum(bk.warehouse, 0), b.origin)
     shipment_id = _ids("SH", np.arange(1, n + 1), 8)
     labels = EventLabels(
         shipment_id=shipment_id, epoch_us=epoch_us, countries=countries, locations=locations,
         origin_country=origin_country, destination_country=b.dest + 1, origin_location=origin_location,
-        office_location=office, region_location=region_start + bk.region,
+        office_location=office, region_location=region,
     )
     drop_p = np.array([MODE_PROFILES[m].drop_scan_p for m in MODE_CODES])[b.mode]
     events = build_events(tl, drop_p, now, labels, rng)
 
-    skus = sku_catalog(int(bk.sku.max()) + 1 if n else 1)
-    names = {
-        "countries": pl.Series(countries),
-        "locations": pl.Series(locations),
-        "carrier": pl.Series([ln.carrier for ln in ls]),
-        "hs_code": skus.get_column("hs_code"),
-    }
-    n_sellers_width = max(4, len(str(int(bk.seller.max()) + 1 if n else 1)))
-    seller_id = _ids("S", bk.seller + 1, n_sellers_width)
-    spec = TABLES["shipments"]
-    shipments = pl.DataFrame({
+    end_t = tl.slots[-1]
+    done = end_t <= now
+    status = np.where(done, tl.terminal + 1, 0)
+    delivered = np.where(done & (tl.terminal == 0), end_t, np.nan)
+    skus = sku_catalog(n_skus)
+    country_s, location_s = pl.Series(countries), pl.Series(locations)
+    seller_width = max(4, len(str(int(bk.seller.max()) + 1 if n else 1)))
+    columns = {
         "shipment_id": shipment_id,
         "created_at": _timestamp(epoch_us, b.t0),
-        "origin_country": names["countries"].gather(origin_country),
-        "origin_hub": names["locations"].gather(origin_location),
-        "destination_country": names["countries"].gather(b.dest + 1),
-        "destination_region": names["locations"].gather(region_start + bk.region),
+        "origin_country": country_s.gather(origin_country),
+        "origin_hub": location_s.gather(origin_location),
+        "destination_country": country_s.gather(b.dest + 1),
+        "destination_region": location_s.gather(region),
         "mode": pl.Series(list(SHIPMENT_MODES)).gather(b.mode.astype(np.int64)),
-        "carrier": names["carrier"].gather(b.line),
+        "carrier": pl.Series([ln.carrier for ln in lines()]).gather(b.line),
         "weight_kg": bk.weight_kg,
         "declared_value_usd": bk.declared_value_usd,
-        "hs_code": names["hs_code"].gather(bk.sku),
+        "hs_code": skus.get_column("hs_code").gather(bk.sku),
         "item_count": bk.items,
         "incoterm": pl.Series(["DDP", "DAP", "DDU"]).gather(bk.incoterm.astype(np.int64)),
-        "promised_date": pl.Series(bk.promised_day).cast(pl.Int32).cast(pl.Date) + pl.lit(0) * 0
-        if False else pl.Series([epoch]).cast(pl.Date).gather(np.zeros(n, np.int64)) ,
+        "promised_date": pl.Series((epoch - dt.date(1970, 1, 1)).days + bk.promised_day).cast(pl.Int32),
         "shipping_cost_usd": bk.cost_usd,
         "delivered_at": _timestamp(epoch_us, delivered),
         "status": pl.Series(list(SHIPMENT_STATUSES)).gather(status.astype(np.int64)),
-        "seller_id": seller_id,
+        "seller_id": _ids("S", bk.seller + 1, seller_width),
         "sku_id": skus.get_column("sku_id").gather(bk.sku),
         "warehouse_id": pl.Series([w.warehouse_id for w in WAREHOUSES] + [None]).gather(
-            np.where(is_wh, bk.warehouse, len(WAREHOUSES))),
-    })
-    shipments = shipments.with_columns(
-        (pl.col("promised_date") + pl.duration(days=pl.Series(bk.promised_day)))
-    ).select([pl.col(c).cast(t) for c, t in spec.schema.items()])
-    declarations = _declarations(bk, tl, shipments, epoch_us, now, names)
-    return {
-        "shipments": shipments,
-        "shipment_events": events,
-        "customs_declarations": declarations,
-        "lanes": _lanes(),
+            np.where(is_wh, bk.warehouse, len(WAREHOUSES))
+        ),
     }
+    spec = TABLES["shipments"]
+    shipments = pl.DataFrame(columns).select(pl.col(c).cast(t) for c, t in spec.schema.items())
+    facts = _customs_facts(bk, tl, shipments, epoch_us, office, locations)
+    declarations = build_declarations(facts, dt.datetime.combine(epoch, dt.time(), dt.UTC) + dt.timedelta(days=now))
+    return {"shipments": shipments, "shipment_events": events, "customs_declarations": declarations,
+            "lanes": _lanes()}
+
+
+def _customs_facts(
+    bk: Bookings, tl: Timeline, shipments: pl.DataFrame, epoch_us: int, office: np.ndarray, locations: list[str]
+) -> pl.DataFrame:
+    """One row per parcel that reached import customs, with what the declaration needs."""
+    b = bk.booking
+    reached = (b.mode != _WH) & ~((tl.lost_stage >= 0) & (tl.lost_stage < 5))
+    rows = np.flatnonzero(reached)
+    ls = lines()
+    declarant = np.where(b.mode == MODE_CODES["postal"], 900 + b.dest, b.line + 1)
+    courier = pl.Series([COURIER_IDS.get(ln.carrier) for ln in ls], dtype=pl.String).gather(b.line[rows])
+    decided = np.where(np.isnan(tl.slots[7]), tl.decided_at, tl.slots[7])[rows]
+    ddp = bk.incoterm[rows] == 0
+    return shipments[rows].select(
+        "shipment_id", "destination_country", "hs_code", "declared_value_usd", "weight_kg", "seller_id"
+    ).with_columns(
+        declared_at=_timestamp(epoch_us, tl.declared_at[rows]),
+        decision_at=_timestamp(epoch_us, decided),
+        outcome=pl.Series(tl.customs.outcome[rows]),
+        is_inspected=pl.Series(tl.customs.is_inspected[rows]),
+        is_fraud=pl.Series(tl.customs.is_fraud[rows]),
+        severity=pl.Series(b.risk.severity[rows]),
+        true_value_usd=pl.Series(bk.true_value_usd[rows]),
+        is_formal=pl.Series(bk.is_formal[rows]),
+        duty_rate=pl.Series(np.round(bk.duty_rate[rows], 4)),
+        importer_id=pl.when(pl.Series(ddp))
+        .then(pl.lit("I") + pl.col("seller_id").str.slice(1))
+        .otherwise(_ids("P", bk.buyer[rows], 7)),
+        declarant_id=_ids("B", declarant[rows], 4),
+        courier_id=courier,
+        office_id=pl.Series(locations).gather(office[rows]),
+    )
+
+
+def _lanes() -> pl.DataFrame:
+    """Every contracted lane: hub x cross-border line, warehouse x local line, with its contract days."""
+    ls = lines()
+    origin, line = [], []
+    for i, ln in enumerate(ls):
+        if ln.mode == "overseas_warehouse":
+            for w, wh in enumerate(WAREHOUSES):
+                if ln.carrier in wh.carriers and ln.country in warehouse_countries(wh.warehouse_id):
+                    origin.append(w)
+                    line.append(i)
+        else:
+            for h in range(len(HUBS)):
+                origin.append(h)
+                line.append(i)
+    o, li = np.array(origin), np.array(line)
+    mode = np.array([MODE_CODES[ls[i].mode] for i in li])
+    is_wh = mode == _WH
+    rate = np.where(is_wh, 1.0, HUB_RATE_FACTOR[np.minimum(o, len(HUBS) - 1)])
+    spec = TABLES["lanes"]
+    return pl.DataFrame({
+        "origin_hub": [WAREHOUSES[x].warehouse_id if w else HUBS[x].code for x, w in zip(o, is_wh, strict=True)],
+        "origin_country": [WAREHOUSES[x].country if w else "CN" for x, w in zip(o, is_wh, strict=True)],
+        "destination_country": [ls[i].country for i in li],
+        "mode": [ls[i].mode for i in li],
+        "carrier": [ls[i].carrier for i in li],
+        "contract_transit_days": contract_days(o, li, mode),
+        "base_rate_usd": np.round([ls[i].base_rate_usd for i in li] * rate, 2),
+        "per_kg_rate_usd": np.round([ls[i].per_kg_rate_usd for i in li] * rate, 2),
+    }).select(pl.col(c).cast(t) for c, t in spec.schema.items()).sort(spec.sort_by)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Oracle
+# ---------------------------------------------------------------------------------------------------------
+def _oracle_batch(bk: Bookings, ctx: Context, rows: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Booking-time transit distribution of `rows` from `draws` redraws of everything random."""
+    b = bk.booking
+    tl = draw_timeline(b.take(np.repeat(rows, draws)), ctx, rng)
+    end = tl.slots[-1].reshape(rows.size, draws)
+    ok = (tl.terminal == 0).reshape(rows.size, draws)
+    transit = np.where(ok, end - b.t0[rows, None], np.inf)
+    late = ok & (np.floor(end) > bk.promised_day[rows, None])
+    count = ok.sum(axis=1)
+    safe = np.maximum(count, 1)
+    out = np.full((rows.size, 6), np.nan)
+    out[:, 0] = np.where(ok, transit, 0.0).sum(axis=1) / safe
+    transit.sort(axis=1)
+    for j, q in enumerate(_QUANTILES, start=1):
+        pos = q * (safe - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, safe - 1)
+        a = np.take_along_axis(transit, lo[:, None], 1)[:, 0]
+        c = np.take_along_axis(transit, hi[:, None], 1)[:, 0]
+        out[:, j] = a + (pos - lo) * (c - a)
+    out[:, 4] = late.sum(axis=1) / safe
+    out[count == 0, :5] = np.nan
+    out[:, 5] = count / draws
+    return out
+
+
+def _oracle(
+    bk: Bookings, ctx: Context, config: ShipmentConfig, shipment_id: pl.Series, rng: np.random.Generator
+) -> pl.DataFrame:
+    """The oracle `shipments` frame: true booking-time transit distribution, lateness, inspection risk."""
+    n = bk.booking.t0.size
+    per_batch = max(1, config.oracle_chunk_rows // config.oracle_draws)
+    starts = list(range(0, n, per_batch))
+    streams = rng.spawn(len(starts))
+
+    def run(i: int) -> np.ndarray:
+        rows = np.arange(starts[i], min(starts[i] + per_batch, n))
+        return _oracle_batch(bk, ctx, rows, config.oracle_draws, streams[i])
+
+    with ThreadPoolExecutor(max_workers=config.threads) as pool:
+        parts = list(pool.map(run, range(len(starts))))
+    stats = np.concatenate(parts) if parts else np.zeros((0, 6))
+    cols = ["eta_days_mean", "eta_days_q50", "eta_days_q80", "eta_days_q95", "p_late", "p_delivered"]
+    frame = pl.DataFrame({c: stats[:, j] for j, c in enumerate(cols)}).with_columns(pl.all().fill_nan(None))
+    return frame.select(
+        pl.lit(shipment_id).alias("shipment_id"),
+        *cols[:5],
+        pl.Series("p_inspection", bk.booking.risk.p_inspect),
+        "p_delivered",
+    )
