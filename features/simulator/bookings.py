@@ -10,7 +10,6 @@ rate, peak surcharges, remote fees) and the customs risk known at booking.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from features.simulator.customs import CustomsRisk, inspection_probability
-from features.simulator.events import Booking
+from features.simulator.events import Booking, Context, build_calendars, draw_timeline
 from features.simulator.world import (
     CARRIERS,
     DESTINATIONS,
@@ -28,23 +27,39 @@ from features.simulator.world import (
     HUBS,
     MODE_CODES,
     MODE_PROFILES,
+    OTHER_CHAPTER,
     POLICY_CHANGES,
     WAREHOUSES,
     lines,
-    sku_catalog,
+    mode_profile_arrays,
+    warehouse_countries,
 )
 
 if TYPE_CHECKING:
     from features.simulator.shipments import ShipmentConfig
 
-__all__ = ["HUB_RATE_FACTOR", "Bookings", "contract_days", "draw_bookings", "policy_tables"]
+__all__ = [
+    "HUB_RATE_FACTOR",
+    "Bookings",
+    "catalog_from_skus",
+    "contract_table",
+    "draw_bookings",
+    "lane_index",
+    "policy_tables",
+    "sku_catalog",
+]
 
-_POSTAL, _DEDICATED, _EXPRESS, _WH = (MODE_CODES[m] for m in ("postal", "dedicated_line", "express",
-                                                              "overseas_warehouse"))
+_POSTAL, _WH = MODE_CODES["postal"], MODE_CODES["overseas_warehouse"]
 _WEEKDAY_FACTOR = np.array([1.1, 1.12, 1.08, 1.02, 0.95, 0.85, 0.88])
 _PEAK_FACTOR = {"singles_day": 2.3, "black_friday_cyber_monday": 1.9, "christmas": 1.4}
 _CUSTOMS_LAG_DAYS = 7  # the customs regime that applies is the one when the parcel is expected at import
-_ZONE_TRUNK_DAYS = np.array([0.4, 0.4, 1.3, 2.3])
+_CATALOG_SEED = 20_240_611
+_CONTRACT_SEED = 20_240_101
+_CONTRACT_DRAWS = 96
+# (postal, express) utility shifts by destination market.
+_MARKET_TILT = {"BR": (0.8, 0.0), "CL": (0.6, 0.0), "NZ": (0.5, 0.0), "KZ": (0.5, -0.3), "RU": (0.2, -0.5),
+                "TH": (0.0, 0.6), "MY": (0.0, 0.6), "PH": (0.0, 0.4), "SG": (-0.3, 0.8), "AE": (-0.3, 0.4),
+                "SA": (0.0, 0.3), "US": (-0.2, 0.0), "MX": (0.3, 0.2)}
 HUB_RATE_FACTOR = np.array([1.0 + 0.05 * (h.feeder_days >= 0.3) for h in HUBS])  # trucked feeder hubs
 
 
@@ -67,6 +82,62 @@ class Bookings:
     promised_day: np.ndarray
     cost_usd: np.ndarray
     buyer: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def sku_catalog(n_skus: int = 200) -> pl.DataFrame:
+    """The SKUs sellers ship (the same for every seed), ids `SKU0001`...
+
+    Returns:
+        Frame with `sku_id`, `category` (HS chapter name), `hs_chapter`, `hs_code`, `unit_value_usd`,
+        `unit_weight_kg` and `popularity` (relative sales weight, sums to 1).
+    """
+    rng = np.random.default_rng(_CATALOG_SEED)
+    shares = np.array([c.share for c in HS_CHAPTERS])
+    chapter = rng.choice(len(HS_CHAPTERS), size=n_skus, p=shares / shares.sum())
+    code = np.array([HS_CHAPTERS[c].codes[rng.integers(len(HS_CHAPTERS[c].codes))] for c in chapter])
+    value = np.array([HS_CHAPTERS[c].unit_value_usd for c in chapter]) * rng.lognormal(0.0, 0.5, n_skus)
+    weight = np.array([HS_CHAPTERS[c].unit_weight_kg for c in chapter]) * rng.lognormal(0.0, 0.35, n_skus)
+    popularity = rng.permutation(1.0 / np.arange(1, n_skus + 1) ** 0.8)
+    return pl.DataFrame({
+        "sku_id": [f"SKU{i + 1:04d}" for i in range(n_skus)],
+        "category": [HS_CHAPTERS[c].name for c in chapter],
+        "hs_chapter": [HS_CHAPTERS[c].chapter for c in chapter],
+        "hs_code": code,
+        "unit_value_usd": np.round(value, 2),
+        "unit_weight_kg": np.round(weight, 3),
+        "popularity": popularity / popularity.sum(),
+    })
+
+
+def catalog_from_skus(skus: pl.DataFrame) -> pl.DataFrame:
+    """The shipping catalogue of a contract `skus` table (e.g. the demand side's), in `sku_catalog` form.
+
+    HS chapters without their own risk profile get the neutral one of chapter 96; a missing weight is the
+    chapter's median. Popularity is a fixed Zipf-like weight (the contract does not carry sales).
+
+    Args:
+        skus: frame with `sku_id`, `category`, `hs_code`, `price_usd` and optionally `weight_kg`.
+
+    Returns:
+        Frame with the columns of `sku_catalog`, in `sku_id` order.
+    """
+    known = {c.chapter: c for c in HS_CHAPTERS}
+    df = skus.sort("sku_id")
+    chapter = [c if c in known else OTHER_CHAPTER for c in df.get_column("hs_code").str.slice(0, 2)]
+    weight = df.get_column("weight_kg") if "weight_kg" in df.columns else pl.Series([None] * df.height)
+    default = pl.Series([known[c].unit_weight_kg for c in chapter])
+    rng = np.random.default_rng(_CATALOG_SEED)
+    popularity = rng.permutation(1.0 / np.arange(1, df.height + 1) ** 0.8)
+    return pl.DataFrame({
+        "sku_id": df.get_column("sku_id"),
+        "category": df.get_column("category"),
+        "hs_chapter": chapter,
+        "hs_code": df.get_column("hs_code"),
+        "unit_value_usd": df.get_column("price_usd").cast(pl.Float64),
+        "unit_weight_kg": weight.cast(pl.Float64).fill_null(default),
+        "popularity": popularity / popularity.sum(),
+    })
 
 
 @lru_cache(maxsize=1)
@@ -124,30 +195,76 @@ def policy_tables(epoch: dt.date, n_days: int) -> tuple[np.ndarray, np.ndarray]:
     return de_minimis, duty
 
 
-def contract_days(origin: np.ndarray, line: np.ndarray, mode: np.ndarray) -> np.ndarray:
-    """Contract (quoted typical) door-to-door days of lanes origin x line under normal conditions.
+@lru_cache(maxsize=1)
+def lane_index() -> tuple[np.ndarray, np.ndarray]:
+    """Every lane as (origin slot, line): hubs x cross-border lines, warehouses (slots 6..) x local lines."""
+    origin, line = [], []
+    for i, ln in enumerate(lines()):
+        if ln.mode == "overseas_warehouse":
+            for w, wh in enumerate(WAREHOUSES):
+                if ln.carrier in wh.carriers and ln.country in warehouse_countries(wh.warehouse_id):
+                    origin.append(len(HUBS) + w)
+                    line.append(i)
+        else:
+            origin += list(range(len(HUBS)))
+            line += [i] * len(HUBS)
+    return np.array(origin), np.array(line)
 
-    Args:
-        origin: hub index (cross-border) or warehouse index (overseas warehouse).
-        line: index in `world.lines()`.
-        mode: `MODE_CODES` of the line.
+
+@lru_cache(maxsize=1)
+def contract_table() -> np.ndarray:
+    """Contract transit days per (origin slot, line): the lane's median door-to-door days in a normal world.
+
+    Normal world: no congestion, full origin capacity, no disruption, weekends but no holidays, a typical
+    parcel (informal entry, average risk, not remote). Drawn once with a fixed seed: the same for every run.
 
     Returns:
-        Days, rounded to half days.
+        Array (origin slots, lines), NaN where there is no lane; days rounded to half days.
     """
-    p = {f.name: np.array([getattr(MODE_PROFILES[m], f.name) for m in MODE_CODES])
-         for f in dataclasses.fields(MODE_PROFILES["postal"]) if f.name != "lastmile"}
+    origin_slot, line = lane_index()
     ls = lines()
-    hub = np.minimum(origin, len(HUBS) - 1)
-    feeder = np.array([h.feeder_days for h in HUBS])[hub]
-    processing = np.array([h.processing_factor for h in HUBS])[hub]
-    days = np.array([ln.linehaul_days for ln in ls])[line]
-    wait = np.array([3.5 / len(ln.weekdays) for ln in ls])[line]
-    cross = (p["pickup_days"] + p["to_hub_days"] + p["import_days"] + 1.4 * p["clear_days"]
-             + p["handover_days"] + p["consolidation_days"] / 2)[mode]
-    cross = cross + feeder + p["export_days"][mode] * processing + wait + days + 0.9
-    local = 0.55 + 0.3 + _ZONE_TRUNK_DAYS[1:3].mean() + 0.15 + 0.8
-    return np.round(np.where(mode == _WH, local, cross) * 2.0) / 2.0
+    n_lanes, draws = origin_slot.size, _CONTRACT_DRAWS
+    rep = np.repeat(np.arange(n_lanes), draws)
+    rng = np.random.default_rng(_CONTRACT_SEED)
+    codes = [d.country for d in DESTINATIONS]
+    mode = np.array([MODE_CODES[ls[i].mode] for i in line])[rep]
+    dest = np.array([codes.index(ls[i].country) for i in line])[rep]
+    is_wh = mode == _WH
+    warehouse = np.maximum(origin_slot[rep] - len(HUBS), 0)
+    prof = mode_profile_arrays()
+    strict = np.array([d.strictness for d in DESTINATIONS])[dest]
+    p_inspect = inspection_probability(strict + prof["inspect_shift"][mode] + 0.4, np.zeros(rep.size, bool),
+                                       np.full(rep.size, 0.73), np.zeros(rep.size, bool))
+    zero = np.zeros(rep.size)
+    risk = CustomsRisk(
+        p_inspect=np.where(is_wh, 0.0, p_inspect), is_under=zero > 0, severity=zero.astype(np.int8),
+        seize_p=zero, refuse_p=zero, clear_days=np.where(is_wh, 0.0, prof["clear_days"][mode]),
+        hold_days=np.where(is_wh, 0.0, prof["hold_days"][mode] * np.exp(0.4 * strict)),
+    )
+    tz = np.array([d.tz_hours for d in DESTINATIONS], dtype=float)[dest]
+    t0 = rng.integers(0, 28, rep.size) + np.where(is_wh, rng.uniform(8, 20, rep.size) - tz,
+                                                   rng.uniform(1, 14, rep.size)) / 24.0 + 7.0
+    lastmile = np.array([1 if MODE_PROFILES[m].lastmile == "post" else 2 for m in MODE_CODES])[mode]
+    wh_dest = np.array([codes.index(w.country) for w in WAREHOUSES])
+    booking = Booking(
+        t0=t0, mode=mode.astype(np.int8), origin=np.where(is_wh, warehouse, origin_slot[rep]), dest=dest,
+        line=line[rep], zone=np.where(is_wh, 1 + (rng.random(rep.size) < 0.5), 0), remote_days=zero, tz=tz,
+        p_fail=np.array([d.fail_rate for d in DESTINATIONS])[dest] * prof["fail_factor"][mode], p_lost=zero,
+        origin_cal=3 * wh_dest[warehouse] + 2, customs_cal=3 * dest, lastmile_cal=3 * dest + lastmile,
+        risk=risk,
+    )
+    n_days, no_days = 150, pl.DataFrame(schema={"country": pl.String, "date": pl.Date})
+    nominal = Context(
+        epoch_weekday=0, origin_capacity=np.ones(n_days), origin_load=np.ones(n_days),
+        dest_load=np.ones((len(DESTINATIONS), n_days)), line_extra=np.zeros((len(ls), n_days)),
+        line_bump=np.zeros((len(ls), n_days)),
+        work=build_calendars(dt.date(2024, 1, 1), n_days, no_days, no_days),
+    )
+    tl = draw_timeline(booking, nominal, rng, full=False)
+    transit = np.where(tl.terminal == 0, tl.slots[-1] - t0, np.nan).reshape(n_lanes, draws)
+    table = np.full((len(HUBS) + len(WAREHOUSES), len(ls)), np.nan)
+    table[origin_slot, line] = np.round(np.nanmedian(transit, axis=1) * 2.0) / 2.0
+    return table
 
 
 def _daily_volume(config: ShipmentConfig, calendar: pl.DataFrame, rng: np.random.Generator) -> np.ndarray:
@@ -166,7 +283,9 @@ def _choose(cum: np.ndarray, offset: np.ndarray, rng: np.random.Generator) -> np
     return np.minimum(np.searchsorted(cum, offset + rng.random(offset.shape[0])), cum.shape[0] - 1)
 
 
-def _sellers(config: ShipmentConfig, sku_chapters: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _sellers(
+    config: ShipmentConfig, sku_chapters: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     k = config.n_sellers
     hub_share = np.array([h.share for h in HUBS])
     chapters = np.unique(sku_chapters)
@@ -191,19 +310,102 @@ def _gumbel_choice(utility: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argmax(utility + rng.gumbel(size=utility.shape), axis=1)
 
 
+def _parcels(
+    sellers: dict[str, np.ndarray], seller: np.ndarray, catalog: pl.DataFrame, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Destination, region, SKU (mostly from the seller's focus chapter), items, true value, chargeable kg."""
+    n = seller.size
+    chapter_codes = [c.chapter for c in HS_CHAPTERS]
+    sku_chapter = np.array([chapter_codes.index(c) for c in catalog.get_column("hs_chapter")])
+    dest_share = np.array([d.share for d in DESTINATIONS])
+    dest = rng.choice(len(DESTINATIONS), n, p=dest_share / dest_share.sum())
+    region = _choose(_region_table()["cum"], dest.astype(float), rng)
+    by_chapter = np.argsort(sku_chapter, kind="stable")
+    popularity = catalog.get_column("popularity").to_numpy()
+    sorted_ch = sku_chapter[by_chapter]
+    totals = np.bincount(sorted_ch, weights=popularity[by_chapter], minlength=len(HS_CHAPTERS))
+    cum_in = np.concatenate([np.cumsum(popularity[by_chapter][sorted_ch == c]) / max(totals[c], 1e-12)
+                             for c in range(len(HS_CHAPTERS))])
+    focus = by_chapter[_choose(sorted_ch + cum_in, sellers["chapter"][seller].astype(float), rng)]
+    anywhere = np.minimum(np.searchsorted(np.cumsum(popularity), rng.random(n)), catalog.height - 1)
+    sku = np.where(rng.random(n) < 0.7, focus, anywhere)
+    chapter = sku_chapter[sku]
+    items = rng.geometric(0.7, n).astype(np.int32)
+    value = catalog.get_column("unit_value_usd").to_numpy()[sku] * items * rng.lognormal(0.0, 0.2, n)
+    actual = catalog.get_column("unit_weight_kg").to_numpy()[sku] * items * rng.lognormal(0.0, 0.1, n) + 0.03
+    bulk = np.array([c.bulk for c in HS_CHAPTERS])[chapter]
+    weight = np.round(np.maximum(actual, actual * bulk * rng.lognormal(-0.25, 0.2, n)), 3)
+    return {"dest": dest, "region": region, "sku": sku, "chapter": chapter, "items": items,
+            "true_value": np.round(value, 2), "weight": weight}
+
+
+def _choose_mode(
+    parcel: dict[str, np.ndarray], tilt: np.ndarray, has_wh: np.ndarray, us_closed: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Postal for light cheap parcels, express for valuable ones, warehouse stock when the seller has it.
+
+    Destinations tilt the choice: postal where the national post is the usual import channel or the
+    market too small for lines, express where it is cheap (short regional flights).
+    """
+    lv, weight = np.log1p(parcel["true_value"] / 10.0), parcel["weight"]
+    market = np.array([_MARKET_TILT.get(d.country, (0.0, 0.0)) for d in DESTINATIONS])[parcel["dest"]]
+    utility = np.stack([
+        np.where(weight > 2.0, -np.inf,
+                 2.0 - 0.8 * lv - 1.5 * weight + tilt[0] + market[:, 0] - 2.5 * us_closed),
+        1.0 + 0.15 * weight,
+        -1.6 + 0.9 * lv - 0.3 * weight + tilt[1] + market[:, 1],
+        np.where(has_wh, 2.5 + tilt[2], -np.inf),
+    ], axis=1)
+    return _gumbel_choice(utility, rng).astype(np.int8)
+
+
+def _choose_line(
+    mode: np.ndarray, parcel: dict[str, np.ndarray], near: np.ndarray, habit: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Warehouse (nearest, sometimes the other one in the country), zone, and the carrier line.
+
+    Lines are chosen by preference, price of the parcel's weight and the seller's habitual forwarder.
+    """
+    n, dest = mode.size, parcel["dest"]
+    is_wh = mode == _WH
+    alt = np.array([next((j for j, v in enumerate(WAREHOUSES) if v.country == w.country and j != i), i)
+                    for i, w in enumerate(WAREHOUSES)])
+    home = np.maximum(near, 0)
+    moved = (rng.random(n) < 0.15) & (alt[home] != home)
+    warehouse = np.where(is_wh, np.where(moved, alt[home], home), -1)
+    zone = np.where(is_wh, np.minimum(_region_table()["zone"][parcel["region"]] + moved, 3), 0)
+    cross_lines, local_lines = _line_choices()
+    candidates = np.full((n, cross_lines.shape[2]), -1)
+    candidates[:, : local_lines.shape[2]] = local_lines[np.maximum(warehouse, 0), dest]
+    candidates = np.where(is_wh[:, None], candidates, cross_lines[np.minimum(mode, 2), dest])
+    ls = lines()
+    dedicated = [c[0] for c in CARRIERS["dedicated_line"]]
+    carrier = np.array([dedicated.index(ln.carrier) if ln.carrier in dedicated else -1 for ln in ls])
+    safe = np.maximum(candidates, 0)
+    price = np.array([ln.base_rate_usd for ln in ls])[safe] + np.array(
+        [ln.per_kg_rate_usd for ln in ls])[safe] * parcel["weight"][:, None]
+    utility = np.array([ln.preference for ln in ls])[safe] - 1.5 * np.log(price) + 0.8 * (
+        carrier[safe] == habit[:, None])
+    line = candidates[np.arange(n), _gumbel_choice(np.where(candidates >= 0, utility, -np.inf), rng)]
+    return {"warehouse": warehouse, "zone": zone, "line": line}
+
+
 def draw_bookings(
     config: ShipmentConfig,
     calendar: pl.DataFrame,
     crackdown: np.ndarray,
+    catalog: pl.DataFrame,
     rng: np.random.Generator,
 ) -> Bookings:
     """Draw the parcels booked on the days of `calendar`, in creation order.
 
     Args:
         config: the shipment simulator settings.
-        calendar: `features.calendar.daily_calendar` rows of the simulated days (day 0 = epoch), at least
-            `_CUSTOMS_LAG_DAYS` days longer than the booking window is not required.
+        calendar: `features.calendar.daily_calendar` rows of the booking days (day 0 = epoch).
         crackdown: customs crackdown logit shift per destination x day (days since epoch).
+        catalog: the SKUs shipped (`sku_catalog` form).
         rng: random stream.
 
     Returns:
@@ -213,34 +415,14 @@ def draw_bookings(
     counts = _daily_volume(config, calendar, rng)
     n = int(counts.sum())
     day = np.repeat(np.arange(n_days), counts)
-    catalog = sku_catalog(config.n_skus)
-    chapter_codes = [c.chapter for c in HS_CHAPTERS]
-    sku_chapter = np.array([chapter_codes.index(c) for c in catalog.get_column("hs_chapter")])
-    sellers = _sellers(config, sku_chapter, rng)
+    codes = [c.chapter for c in HS_CHAPTERS]
+    sellers = _sellers(config, np.array([codes.index(c) for c in catalog.get_column("hs_chapter")]), rng)
     seller = np.minimum(np.searchsorted(sellers["cum_size"], rng.random(n)), config.n_sellers - 1)
-
-    # Destination, region, SKU, value, weight.
-    dest_share = np.array([d.share for d in DESTINATIONS])
-    dest = rng.choice(len(DESTINATIONS), n, p=dest_share / dest_share.sum())
-    reg = _region_table()
-    region = _choose(reg["cum"], dest.astype(float), rng)
-    by_chapter = np.argsort(sku_chapter, kind="stable")
-    popularity = catalog.get_column("popularity").to_numpy()
-    sorted_ch = sku_chapter[by_chapter]
-    totals = np.bincount(sorted_ch, weights=popularity[by_chapter], minlength=len(HS_CHAPTERS))
-    cum_in = np.concatenate([np.cumsum(popularity[by_chapter][sorted_ch == c]) / max(totals[c], 1e-12)
-                             for c in range(len(HS_CHAPTERS))])
-    focus = by_chapter[_choose(sorted_ch + cum_in, sellers["chapter"][seller].astype(float), rng)]
-    anywhere = np.minimum(np.searchsorted(np.cumsum(popularity), rng.random(n)), config.n_skus - 1)
-    sku = np.where(rng.random(n) < 0.7, focus, anywhere)
-    chapter = sku_chapter[sku]
+    parcel = _parcels(sellers, seller, catalog, rng)
+    dest, region, chapter = parcel["dest"], parcel["region"], parcel["chapter"]
+    true_value = parcel["true_value"]
     ch = {f: np.array([getattr(c, f) for c in HS_CHAPTERS])[chapter]
-          for f in ("risk", "seize_p", "refuse_p", "duty_factor", "bulk")}
-    items = rng.geometric(0.6, n).astype(np.int32)
-    true_value = np.round(catalog.get_column("unit_value_usd").to_numpy()[sku] * items
-                          * rng.lognormal(0.0, 0.2, n), 2)
-    actual = catalog.get_column("unit_weight_kg").to_numpy()[sku] * items * rng.lognormal(0.0, 0.1, n) + 0.03
-    weight = np.round(np.maximum(actual, actual * ch["bulk"] * rng.lognormal(-0.1, 0.15, n)), 3)
+          for f in ("risk", "seize_p", "refuse_p", "duty_factor")}
 
     # Customs regime when the parcel reaches import; sellers under-declare, more so above de minimis.
     de_minimis, duty = policy_tables(epoch, n_days + _CUSTOMS_LAG_DAYS)
@@ -251,57 +433,39 @@ def draw_bookings(
     factor = rng.uniform(0.2, 0.8, n)
     declared = np.where(under, np.round(true_value * factor, 2), true_value)
 
-    # Mode choice: postal for light cheap parcels, express for valuable ones, warehouse stock if available.
-    lv = np.log1p(true_value / 10.0)
-    tilt = sellers["tilt"][:, seller]
+    reg = _region_table()
     us_closed = np.array([d.country == "US" for d in DESTINATIONS])[dest] & (threshold == 0)
     near = reg["near"][region]
     stockable = np.array([c.chapter != "30" for c in HS_CHAPTERS])[chapter]
     has_wh = (near >= 0) & sellers["warehouse_user"][seller] & stockable
-    utility = np.stack([
-        np.where(weight > 2.0, -np.inf, 1.4 - 0.9 * lv - 2.0 * weight + tilt[0] - 2.5 * us_closed),
-        np.full(n, 1.0) + 0.15 * weight,
-        -3.0 + 0.9 * lv - 0.35 * weight + tilt[1],
-        np.where(has_wh, 1.2 + tilt[2], -np.inf),
-    ], axis=1)
-    mode = _gumbel_choice(utility, rng).astype(np.int8)
+    mode = _choose_mode(parcel, sellers["tilt"][:, seller], has_wh, us_closed, rng)
     is_wh = mode == _WH
 
-    # Warehouse (nearest, else the other one in the country) and carrier line by price and habit.
-    wh_country = np.array([w.country for w in WAREHOUSES])
-    alt = np.array([next((j for j, v in enumerate(WAREHOUSES) if v.country == w.country and j != i), i)
-                    for i, w in enumerate(WAREHOUSES)])
-    use_alt = rng.random(n) < 0.15
-    warehouse = np.where(is_wh, np.where(use_alt, alt[np.maximum(near, 0)], np.maximum(near, 0)), -1)
-    zone = np.where(is_wh, np.minimum(reg["zone"][region] + (use_alt & (alt[np.maximum(near, 0)] != near)), 3), 0)
-    cross_lines, local_lines = _line_choices()
-    candidates = np.where(is_wh[:, None], np.pad(local_lines[np.maximum(warehouse, 0), dest], ((0, 0), (0, 4)),
-                                                   constant_values=-1),
-                          cross_lines[np.minimum(mode, 2), dest])
-    ls = lines()
-    base = np.array([ln.base_rate_usd for ln in ls])
-    per_kg = np.array([ln.per_kg_rate_usd for ln in ls])
-    pref = np.array([ln.preference for ln in ls])
-    dedicated_names = [c[0] for c in CARRIERS["dedicated_line"]]
-    habit = np.array([dedicated_names.index(ln.carrier) if ln.carrier in dedicated_names else -1 for ln in ls])
-    safe = np.maximum(candidates, 0)
-    price = base[safe] + per_kg[safe] * weight[:, None]
-    u_line = pref[safe] - 1.5 * np.log(price) + 0.8 * (habit[safe] == sellers["carrier"][seller][:, None])
-    line = candidates[np.arange(n), _gumbel_choice(np.where(candidates >= 0, u_line, -np.inf), rng)]
+    # Time of day: Chinese office hours for cross-border bookings, the buyer's day for warehouse orders.
+    tz = np.array([d.tz_hours for d in DESTINATIONS], dtype=float)[dest]
+    cn_hour = np.where(rng.random(n) < 0.5, rng.normal(11.0, 2.2, n), rng.normal(16.0, 2.5, n))
+    buyer_hour = np.mod(rng.normal(14.0, 4.5, n), 24.0)
+    t0 = day + np.where(is_wh, buyer_hour - tz, np.clip(cn_hour, 7.0, 23.5) - 8.0) / 24.0
+    t0 = np.where(t0 < 0.0, t0 + 1.0, np.where(t0 >= n_days, t0 - 1.0, t0))
+    utc_day = np.clip(np.floor(t0).astype(np.int64), 0, n_days - 1)
+
+    route = _choose_line(mode, parcel, near, sellers["carrier"][seller], rng)
+    warehouse, zone, line = route["warehouse"], route["zone"], route["line"]
     origin = np.where(is_wh, warehouse, sellers["hub"][seller])
 
-    # Promise, incoterm and freight cost.
-    p = MODE_PROFILES
-    prof = {f: np.array([getattr(p[m], f) for m in MODE_CODES])[mode]
-            for f in ("quote_margin", "quote_days", "peak_surcharge", "remote_fee_usd", "fail_factor", "lost_p",
-                      "inspect_shift", "clear_days", "formal_days", "hold_days")}
-    contract = contract_days(origin, line, mode)
-    quoted = np.ceil(contract * (1.0 + prof["quote_margin"]) + prof["quote_days"] + sellers["buffer"][seller])
-    hub_rate = HUB_RATE_FACTOR[np.minimum(origin, len(HUBS) - 1)]
-    lane_rate = np.where(is_wh, 1.0, hub_rate)
-    is_peak = calendar.get_column("ecommerce_peak").is_not_null().to_numpy()[day]
+    # Promise (lane contract days + the seller's margin), incoterm and freight cost.
+    prof = {f: v[mode] for f, v in mode_profile_arrays().items()}
+    contract = contract_table()[np.where(is_wh, len(HUBS) + warehouse, origin), line]
+    capacity = calendar.get_column("origin_capacity").to_numpy()  # sellers extend quotes around CNY
     remote_days = reg["remote_days"][region]
-    cost = ((base[line] + per_kg[line] * weight) * lane_rate * (1.0 + prof["peak_surcharge"] * is_peak)
+    quoted = np.ceil(contract * (1.0 + prof["quote_margin"]) + prof["quote_days"] + sellers["buffer"][seller]
+                     + 0.5 * remote_days + 3.0 * (1.0 - capacity[utc_day]) * ~is_wh)
+    ls = lines()
+    rate = np.where(is_wh, 1.0, HUB_RATE_FACTOR[np.minimum(origin, len(HUBS) - 1)])
+    base = np.round(np.array([ln.base_rate_usd for ln in ls])[line] * rate, 2)  # the `lanes` rates
+    per_kg = np.round(np.array([ln.per_kg_rate_usd for ln in ls])[line] * rate, 2)
+    is_peak = calendar.get_column("ecommerce_peak").is_not_null().to_numpy()[utc_day]
+    cost = ((base + per_kg * parcel["weight"]) * (1.0 + prof["peak_surcharge"] * is_peak)
             * (1.0 + 0.25 * np.maximum(zone - 1, 0)) + prof["remote_fee_usd"] * (remote_days > 0))
     ddp = rng.random(n) < sellers["ddp"][seller] * np.array([0.5, 1.0, 0.6, 1.0])[mode] + is_wh
     incoterm = np.where(ddp, 0, np.where(mode == _POSTAL, 2, 1)).astype(np.int8)  # DDP / DAP / DDU
@@ -309,11 +473,12 @@ def draw_bookings(
     # Customs risk known at booking (none for domestic warehouse deliveries).
     strict = np.array([d.strictness for d in DESTINATIONS])[dest]
     formal = (declared > threshold) & ~is_wh
-    risk_logit = strict + ch["risk"] + prof["inspect_shift"] + crackdown.ravel()[
-        dest * crackdown.shape[1] + np.minimum(day + _CUSTOMS_LAG_DAYS, crackdown.shape[1] - 1)] + 0.4 * us_closed
-    p_inspect = np.where(is_wh, 0.0, inspection_probability(risk_logit, formal, sellers["quality"][seller], under))
+    at_import = np.minimum(day + _CUSTOMS_LAG_DAYS, crackdown.shape[1] - 1)
+    crack = crackdown.ravel()[dest * crackdown.shape[1] + at_import]
+    risk_logit = strict + ch["risk"] + prof["inspect_shift"] + crack + 0.4 * us_closed
+    p_inspect = inspection_probability(risk_logit, formal, sellers["quality"][seller], under)
     risk = CustomsRisk(
-        p_inspect=p_inspect,
+        p_inspect=np.where(is_wh, 0.0, p_inspect),
         is_under=under & ~is_wh,
         severity=np.where(under, np.where(factor < 0.35, 2, 1), 0).astype(np.int8),
         seize_p=np.where(is_wh, 0.0, ch["seize_p"]),
@@ -321,22 +486,14 @@ def draw_bookings(
         clear_days=np.where(is_wh, 0.0, prof["clear_days"] + formal * prof["formal_days"]),
         hold_days=np.where(is_wh, 0.0, prof["hold_days"] * np.exp(0.4 * strict)),
     )
-    rate = duty.ravel()[flat] * ch["duty_factor"]
-    remote = remote_days > 0
     fail_rate = np.array([d.fail_rate for d in DESTINATIONS])[dest]
-    p_fail = np.minimum(fail_rate * prof["fail_factor"] * (1.0 + 0.4 * remote)
-                        * (1.0 + 0.6 * (formal & (incoterm > 0))), 0.6)
-    dest_of_wh = np.array([[d.country for d in DESTINATIONS].index(c) for c in wh_country])
+    p_fail = np.minimum(fail_rate * prof["fail_factor"] * (1.0 + 0.4 * (remote_days > 0))
+                        * (1.0 + 0.6 * (formal & (incoterm > 0))), 0.6)  # buyers refuse to pay duties
+    countries = [d.country for d in DESTINATIONS]
+    dest_of_wh = np.array([countries.index(w.country) for w in WAREHOUSES])
     lastmile = np.array([1 if MODE_PROFILES[m].lastmile == "post" else 2 for m in MODE_CODES])[mode]
 
-    # Time of day: Chinese office hours for cross-border bookings, the buyer's day for warehouse orders.
-    tz = np.array([d.tz_hours for d in DESTINATIONS], dtype=float)[dest]
-    cn_hour = np.where(rng.random(n) < 0.5, rng.normal(11.0, 2.2, n), rng.normal(16.0, 2.5, n))
-    buyer_hour = np.mod(rng.normal(14.0, 4.5, n), 24.0)
-    t0 = day + np.where(is_wh, buyer_hour - tz, np.clip(cn_hour, 7.0, 23.5) - 8.0) / 24.0
-    t0 = np.clip(t0, 0.0, n_days - 1.0 / 1440.0)
     order = np.argsort(t0, kind="stable")
-
     booking = Booking(
         t0=t0, mode=mode, origin=origin, dest=dest, line=line, zone=zone, remote_days=remote_days, tz=tz,
         p_fail=p_fail, p_lost=prof["lost_p"], origin_cal=3 * dest_of_wh[np.maximum(warehouse, 0)] + 2,
@@ -344,9 +501,10 @@ def draw_bookings(
     ).take(order)
     return Bookings(
         booking=booking,
-        seller=seller[order], sku=sku[order], region=region[order], warehouse=warehouse[order],
-        items=items[order], weight_kg=weight[order], true_value_usd=true_value[order],
-        declared_value_usd=declared[order], is_formal=formal[order], duty_rate=rate[order],
-        incoterm=incoterm[order], promised_day=(np.floor(t0) + quoted)[order].astype(np.int64),
+        seller=seller[order], sku=parcel["sku"][order], region=region[order], warehouse=warehouse[order],
+        items=parcel["items"][order], weight_kg=parcel["weight"][order], true_value_usd=true_value[order],
+        declared_value_usd=declared[order], is_formal=formal[order],
+        duty_rate=(duty.ravel()[flat] * ch["duty_factor"])[order], incoterm=incoterm[order],
+        promised_day=(np.floor(t0) + quoted)[order].astype(np.int64),
         cost_usd=np.round(cost, 2)[order], buyer=rng.integers(0, 10_000_000, n)[order],
     )

@@ -66,13 +66,18 @@ class SimulatedWorld:
 def simulate(config: SimulatorConfig) -> SimulatedWorld:
     """Simulate the world described by `config` (deterministic per `config.seed`)."""
     ship_seq, demand_seq, dirty_seq = np.random.SeedSequence(config.seed).spawn(3)
-    log.info("simulating shipments (%s) ...", f"{config.shipments.n_shipments:,}")
-    ship_tables, ship_oracle = simulate_shipments(
-        config.shipments, config.start_date, config.end_date, np.random.default_rng(ship_seq)
-    )
     log.info("simulating warehouse demand ...")
     demand_tables, demand_oracle = simulate_demand(
         config.demand, config.start_date, config.end_date, np.random.default_rng(demand_seq)
+    )
+    log.info("simulating shipments (%s) ...", f"{config.shipments.n_shipments:,}")
+    # One SKU catalogue: parcels carry the HS codes and weights of the SKUs the warehouses stock.
+    ship_tables, ship_oracle = simulate_shipments(
+        config.shipments,
+        config.start_date,
+        config.end_date,
+        np.random.default_rng(ship_seq),
+        skus=demand_tables["skus"],
     )
     tables = {**ship_tables, **demand_tables}
     unknown = set(tables) - set(TABLES)

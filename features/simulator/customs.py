@@ -113,20 +113,18 @@ def inspection_probability(
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def draw_customs(risk: CustomsRisk, slow: np.ndarray, rng: np.random.Generator) -> CustomsDraw:
+def draw_customs(risk: CustomsRisk, slow: np.ndarray, u: np.ndarray, z: np.ndarray) -> CustomsDraw:
     """Draw inspections, clearance/hold times and outcomes.
 
     Args:
         risk: booking-time customs risk of each parcel.
         slow: congestion multiplier of the destination when the parcel arrives (>= ~0.8).
-        rng: random stream (always the same number of draws per parcel).
+        u: uniform(0, 1) noise, shape (4, parcels).
+        z: standard normal noise, shape (2, parcels).
 
     Returns:
         The customs draw of each parcel.
     """
-    n = risk.p_inspect.shape[0]
-    u = rng.random((4, n))
-    z = rng.standard_normal((2, n))
     inspected = u[0] < risk.p_inspect
     fraud = inspected & risk.is_under & (u[1] < _FRAUD_DETECTION)
     seize_p = risk.seize_p + _CRITICAL_SEIZE * (fraud & (risk.severity == 2))

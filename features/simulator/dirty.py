@@ -50,7 +50,7 @@ _FAULTS: dict[str, list[_Fault]] = {
             "weight_kg",
             "non_negative",
             lambda _: pl.lit("-") + pl.col("weight_kg"),
-            applies=pl.col("weight_kg").cast(pl.Float64) > 0,
+            applies=pl.col("weight_kg").cast(pl.Float64, strict=False) > 0,
         ),
         _Fault("destination_country", "iso2_country", _lit("XX")),
         _Fault(

@@ -16,17 +16,19 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 import polars as pl
 
 from features.schema import EVENT_TYPES, TABLES, EventType
 from features.simulator.customs import CustomsDraw, CustomsRisk, draw_customs
-from features.simulator.world import DESTINATIONS, HUBS, MODE_CODES, MODE_PROFILES, lines
+from features.simulator.world import DESTINATIONS, HUBS, MODE_CODES, lines, mode_profile_arrays
 
 __all__ = [
     "N_SLOTS",
     "SLOT_EVENTS",
+    "TERMINAL_KINDS",
     "Booking",
     "Context",
     "EventLabels",
@@ -138,7 +140,8 @@ class Timeline:
     """One draw of the milestones of a batch of bookings.
 
     Attributes:
-        slots: `N_SLOTS` arrays of times (days since epoch, NaN when the milestone does not happen).
+        slots: `N_SLOTS` arrays of times (days since epoch, NaN when the milestone does not happen); only
+            the terminal one when drawn with `full=False`.
         terminal: index in `TERMINAL_KINDS` of the terminal event (its time is the last slot).
         customs: the customs draw; declared_at / decided_at: declaration and decision times.
         lost_stage: the slot after which scans stop for lost parcels (-1 otherwise).
@@ -154,7 +157,7 @@ class Timeline:
 
 @lru_cache(maxsize=1)
 def _line_tables() -> dict[str, np.ndarray]:
-    """Static arrays of the lines: departure-day offsets by weekday, hours, line-haul times."""
+    """Static arrays of hubs and lines: feeder days, departure-day offsets by weekday, line-haul times."""
     ls = lines()
     offset = np.zeros((len(ls), 7, 2), np.int64)
     for i, line in enumerate(ls):
@@ -165,19 +168,13 @@ def _line_tables() -> dict[str, np.ndarray]:
                     k += 1
                 offset[i, wd, after] = k
     return {
+        "feeder": np.array([h.feeder_days for h in HUBS]),
+        "processing": np.array([h.processing_factor for h in HUBS]),
         "offset": offset.ravel(),
         "hour": np.array([ln.departure_hour / 24.0 for ln in ls]),
         "days": np.array([ln.linehaul_days for ln in ls]),
         "sigma": np.array([ln.linehaul_sigma for ln in ls]),
     }
-
-
-@lru_cache(maxsize=1)
-def _profile_arrays() -> dict[str, np.ndarray]:
-    """Mode profile values as arrays indexed by mode code."""
-    order = sorted(MODE_CODES, key=MODE_CODES.__getitem__)
-    names = [f.name for f in dataclasses.fields(MODE_PROFILES["postal"]) if f.name != "lastmile"]
-    return {n: np.array([getattr(MODE_PROFILES[m], n) for m in order], dtype=float) for n in names}
 
 
 def build_calendars(
@@ -208,11 +205,31 @@ def build_calendars(
     return work
 
 
+@lru_cache(maxsize=1)
+def _normal_table() -> np.ndarray:
+    inv = NormalDist().inv_cdf
+    return np.array([inv((k + 0.5) / 65_536) for k in range(65_536)])
+
+
+def _uniforms(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+    """(k, n) uniforms in (0, 1) with 32-bit resolution, from raw generator bits (fast)."""
+    raw = rng.bit_generator.random_raw((k * n + 1) // 2).view(np.uint32)[: k * n]
+    return (raw.reshape(k, n) + 0.5) * 2.0**-32
+
+
+def _normals(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+    """(k, n) standard normals quantised to 65,536 levels (|z| <= 4.3), by table lookup (fast)."""
+    raw = rng.bit_generator.random_raw((k * n + 3) // 4).view(np.uint16)[: k * n]
+    return _normal_table()[raw.reshape(k, n)]
+
+
 def _day(t: np.ndarray, n_days: int) -> np.ndarray:
     return np.clip(np.floor(t), 0, n_days - 1).astype(np.int64)
 
 
-def _add_working_days(ctx: Context, cal: np.ndarray, t: np.ndarray, tz: np.ndarray, days: np.ndarray) -> np.ndarray:
+def _add_working_days(
+    ctx: Context, cal: np.ndarray, t: np.ndarray, tz: np.ndarray, days: np.ndarray
+) -> np.ndarray:
     """`t` plus `days` of local working time on calendar `cal` (closed days stop the clock)."""
     n = ctx.n_days
     local = t + tz / 24.0
@@ -224,7 +241,9 @@ def _add_working_days(ctx: Context, cal: np.ndarray, t: np.ndarray, tz: np.ndarr
     return np.maximum(day + (w - k) - tz / 24.0, t)
 
 
-def _next_morning(ctx: Context, cal: np.ndarray, t: np.ndarray, tz: np.ndarray, extra: np.ndarray) -> np.ndarray:
+def _next_morning(
+    ctx: Context, cal: np.ndarray, t: np.ndarray, tz: np.ndarray, extra: np.ndarray
+) -> np.ndarray:
     """Local day index of the first working morning after `t` (same day before 06:00), plus `extra` days."""
     n = ctx.n_days
     local = t + tz / 24.0
@@ -245,121 +264,131 @@ def _departure(line: np.ndarray, t: np.ndarray, ctx: Context, after: bool = Fals
     return d + lt["offset"][line * 14 + wd * 2 + late] + hour
 
 
-def draw_timeline(b: Booking, ctx: Context, rng: np.random.Generator) -> Timeline:
+def draw_timeline(b: Booking, ctx: Context, rng: np.random.Generator, full: bool = True) -> Timeline:
     """Draw every milestone time of the bookings `b` in the world `ctx`.
 
     The number of random draws depends only on the number of bookings, so two worlds that differ only in
-    their calendars see the same random parts.
+    their calendars see the same random parts. Rare branches (warehouse pick-ups, offloads, repeated
+    delivery attempts, losses) are computed on their rows only.
 
     Args:
         b: the bookings.
         ctx: the world state.
         rng: random stream.
+        full: return every milestone slot; False returns only the terminal one (for the oracle).
 
     Returns:
         The drawn timeline.
     """
     n, nd = b.t0.shape[0], ctx.n_days
-    p, lt = _profile_arrays(), _line_tables()
+    p, lt = mode_profile_arrays(), _line_tables()
     m = b.mode
     cross = m != _WH
-    z = rng.standard_normal((7, n))
-    u = rng.random((26, n))
+    local = np.flatnonzero(~cross)
+    z = _normals(rng, 9, n)
+    u = _uniforms(rng, 25, n)  # rows 0-4 serve the cross-border or the warehouse branch, never both
     hub = np.minimum(b.origin, len(HUBS) - 1)
-    feeder = np.array([h.feeder_days for h in HUBS])[hub]
-    processing = np.array([h.processing_factor for h in HUBS])[hub]
 
     # First mile and export: slower when the origin is congested or short of staff (Chinese New Year).
-    # Overseas warehouses ship on working days, same day before the 14:00 cut-off, with peak backlogs.
     day0 = _day(b.t0, nd)
     slow_o = ctx.origin_load[day0] ** 0.7 / ctx.origin_capacity[day0]
-    load_d0 = ctx.dest_load.ravel()[b.dest * nd + day0]
-    backlog = np.floor(-np.log1p(-u[0]) * np.maximum(load_d0 - 1.0, 0.0)).astype(np.int64)
-    wh_day = _next_morning(ctx, b.origin_cal, b.t0 - 8.0 / 24.0, b.tz, backlog)
-    picked = np.where(
-        cross,
-        b.t0 + p["pickup_days"][m] * slow_o * np.exp(0.5 * z[0]),
-        np.maximum(wh_day + (17.0 + 3.0 * u[1] - b.tz) / 24.0, b.t0),
-    )
-    at_hub = picked + np.where(
-        cross, (p["to_hub_days"][m] + feeder) * slow_o * np.exp(0.4 * z[1]), 0.08 + 0.15 * u[2]
-    )
-    exported = at_hub + p["export_days"][m] * processing * slow_o * np.exp(0.5 * z[2])
+    picked = b.t0 + p["pickup_days"][m] * slow_o * np.exp(0.5 * z[0])
+    at_hub = picked + (p["to_hub_days"][m] + lt["feeder"][hub]) * slow_o * np.exp(0.4 * z[1])
+    # Overseas warehouses ship on working days, same day before the 14:00 cut-off, with peak backlogs.
+    load_d0 = ctx.dest_load.ravel()[b.dest[local] * nd + day0[local]]
+    backlog = np.floor(-np.log1p(-u[0, local]) * 1.5 * np.maximum(load_d0 - 1.0, 0.0)).astype(np.int64)
+    t0, tz = b.t0[local], b.tz[local]
+    wh_day = _next_morning(ctx, b.origin_cal[local], t0 - 8.0 / 24.0, tz, backlog)
+    picked[local] = np.maximum(wh_day + (17.0 + 3.0 * u[1, local] - tz) / 24.0, t0)
+    at_hub[local] = picked[local] + 0.08 + 0.15 * u[2, local]
+    hub_day = _day(at_hub, nd)  # export processing runs at the capacity of the day the parcel reaches the hub
+    slow_x = ctx.origin_load[hub_day] ** 0.7 / ctx.origin_capacity[hub_day]
+    exported = at_hub + p["export_days"][m] * lt["processing"][hub] * slow_x * np.exp(0.5 * z[2])
 
     # Line-haul: next scheduled departure, offloads when full, disruptions by departure day.
-    ready = exported + 0.08 + p["consolidation_days"][m] * u[3]
+    ready = exported + 0.08 + p["consolidation_days"][m] * u[0]
     ready_day = _day(ready, nd)
     departed = _departure(b.line, ready, ctx)
     p_bump = p["bump_p"][m] * ctx.origin_load[ready_day] + ctx.line_bump.ravel()[b.line * nd + ready_day]
-    bumped = u[4] < p_bump
-    departed = np.where(bumped, _departure(b.line, departed, ctx, after=True), departed)
-    bumped &= u[5] < p_bump
-    departed = np.where(bumped, _departure(b.line, departed, ctx, after=True), departed)
-    departed = np.where(cross, departed, at_hub + 0.05 + 0.15 * u[6])
-    extra = ctx.line_extra.ravel()[b.line * nd + _day(departed, nd)] * (0.6 + 0.8 * u[7])
-    linehaul = np.where(
-        cross,
-        lt["days"][b.line] * np.exp(lt["sigma"][b.line] * z[3]) + extra,
-        _ZONE_DAYS[b.zone] * np.exp(0.3 * z[3]),
-    )
+    bumps = (u[1] < p_bump).astype(np.int64) + (u[2] < p_bump)
+    for k in (1, 2):
+        again = np.flatnonzero(bumps >= k)
+        departed[again] = _departure(b.line[again], departed[again], ctx, after=True)
+    departed[local] = at_hub[local] + 0.05 + 0.15 * u[3, local]
+    extra = ctx.line_extra.ravel()[b.line * nd + _day(departed, nd)] * (0.6 + 0.8 * u[3])
+    linehaul = lt["days"][b.line] * np.exp(lt["sigma"][b.line] * z[3]) + extra
+    linehaul[local] = _ZONE_DAYS[b.zone[local]] * np.exp(0.3 * z[3, local])
     arrived = departed + linehaul
 
     # Import customs on destination working days; congestion of the destination at arrival.
     load_d = ctx.dest_load.ravel()[b.dest * nd + _day(arrived, nd)]
     slow_d = load_d**0.6
     entered = arrived + p["import_days"][m] * slow_d * np.exp(0.6 * z[4])
-    customs = draw_customs(b.risk, slow_d, rng)
-    held = entered + 0.03 + 0.2 * u[8]
+    customs = draw_customs(b.risk, slow_d, u[21:25], z[7:9])
+    held = entered + 0.03 + 0.2 * u[4]
     start = np.where(customs.is_inspected, held, entered)
     decided = _add_working_days(ctx, b.customs_cal, start, b.tz, customs.working_days)
     cleared = ~cross | (customs.outcome <= 1)
-    declared = np.where(m == MODE_CODES["postal"], entered, np.minimum(departed + 0.02, entered))
+    # Postal items are declared by the import post; brokers and lines file while the flight is in the air.
+    declared = np.where(m == MODE_CODES["postal"], entered, np.maximum(arrived - 0.1 - 0.15 * u[3], departed))
 
     # Last mile: handover, remote regions, working mornings (overflow at peaks), up to three attempts.
-    handover = np.where(
-        cross,
-        decided + p["handover_days"][m] * slow_d * np.exp(0.5 * z[5]),
-        arrived + 0.05 + 0.15 * u[9],
-    )
+    handover = decided + p["handover_days"][m] * slow_d * np.exp(0.5 * z[5])
+    handover[local] = arrived[local] + 0.05 + 0.15 * u[4, local]
     last_mile = handover + b.remote_days * np.exp(0.3 * z[6])
-    overflow = np.floor(-np.log1p(-u[10]) * np.maximum(load_d - 1.0, 0.0) * 0.8).astype(np.int64)
-    t, ofd, scan, fails = last_mile, [], [], []
+    overflow = np.floor(-np.log1p(-u[5]) * np.maximum(load_d - 1.0, 0.0) * 0.8).astype(np.int64)
+    ofd = [np.full(n, np.nan) for _ in range(_MAX_ATTEMPTS)]
+    scan = [np.full(n, np.nan) for _ in range(_MAX_ATTEMPTS)]
+    rows, t, skip = np.arange(n), last_mile, overflow
+    failed = np.zeros(n, np.int64)
     for k in range(_MAX_ATTEMPTS):
-        skip = overflow if k == 0 else (u[10 + k] < 0.3).astype(np.int64)
-        day = _next_morning(ctx, b.lastmile_cal, t, b.tz, skip)
-        ofd.append(day + (7.5 + 2.0 * u[13 + k] - b.tz) / 24.0)
-        scan.append(ofd[-1] + (1.0 + 8.0 * u[16 + k]) / 24.0)
-        fails.append(u[19 + k] < b.p_fail)
-        t = scan[-1]
-    f1 = fails[0]
-    f2 = f1 & fails[1]
-    f3 = f2 & fails[2]
-    end = np.where(f3, scan[2] + 5.0 + 7.0 * u[25], np.where(f2, scan[2], np.where(f1, scan[1], scan[0])))
-    terminal = np.where(f3, 1, 0).astype(np.int8)
+        day = _next_morning(ctx, b.lastmile_cal[rows], t, b.tz[rows], skip)
+        ofd[k][rows] = day + (7.5 + 2.0 * u[8 + k, rows] - b.tz[rows]) / 24.0
+        scan[k][rows] = ofd[k][rows] + (1.0 + 8.0 * u[11 + k, rows]) / 24.0
+        fail = u[14 + k, rows] < b.p_fail[rows]
+        failed[rows[fail]] += 1
+        rows = rows[fail]
+        if k + 1 < _MAX_ATTEMPTS:
+            t, skip = scan[k][rows], (u[6 + k, rows] < 0.3).astype(np.int64)
+    end = np.choose(np.minimum(failed, _MAX_ATTEMPTS - 1), scan)
+    terminal = np.where(failed == _MAX_ATTEMPTS, 1, 0).astype(np.int8)
+    end[terminal == 1] += 5.0 + 7.0 * u[20, terminal == 1]  # back to sender after three failed attempts
     seized, refused = cross & (customs.outcome == 3), cross & (customs.outcome == 4)
     terminal[seized], terminal[refused] = 2, 1
     end = np.where(seized | refused, decided, end)
 
-    nan = np.full(n, np.nan)
-    slots = [
-        picked, at_hub, np.where(cross, exported, nan), departed, arrived,
-        np.where(cross, entered, nan), np.where(cross & customs.is_inspected, held, nan),
-        np.where(cross & cleared, decided, nan), np.where(cleared, last_mile, nan),
-        np.where(cleared, ofd[0], nan), np.where(cleared & f1, scan[0], nan),
-        np.where(cleared & f1, ofd[1], nan), np.where(cleared & f2, scan[1], nan),
-        np.where(cleared & f2, ofd[2], nan), np.where(cleared & f3, scan[2], nan), end,
-    ]
-
     # Lost parcels: scans stop after a random stage, the carrier declares the loss weeks later.
-    pick_stage = (u[23] * 7).astype(np.int64)
-    stages = np.where(cross, _LOST_STAGES_CROSS[pick_stage], _LOST_STAGES_LOCAL[pick_stage])
-    lost = (u[22] < b.p_lost) & ((stages < _ENTER) | cleared)
-    last_seen = np.choose(np.where(lost, stages, 0), slots[: _LM + 2])
-    slots[-1] = np.where(lost, last_seen + 20.0 + 20.0 * u[24], slots[-1])
+    stage_pick = (u[18] * 7).astype(np.int64)
+    stages = np.where(cross, _LOST_STAGES_CROSS[stage_pick], _LOST_STAGES_LOCAL[stage_pick])
+    lost = np.flatnonzero((u[17] < b.p_lost) & ((stages < _ENTER) | cleared))
+    reached = [picked, at_hub, exported, departed, arrived, entered, held, decided, last_mile, ofd[0]]
+    last_seen = np.choose(stages[lost], [x[lost] for x in reached])
+    end[lost] = last_seen + 20.0 + 20.0 * u[19, lost]
     terminal[lost] = 2
-    for s_ in range(1, N_SLOTS - 1):
-        slots[s_] = np.where(lost & (s_ > stages), np.nan, slots[s_])
-    lost_stage = np.where(lost, stages, -1).astype(np.int8)
+    lost_stage = np.full(n, -1, np.int8)
+    lost_stage[lost] = stages[lost]
+    if not full:
+        return Timeline([end], terminal, customs, declared, decided, lost_stage)
+
+    nan = np.full(n, np.nan)
+    inspected = cross & customs.is_inspected
+    slots = [
+        picked, at_hub, np.where(cross, exported, nan), departed, arrived, np.where(cross, entered, nan),
+        np.where(inspected, held, nan), np.where(cross & cleared, decided, nan),
+        np.where(cleared, last_mile, nan), *(x for k in range(_MAX_ATTEMPTS) for x in (ofd[k], scan[k])),
+    ]
+    for k in range(_MAX_ATTEMPTS):  # attempt k's scan is a failure only if another attempt followed
+        slots[_LM + 1 + 2 * k] = np.where(cleared & (failed >= k), slots[_LM + 1 + 2 * k], np.nan)
+        slots[_LM + 2 + 2 * k] = np.where(cleared & (failed > k), slots[_LM + 2 + 2 * k], np.nan)
+    slots.append(end)
+    gone = np.zeros(n, bool)
+    gone[lost] = True
+    running = np.full(n, -np.inf)
+    for s_, x in enumerate(slots):  # scans stop after the lost stage; guard against float round-off
+        if s_ < N_SLOTS - 1:
+            x = np.where(gone & (s_ > lost_stage), np.nan, x)
+        running = np.fmax(running, x)
+        slots[s_] = np.where(np.isnan(x), np.nan, running)
     return Timeline(slots, terminal, customs, declared, decided, lost_stage)
 
 
@@ -402,15 +431,13 @@ def build_events(
         Events with exactly the contract schema, sorted by shipment and time.
     """
     n = timeline.terminal.shape[0]
-    raw = np.stack(timeline.slots, axis=1)
-    missing = np.isnan(raw)
-    times = np.fmax.accumulate(np.where(missing, -np.inf, raw), axis=1)  # guard float ties
-    del raw
-    visible = ~missing & (times <= now)
+    times = np.stack(timeline.slots, axis=1)
+    with np.errstate(invalid="ignore"):
+        visible = times <= now
     visible[:, : _LM + 1] &= rng.random((n, _LM + 1)) >= drop_p[:, None]
     ship, slot = np.nonzero(visible)
     minutes = np.round(times[ship, slot] * 1440.0).astype(np.int64)
-    del times, visible, missing
+    del times, visible
     slot_code = np.array([EVENT_TYPES.index(e) for e in SLOT_EVENTS])
     terminal_code = np.array([EVENT_TYPES.index(e) for e in TERMINAL_KINDS])
     is_terminal = slot == N_SLOTS - 1

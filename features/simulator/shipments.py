@@ -3,14 +3,20 @@
 Reads nothing (the static world comes from `world`, calendars from `features.calendar`). Writes nothing:
 `simulate_shipments` returns the raw contract tables `shipments`, `shipment_events`,
 `customs_declarations` and `lanes` as a forwarder's export at `end` would show them (right-censored: open
-parcels are `in_transit`, later scans unknown), and the oracle (evaluation only): the true booking-time
-distribution of each parcel's door-to-door transit days, its probabilities of being late and inspected,
-and the disruptions that happened.
+parcels are `in_transit`, later scans unknown), and the oracle (evaluation only).
 
-World state: congestion comes from the simulated volume itself (origin load per day, destination load per
-arrival day); weeks-long regime shifts are drawn per seed: lane disruptions (a carrier's line to a country
-takes days longer), capacity crunches (air capacity to a region), last-mile strikes (the national post
-stops delivering) and customs crackdowns (inspection rates jump).
+Pieces: `bookings` draws who ships what, where, how and when; `events` draws the milestone timelines and
+writes the scans; `customs` decides inspections, holds, outcomes and duties. This module draws the world
+state the timelines run in: congestion from the simulated volume itself (origin load per booking day,
+destination load per arrival day) and weeks-long regime shifts (lane disruptions: a carrier's line to a
+country takes days longer; capacity crunches: air capacity to a region; last-mile strikes: the national
+post stops delivering; customs crackdowns: inspection rates jump).
+
+Oracle `shipments`: per parcel, `oracle_draws` redraws of everything random given what was fixed at
+booking (including the latent congestion and disruption state). `eta_days_*` describe door-to-door days
+(delivered_at - created_at) over the draws that end delivered, `p_late` is P(delivery date (UTC) after
+`promised_date` | delivered), `p_inspection` the exact inspection probability, `p_delivered` the share of
+draws that end delivered (not returned or lost). Oracle `shipment_disruptions` lists the regime shifts.
 """
 
 from __future__ import annotations
@@ -25,7 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.calendar import country_holidays, daily_calendar
 from features.schema import SHIPMENT_MODES, SHIPMENT_STATUSES, TABLES
-from features.simulator.bookings import HUB_RATE_FACTOR, Bookings, contract_days, draw_bookings
+from features.simulator.bookings import (
+    HUB_RATE_FACTOR,
+    Bookings,
+    catalog_from_skus,
+    contract_table,
+    draw_bookings,
+    lane_index,
+    sku_catalog,
+)
 from features.simulator.customs import build_declarations
 from features.simulator.events import (
     Context,
@@ -43,8 +57,6 @@ from features.simulator.world import (
     MODE_PROFILES,
     WAREHOUSES,
     lines,
-    sku_catalog,
-    warehouse_countries,
 )
 
 __all__ = ["ShipmentConfig", "simulate_shipments"]
@@ -55,33 +67,53 @@ _HORIZON_DAYS = 420  # timelines of parcels booked before "now" are followed thi
 _ARRIVAL_LAG = np.array([8, 5, 2, 0])  # typical booking-to-arrival days by mode, for destination load
 _WH = MODE_CODES["overseas_warehouse"]
 _QUANTILES = (0.5, 0.8, 0.95)
+_DAYS_SCHEMA = {"country": pl.String, "date": pl.Date}
 
 
 class ShipmentConfig(BaseModel):
-    """Settings of the shipment simulator. Defaults give the demo size (a few seconds)."""
+    """Settings of the shipment simulator. Defaults give the demo size (a few seconds).
+
+    Attributes:
+        n_shipments: parcels booked between start and end.
+        n_sellers: Chinese sellers (ids `S0001`...), with Zipf-like sizes.
+        n_skus: SKUs `SKU0001`... of the default catalogue `world.sku_catalog` (when no `skus` are given).
+        annual_growth: yearly growth of the booked volume.
+        warehouse_seller_share: share of sellers who keep stock in the overseas warehouses.
+        under_declaration_scale: scales how often low-quality sellers under-declare values.
+        lane_disruptions_per_year: a carrier's line to a country gets days slower for 3-8 weeks.
+        capacity_crunches_per_year: air capacity to a region is short for 2-6 weeks.
+        last_mile_strikes_per_year: a national post stops delivering on most days for 1-3 weeks.
+        customs_crackdowns_per_year: a country inspects far more parcels for 4-10 weeks.
+        extra_closures: extra destination days off (country, date) besides public holidays (what-if runs).
+        oracle_draws: Monte-Carlo redraws per parcel for the oracle.
+        oracle_chunk_rows: parcel draws per oracle batch (bounds memory).
+        threads: threads running the oracle batches.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    n_shipments: int = Field(100_000, ge=1, le=99_999_999, description="parcels booked in the window")
-    n_sellers: int = Field(800, ge=1, le=99_999)
-    n_skus: int = Field(200, ge=1, le=9_999, description="SKU0001... shared with the demand side")
-    annual_growth: float = Field(0.25, ge=-0.9, le=5.0, description="yearly growth of the parcel volume")
-    warehouse_seller_share: float = Field(0.35, ge=0.0, le=1.0, description="sellers with overseas stock")
-    under_declaration_scale: float = Field(1.0, ge=0.0, le=3.0, description="scales sellers' under-declaring")
-    lane_disruptions_per_year: float = Field(6.0, ge=0.0, description="a line gets days slower for weeks")
-    capacity_crunches_per_year: float = Field(2.0, ge=0.0, description="air capacity to a region short")
-    last_mile_strikes_per_year: float = Field(1.5, ge=0.0, description="a national post stops delivering")
-    customs_crackdowns_per_year: float = Field(2.0, ge=0.0, description="a country inspects far more")
-    extra_closures: tuple[tuple[str, dt.date], ...] = Field(
-        (), description="extra destination days off (country, date) on top of public holidays (what-if)"
-    )
-    oracle_draws: int = Field(64, ge=1, le=4096, description="Monte-Carlo redraws per parcel for the oracle")
-    oracle_chunk_rows: int = Field(262_144, ge=1_024, description="parcel draws per oracle batch (memory)")
-    threads: int = Field(2, ge=1, le=64, description="threads for the oracle batches")
+    n_shipments: int = Field(default=100_000, ge=1, le=99_999_999)
+    n_sellers: int = Field(default=800, ge=1, le=99_999)
+    n_skus: int = Field(default=200, ge=1, le=9_999)
+    annual_growth: float = Field(default=0.25, ge=-0.9, le=5.0)
+    warehouse_seller_share: float = Field(default=0.4, ge=0.0, le=1.0)
+    under_declaration_scale: float = Field(default=1.0, ge=0.0, le=3.0)
+    lane_disruptions_per_year: float = Field(default=6.0, ge=0.0)
+    capacity_crunches_per_year: float = Field(default=2.0, ge=0.0)
+    last_mile_strikes_per_year: float = Field(default=1.5, ge=0.0)
+    customs_crackdowns_per_year: float = Field(default=2.0, ge=0.0)
+    extra_closures: tuple[tuple[str, dt.date], ...] = Field(default=())
+    oracle_draws: int = Field(default=64, ge=1, le=4_096)
+    oracle_chunk_rows: int = Field(default=65_536, ge=1_024)
+    threads: int = Field(default=2, ge=1, le=64)
 
 
 def simulate_shipments(
-    config: ShipmentConfig, start: dt.date, end: dt.date, rng: np.random.Generator
+    config: ShipmentConfig,
+    start: dt.date,
+    end: dt.date,
+    rng: np.random.Generator,
+    skus: pl.DataFrame | None = None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
     """Simulate the parcels booked from `start` to `end` and export them as seen at the end of `end`.
 
@@ -90,6 +122,8 @@ def simulate_shipments(
         start: first booking day (the epoch; times are UTC).
         end: last booking day and "now": events after the end of that day are not in the tables.
         rng: random stream; the same state gives identical tables.
+        skus: the SKU catalogue to ship (a contract `skus` table, e.g. the demand side's, so that SKU ids
+            and HS codes agree across tables); default `world.sku_catalog(config.n_skus)`.
 
     Returns:
         (raw tables `shipments`, `shipment_events`, `customs_declarations`, `lanes` with exactly the
@@ -105,12 +139,13 @@ def simulate_shipments(
     line_extra, line_bump, crackdown, strikes, disruptions = _draw_disruptions(
         config, start, n_sim, n_days, disruption_rng
     )
-    bookings = draw_bookings(config, calendar.head(n_sim), crackdown, booking_rng)
+    catalog = sku_catalog(config.n_skus) if skus is None else catalog_from_skus(skus)
+    bookings = draw_bookings(config, calendar.head(n_sim), crackdown, catalog, booking_rng)
     origin_load, dest_load = _loads(bookings, n_sim, n_days)
     holidays = pl.concat([
         country_holidays([d.country for d in DESTINATIONS], start, calendar.get_column("date")[-1])
         .select("country", "date"),
-        pl.DataFrame(list(config.extra_closures), schema={"country": pl.String, "date": pl.Date}, orient="row"),
+        pl.DataFrame(list(config.extra_closures), schema=_DAYS_SCHEMA, orient="row"),
     ])
     ctx = Context(
         epoch_weekday=start.weekday(),
@@ -123,7 +158,7 @@ def simulate_shipments(
     )
     log.info("drawing timelines of %s shipments", f"{bookings.booking.t0.size:,}")
     timeline = draw_timeline(bookings.booking, ctx, timeline_rng)
-    tables = _realised_tables(bookings, timeline, start, float(n_sim), config.n_skus, scan_rng)
+    tables = _realised_tables(bookings, timeline, start, float(n_sim), config, catalog, scan_rng)
     log.info("oracle: %d redraws per shipment", config.oracle_draws)
     oracle = _oracle(bookings, ctx, config, tables["shipments"].get_column("shipment_id"), oracle_rng)
     return tables, {"shipments": oracle, "shipment_disruptions": disruptions}
@@ -180,7 +215,7 @@ def _draw_disruptions(
         (s, e), shift = window(28, 70), float(rng.uniform(0.7, 1.5))
         crackdown[d, s:e] += shift
         log_rows.append(("customs_crackdown", countries[d], *_dates(epoch, s, e), shift))
-    strikes = pl.DataFrame(closures, schema={"country": pl.String, "date": pl.Date}, orient="row")
+    strikes = pl.DataFrame(closures, schema=_DAYS_SCHEMA, orient="row")
     log_frame = pl.DataFrame(
         log_rows,
         schema={"kind": pl.String, "target": pl.String, "start_date": pl.Date, "end_date": pl.Date,
@@ -224,9 +259,12 @@ def _loads(bookings: Bookings, n_sim: int, n_days: int) -> tuple[np.ndarray, np.
 # ---------------------------------------------------------------------------------------------------------
 def _timestamp(epoch_us: int, t: np.ndarray) -> pl.Series:
     """Days since epoch -> UTC timestamps rounded to the minute (nulls for NaN)."""
-    minutes = np.round(np.nan_to_num(t, nan=0.0) * 1440.0).astype(np.int64)
+    missing = np.isnan(t)
+    minutes = np.round(np.where(missing, 0.0, t) * 1440.0).astype(np.int64)
     s = pl.Series(epoch_us + minutes * 60_000_000).cast(TABLES["shipments"].schema["created_at"])
-    return s.scatter(np.flatnonzero(np.isnan(t)), None) if np.isnan(t).any() else s
+    if not missing.any():
+        return s
+    return pl.select(pl.when(pl.Series(missing)).then(None).otherwise(s)).to_series()
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pl.Series:
@@ -251,8 +289,15 @@ def _locations() -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def _realised_tables(
-    bk: Bookings, tl: Timeline, epoch: dt.date, now: float, n_skus: int, rng: np.random.Generator
+    bk: Bookings,
+    tl: Timeline,
+    epoch: dt.date,
+    now: float,
+    config: ShipmentConfig,
+    skus: pl.DataFrame,
+    rng: np.random.Generator,
 ) -> dict[str, pl.DataFrame]:
+    """The raw tables as a forwarder's export at `now` shows them."""
     b = bk.booking
     n = b.t0.size
     epoch_us = (epoch - dt.date(1970, 1, 1)).days * 86_400_000_000
@@ -267,6 +312,7 @@ def _realised_tables(
         b.mode == MODE_CODES["postal"], n_offices[b.dest], region_in_dest % n_offices[b.dest]
     )
     region = region_start[0] + bk.region
+    office = np.where(is_wh, region, office)  # domestic parcels meet no customs office
     origin_location = np.where(is_wh, len(HUBS) + np.maximum(bk.warehouse, 0), b.origin)
     shipment_id = _ids("SH", np.arange(1, n + 1), 8)
     labels = EventLabels(
@@ -281,9 +327,8 @@ def _realised_tables(
     done = end_t <= now
     status = np.where(done, tl.terminal + 1, 0)
     delivered = np.where(done & (tl.terminal == 0), end_t, np.nan)
-    skus = sku_catalog(n_skus)
     country_s, location_s = pl.Series(countries), pl.Series(locations)
-    seller_width = max(4, len(str(int(bk.seller.max()) + 1 if n else 1)))
+    seller_width = max(4, len(str(config.n_sellers)))
     columns = {
         "shipment_id": shipment_id,
         "created_at": _timestamp(epoch_us, b.t0),
@@ -311,13 +356,19 @@ def _realised_tables(
     spec = TABLES["shipments"]
     shipments = pl.DataFrame(columns).select(pl.col(c).cast(t) for c, t in spec.schema.items())
     facts = _customs_facts(bk, tl, shipments, epoch_us, office, locations)
-    declarations = build_declarations(facts, dt.datetime.combine(epoch, dt.time(), dt.UTC) + dt.timedelta(days=now))
+    export_at = dt.datetime.combine(epoch, dt.time(), dt.UTC) + dt.timedelta(days=now)
+    declarations = build_declarations(facts, export_at)
     return {"shipments": shipments, "shipment_events": events, "customs_declarations": declarations,
             "lanes": _lanes()}
 
 
 def _customs_facts(
-    bk: Bookings, tl: Timeline, shipments: pl.DataFrame, epoch_us: int, office: np.ndarray, locations: list[str]
+    bk: Bookings,
+    tl: Timeline,
+    shipments: pl.DataFrame,
+    epoch_us: int,
+    office: np.ndarray,
+    locations: list[str],
 ) -> pl.DataFrame:
     """One row per parcel that reached import customs, with what the declaration needs."""
     b = bk.booking
@@ -350,43 +401,35 @@ def _customs_facts(
 
 
 def _lanes() -> pl.DataFrame:
-    """Every contracted lane: hub x cross-border line, warehouse x local line, with its contract days."""
+    """Every contracted lane (hub x cross-border line, warehouse x local line): contract days and rates."""
     ls = lines()
-    origin, line = [], []
-    for i, ln in enumerate(ls):
-        if ln.mode == "overseas_warehouse":
-            for w, wh in enumerate(WAREHOUSES):
-                if ln.carrier in wh.carriers and ln.country in warehouse_countries(wh.warehouse_id):
-                    origin.append(w)
-                    line.append(i)
-        else:
-            for h in range(len(HUBS)):
-                origin.append(h)
-                line.append(i)
-    o, li = np.array(origin), np.array(line)
-    mode = np.array([MODE_CODES[ls[i].mode] for i in li])
-    is_wh = mode == _WH
-    rate = np.where(is_wh, 1.0, HUB_RATE_FACTOR[np.minimum(o, len(HUBS) - 1)])
+    slot, li = lane_index()
+    is_wh = slot >= len(HUBS)
+    names = [h.code for h in HUBS] + [w.warehouse_id for w in WAREHOUSES]
+    countries = ["CN"] * len(HUBS) + [w.country for w in WAREHOUSES]
+    rate = np.where(is_wh, 1.0, HUB_RATE_FACTOR[np.minimum(slot, len(HUBS) - 1)])
     spec = TABLES["lanes"]
     return pl.DataFrame({
-        "origin_hub": [WAREHOUSES[x].warehouse_id if w else HUBS[x].code for x, w in zip(o, is_wh, strict=True)],
-        "origin_country": [WAREHOUSES[x].country if w else "CN" for x, w in zip(o, is_wh, strict=True)],
+        "origin_hub": [names[x] for x in slot],
+        "origin_country": [countries[x] for x in slot],
         "destination_country": [ls[i].country for i in li],
         "mode": [ls[i].mode for i in li],
         "carrier": [ls[i].carrier for i in li],
-        "contract_transit_days": contract_days(o, li, mode),
-        "base_rate_usd": np.round([ls[i].base_rate_usd for i in li] * rate, 2),
-        "per_kg_rate_usd": np.round([ls[i].per_kg_rate_usd for i in li] * rate, 2),
+        "contract_transit_days": contract_table()[slot, li],
+        "base_rate_usd": np.round(np.array([ls[i].base_rate_usd for i in li]) * rate, 2),
+        "per_kg_rate_usd": np.round(np.array([ls[i].per_kg_rate_usd for i in li]) * rate, 2),
     }).select(pl.col(c).cast(t) for c, t in spec.schema.items()).sort(spec.sort_by)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Oracle
 # ---------------------------------------------------------------------------------------------------------
-def _oracle_batch(bk: Bookings, ctx: Context, rows: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+def _oracle_batch(
+    bk: Bookings, ctx: Context, rows: np.ndarray, draws: int, rng: np.random.Generator
+) -> np.ndarray:
     """Booking-time transit distribution of `rows` from `draws` redraws of everything random."""
     b = bk.booking
-    tl = draw_timeline(b.take(np.repeat(rows, draws)), ctx, rng)
+    tl = draw_timeline(b.take(np.repeat(rows, draws)), ctx, rng, full=False)
     end = tl.slots[-1].reshape(rows.size, draws)
     ok = (tl.terminal == 0).reshape(rows.size, draws)
     transit = np.where(ok, end - b.t0[rows, None], np.inf)
@@ -402,7 +445,8 @@ def _oracle_batch(bk: Bookings, ctx: Context, rows: np.ndarray, draws: int, rng:
         hi = np.minimum(lo + 1, safe - 1)
         a = np.take_along_axis(transit, lo[:, None], 1)[:, 0]
         c = np.take_along_axis(transit, hi[:, None], 1)[:, 0]
-        out[:, j] = a + (pos - lo) * (c - a)
+        with np.errstate(invalid="ignore"):
+            out[:, j] = a + (pos - lo) * (c - a)
     out[:, 4] = late.sum(axis=1) / safe
     out[count == 0, :5] = np.nan
     out[:, 5] = count / draws

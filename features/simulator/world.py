@@ -2,8 +2,8 @@
 
 Reads and writes nothing. Chinese origin hubs, destination countries (customs rules, last-mile quality,
 regions with remote flags, customs offices), HS chapters with their inspection risk, carriers and their lines
-(schedules, rail or air, rates), the overseas warehouses and a SKU catalogue. Everything here is the same for
-every seed: the random realisation (volumes, disruptions, scans) is drawn in `shipments`/`events`/`customs`.
+(schedules, rail or air, rates) and the overseas warehouses. Everything here is the same for
+every seed: the realisation (volumes, disruptions, scans) is drawn in `bookings`/`events`/`customs`.
 
 Values are realistic-ish, not authoritative: de minimis thresholds are converted to USD (GB 135 GBP, EU
 150 EUR, AU 1000 AUD, ...), the US threshold drops to 0 on 2025-08-29 and the EU one on 2026-07-01.
@@ -11,13 +11,13 @@ Values are realistic-ish, not authoritative: de minimis thresholds are converted
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
 import numpy as np
-import polars as pl
 
 __all__ = [
     "CARRIERS",
@@ -26,19 +26,20 @@ __all__ = [
     "HS_CHAPTERS",
     "HUBS",
     "MODE_CODES",
+    "MODE_PROFILES",
+    "OTHER_CHAPTER",
     "POLICY_CHANGES",
     "WAREHOUSES",
     "Destination",
     "HsChapter",
     "Hub",
     "Line",
+    "ModeProfile",
     "PolicyChange",
     "Region",
     "Warehouse",
-    "MODE_PROFILES",
-    "ModeProfile",
     "lines",
-    "sku_catalog",
+    "mode_profile_arrays",
     "warehouse_countries",
 ]
 
@@ -89,14 +90,22 @@ class ModeProfile:
 
 MODE_PROFILES: Final[dict[str, ModeProfile]] = {
     "postal": ModeProfile(1.0, 0.4, 1.2, 1.5, 0.12, 2.0, 0.8, 1.5, 3.0, 1.2, 0.0, 0.012, 0.25, 1.0,
-                          0.35, 3.0, 0.08, 0.0, "post"),
+                          0.15, 2.5, 0.08, 0.0, "post"),
     "dedicated_line": ModeProfile(0.6, 0.3, 0.6, 0.3, 0.07, 0.4, 0.25, 1.0, 2.5, 0.6, -0.6, 0.004, 0.06,
-                                  1.0, 0.25, 2.0, 0.12, 2.0, "post"),
+                                  1.0, 0.08, 1.0, 0.12, 2.0, "post"),
     "express": ModeProfile(0.25, 0.15, 0.2, 0.0, 0.02, 0.1, 0.15, 0.3, 1.2, 0.2, -0.2, 0.001, 0.01, 0.7,
-                           0.3, 1.0, 0.15, 8.0, "express"),
+                           0.1, 0.5, 0.15, 8.0, "express"),
     "overseas_warehouse": ModeProfile(0.3, 0.15, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.002, 0.03,
-                                      0.9, 0.3, 1.0, 0.05, 3.0, "post"),
+                                      0.9, 0.15, 1.0, 0.05, 3.0, "post"),
 }
+
+
+@lru_cache(maxsize=1)
+def mode_profile_arrays() -> dict[str, np.ndarray]:
+    """The numeric fields of `MODE_PROFILES` as arrays indexed by `MODE_CODES`."""
+    names = [f.name for f in dataclasses.fields(ModeProfile) if f.name != "lastmile"]
+    order = sorted(MODE_CODES, key=MODE_CODES.__getitem__)
+    return {n: np.array([getattr(MODE_PROFILES[m], n) for m in order], dtype=float) for n in names}
 
 
 @dataclass(frozen=True)
@@ -178,15 +187,16 @@ def _r(code: str, share: float, remote: float = 0.0, zone: int = 1, wh: str | No
     return Region(code, share, remote, zone, wh)
 
 
-_LAX, _NJ, _BHX, _FRA, _SYD, _YYZ = "WH-US-LAX", "WH-US-NJ", "WH-GB-BHX", "WH-DE-FRA", "WH-AU-SYD", "WH-CA-YYZ"
+_LAX, _NJ, _BHX = "WH-US-LAX", "WH-US-NJ", "WH-GB-BHX"
+_FRA, _SYD, _YYZ = "WH-DE-FRA", "WH-AU-SYD", "WH-CA-YYZ"
 
 DESTINATIONS: Final[tuple[Destination, ...]] = (
     Destination("US", "north_america", 0.28, -6, 800.0, 0.15, 0.0, 0.05, 1.6, 1.0,
                 ("JFK1", "LAX1", "ORD1", "MIA1"),
                 (_r("US-CA", 0.16, wh=_LAX), _r("US-TX", 0.12, zone=2, wh=_LAX), _r("US-WA", 0.06, wh=_LAX),
                  _r("US-AZ", 0.06, wh=_LAX), _r("US-CO", 0.05, zone=2, wh=_LAX), _r("US-NY", 0.12, wh=_NJ),
-                 _r("US-FL", 0.10, zone=2, wh=_NJ), _r("US-IL", 0.08, zone=2, wh=_NJ), _r("US-PA", 0.07, wh=_NJ),
-                 _r("US-GA", 0.07, zone=2, wh=_NJ), _r("US-OH", 0.06, wh=_NJ),
+                 _r("US-FL", 0.10, zone=2, wh=_NJ), _r("US-IL", 0.08, zone=2, wh=_NJ),
+                 _r("US-PA", 0.07, wh=_NJ), _r("US-GA", 0.07, zone=2, wh=_NJ), _r("US-OH", 0.06, wh=_NJ),
                  _r("US-AK", 0.02, 3.0, 3, _LAX), _r("US-HI", 0.03, 2.5, 3, _LAX))),
     Destination("CA", "north_america", 0.04, -5, 110.0, 0.08, -0.1, 0.05, 1.8, 1.05,
                 ("YYZ1", "YVR1", "YUL1"),
@@ -345,7 +355,10 @@ HS_CHAPTERS: Final[tuple[HsChapter, ...]] = (
               ("910211", "910219", "910111", "910511")),
     HsChapter("30", "pharma_supplements", 0.01, 2.0, 0.15, 0.08, 0.5, 15.0, 0.15, 1.1,
               ("300490", "300450", "300660", "300590")),
+    HsChapter("96", "misc_manufactured", 0.03, 0.0, 0.01, 0.01, 1.0, 10.0, 0.2, 1.3,
+              ("960329", "961900", "960810", "961700")),
 )
+OTHER_CHAPTER: Final = "96"  # risk profile of chapters not listed above
 
 
 @dataclass(frozen=True)
@@ -448,8 +461,9 @@ def _cross_border_line(mode: str, carrier: str, factor: float, pref: float, dest
     else:
         weekdays = (0, 2, 4) if dest.country in _SMALL_MARKETS else _DEDICATED_DAYS[carrier]
         days, hour, sigma = 1.4 * dest.air_days + 0.5, 15.0, 0.3
+    rate = dest.rate_factor * factor
     return Line(mode, carrier, dest.country, "rail" if is_rail else "air", weekdays, hour, days, sigma,
-                round(base * dest.rate_factor * factor, 2), round(per_kg * dest.rate_factor * factor, 2), pref)
+                round(base * rate, 2), round(per_kg * rate, 2), pref)
 
 
 @lru_cache(maxsize=1)
@@ -483,32 +497,3 @@ def lines() -> tuple[Line, ...]:
 def warehouse_countries(warehouse_id: str) -> tuple[str, ...]:
     """Destination countries a warehouse delivers to (its own and, for the EU hub, the EU neighbours)."""
     return tuple(d.country for d in DESTINATIONS if any(r.near_warehouse == warehouse_id for r in d.regions))
-
-
-_CATALOG_SEED: Final = 20_240_611
-
-
-@lru_cache(maxsize=8)
-def sku_catalog(n_skus: int = 200) -> pl.DataFrame:
-    """The SKUs sellers ship (the same for every seed), ids `SKU0001`...
-
-    Returns:
-        Frame with `sku_id`, `category` (HS chapter name), `hs_chapter`, `hs_code`, `unit_value_usd`,
-        `unit_weight_kg` and `popularity` (relative sales weight, sums to 1).
-    """
-    rng = np.random.default_rng(_CATALOG_SEED)
-    shares = np.array([c.share for c in HS_CHAPTERS])
-    chapter = rng.choice(len(HS_CHAPTERS), size=n_skus, p=shares / shares.sum())
-    code = np.array([HS_CHAPTERS[c].codes[rng.integers(len(HS_CHAPTERS[c].codes))] for c in chapter])
-    value = np.array([HS_CHAPTERS[c].unit_value_usd for c in chapter]) * rng.lognormal(0.0, 0.5, n_skus)
-    weight = np.array([HS_CHAPTERS[c].unit_weight_kg for c in chapter]) * rng.lognormal(0.0, 0.35, n_skus)
-    popularity = rng.permutation(1.0 / np.arange(1, n_skus + 1) ** 0.8)
-    return pl.DataFrame({
-        "sku_id": [f"SKU{i + 1:04d}" for i in range(n_skus)],
-        "category": [HS_CHAPTERS[c].name for c in chapter],
-        "hs_chapter": [HS_CHAPTERS[c].chapter for c in chapter],
-        "hs_code": code,
-        "unit_value_usd": np.round(value, 2),
-        "unit_weight_kg": np.round(weight, 3),
-        "popularity": popularity / popularity.sum(),
-    })

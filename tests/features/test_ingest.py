@@ -29,7 +29,9 @@ def _write_clean_world(raw: Path) -> None:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*")) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*")) if p.is_file()
+    }
 
 
 def test_ingest_dirty_shipments_file_accounts_for_every_row(tmp_path: Path) -> None:
