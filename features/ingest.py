@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -140,6 +140,23 @@ def _scan(path: Path) -> pl.LazyFrame:
     return pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy")
 
 
+def _check_header(table: str, path: Path) -> tuple[pl.LazyFrame, list[str]]:
+    """Open a raw file lazily and check its header: readable, every required column present."""
+    spec = table_spec(table)
+    try:
+        lf = _scan(path)
+        columns = lf.collect_schema().names()
+    except Exception as exc:  # polars raises several error types for unreadable files
+        raise IngestError(f"{path}: cannot read as {_suffix(path)} ({type(exc).__name__}: {exc})") from exc
+    missing = [c for c in spec.required_columns if c not in columns]
+    if missing:
+        expected = "; ".join(
+            f"{c} ({spec.column(c).dtype}, e.g. {spec.column(c).example!r})" for c in missing
+        )
+        raise IngestError(f"{path}: table {table} is missing required column(s): {expected}")
+    return lf, columns
+
+
 def read_raw_table(table: str, paths: Sequence[Path]) -> tuple[pl.DataFrame, list[str]]:
     """Read one table's raw files, adding source file and 1-based row number to each row.
 
@@ -155,19 +172,7 @@ def read_raw_table(table: str, paths: Sequence[Path]) -> tuple[pl.DataFrame, lis
     ignored: set[str] = set()
     known = {c.name for c in spec.columns}
     for path in paths:
-        try:
-            lf = _scan(path)
-            columns = lf.collect_schema().names()
-        except Exception as exc:  # polars raises several error types for unreadable files
-            raise IngestError(
-                f"{path}: cannot read as {_suffix(path)} ({type(exc).__name__}: {exc})"
-            ) from exc
-        missing = [c for c in spec.required_columns if c not in columns]
-        if missing:
-            expected = "; ".join(
-                f"{c} ({spec.column(c).dtype}, e.g. {spec.column(c).example!r})" for c in missing
-            )
-            raise IngestError(f"{path}: table {table} is missing required column(s): {expected}")
+        lf, columns = _check_header(table, path)
         prefix = spec.passthrough_prefix
         keep = [c for c in columns if c in known or (prefix is not None and c.startswith(prefix))]
         ignored |= set(columns) - set(keep)
@@ -175,7 +180,9 @@ def read_raw_table(table: str, paths: Sequence[Path]) -> tuple[pl.DataFrame, lis
             frame = (
                 lf.select(keep)
                 .with_row_index(ROW, offset=1)
-                .with_columns(pl.col(ROW).cast(pl.Int64), pl.lit(str(path)).alias(SOURCE))
+                .with_columns(
+                    pl.col(ROW).cast(pl.Int64), pl.lit(str(path)).cast(pl.Categorical).alias(SOURCE)
+                )
                 .collect()
             )
         except Exception as exc:
@@ -193,24 +200,28 @@ def read_raw_table(table: str, paths: Sequence[Path]) -> tuple[pl.DataFrame, lis
     return raw, sorted(ignored)
 
 
-def validate_tables(frames: Mapping[str, pl.DataFrame], assume_timezone: str | None = None) -> IngestResult:
-    """Validate several raw tables together, parents first so foreign keys can be checked.
-
-    Args:
-        frames: raw frames by table name (optionally with source-file and row-number columns from
-            `read_raw_table`).
-        assume_timezone: IANA zone for timestamps without an offset; None quarantines them.
-    """
+def _validate_in_order(
+    names: Collection[str], load: Callable[[str], pl.DataFrame], assume_timezone: str | None
+) -> IngestResult:
+    """Validate tables parents first, loading each raw table only when its turn comes (and dropping it)."""
+    unknown = set(names) - set(TABLES)
+    if unknown:
+        raise IngestError(f"unknown table(s) {', '.join(sorted(unknown))}; known: {', '.join(TABLES)}")
     valid: dict[str, pl.DataFrame] = {}
     quarantines: list[pl.DataFrame] = []
     counts: dict[str, TableCount] = {}
-    for name in TABLE_ORDER:
-        if name not in frames:
-            continue
+    for name in (n for n in TABLE_ORDER if n in names):
         spec = table_spec(name)
-        result = validate_table(frames[name], spec, parents=valid, assume_timezone=assume_timezone)
+        result = validate_table(load(name), spec, parents=valid, assume_timezone=assume_timezone)
         if result.rows_in != result.valid.height + result.quarantine.height:  # pragma: no cover - invariant
             raise RuntimeError(f"{name}: row accounting broken ({result.rows_in} in)")
+        log.info(
+            "%s: %s rows in, %s valid, %s quarantined",
+            name,
+            f"{result.rows_in:,}",
+            f"{result.valid.height:,}",
+            f"{result.quarantine.height:,}",
+        )
         unchecked = [f"{col} -> {parent}" for col, parent, _ in spec.foreign_keys if parent not in valid]
         valid[name] = result.valid
         quarantines.append(result.quarantine)
@@ -220,15 +231,23 @@ def validate_tables(frames: Mapping[str, pl.DataFrame], assume_timezone: str | N
             quarantined=result.quarantine.height,
             unchecked_foreign_keys=unchecked,
         )
-    unknown = set(frames) - set(TABLES)
-    if unknown:
-        raise IngestError(f"unknown table(s) {', '.join(sorted(unknown))}; known: {', '.join(TABLES)}")
     quarantine = (
         pl.concat(quarantines).sort("table", "source_file", "row_number")
         if quarantines
         else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     )
     return IngestResult(valid=valid, quarantine=quarantine, counts=counts)
+
+
+def validate_tables(frames: Mapping[str, pl.DataFrame], assume_timezone: str | None = None) -> IngestResult:
+    """Validate several raw tables together, parents first so foreign keys can be checked.
+
+    Args:
+        frames: raw frames by table name (optionally with source-file and row-number columns from
+            `read_raw_table`).
+        assume_timezone: IANA zone for timestamps without an offset; None quarantines them.
+    """
+    return _validate_in_order(list(frames), frames.__getitem__, assume_timezone)
 
 
 def _sha256(path: Path) -> str:
@@ -275,11 +294,16 @@ def ingest(raw_dir: Path, out_dir: Path, assume_timezone: str | None = None) -> 
         IngestError: unknown table, unreadable file or missing column; nothing is written then.
     """
     sources = discover_sources(raw_dir)
-    raws: dict[str, pl.DataFrame] = {}
+    for table, paths in sources.items():  # fail fast on a missing column or unreadable file, before work
+        for path in paths:
+            _check_header(table, path)
     ignored: dict[str, list[str]] = {}
-    for table, paths in sources.items():
-        raws[table], ignored[table] = read_raw_table(table, paths)
-    result = validate_tables(raws, assume_timezone=assume_timezone)
+
+    def load(table: str) -> pl.DataFrame:
+        raw, ignored[table] = read_raw_table(table, sources[table])
+        return raw
+
+    result = _validate_in_order(list(sources), load, assume_timezone)
     counts = {
         name: TableCount(
             rows_in=c.rows_in,

@@ -236,9 +236,14 @@ def bench(
     if not chosen:
         raise _fail(f"no benchmark {name!r}; available: {', '.join(p.stem for p in scripts)}")
     sys.path.insert(0, str(BENCH_DIR))
-    for script in chosen:
-        with _step(f"benchmark {script.stem}"):
-            runpy.run_path(str(script), run_name="__main__")
+    argv = sys.argv
+    try:
+        for script in chosen:
+            sys.argv = [str(script)]  # each script parses its own defaults
+            with _step(f"benchmark {script.stem}"):
+                runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
 
 
 @app.command()

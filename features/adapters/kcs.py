@@ -42,13 +42,25 @@ ATTR_COLUMNS: Final[dict[str, str]] = {
 # Rules checked in order; the first that fails rejects the row.
 _RULES: Final[tuple[tuple[str, str, pl.Expr, str], ...]] = (
     ("missing_declaration_id", "Declaration ID", pl.col("Declaration ID").is_null(), "no declaration id"),
-    ("duplicate_declaration_id", "Declaration ID", ~pl.col("Declaration ID").is_first_distinct(),
-     "declaration id seen on an earlier row (first kept)"),
+    (
+        "duplicate_declaration_id",
+        "Declaration ID",
+        ~pl.col("Declaration ID").is_first_distinct(),
+        "declaration id seen on an earlier row (first kept)",
+    ),
     ("missing_date", "Date", pl.col("Date").is_null(), "no declaration date"),
-    ("invalid_hs_code", "HS6 Code", ~pl.col("HS6 Code").str.contains(r"^\d{6}$").fill_null(False),
-     "HS6 Code is not 6 digits"),
-    ("invalid_item_price", "Item Price", (pl.col("Item Price") < 0).fill_null(True),
-     "Item Price negative or missing"),
+    (
+        "invalid_hs_code",
+        "HS6 Code",
+        ~pl.col("HS6 Code").str.contains(r"^\d{6}$").fill_null(False),
+        "HS6 Code is not 6 digits",
+    ),
+    (
+        "invalid_item_price",
+        "Item Price",
+        (pl.col("Item Price") < 0).fill_null(True),
+        "Item Price negative or missing",
+    ),
     ("invalid_fraud_label", "Fraud", ~pl.col("Fraud").is_in([0, 1]).fill_null(False), "Fraud not 0/1"),
 )
 
@@ -86,8 +98,9 @@ def adapt_kcs(raw: pl.DataFrame) -> AdapterResult:
         detail = pl.when(failed).then(pl.lit(text)).otherwise(detail)
         raw_value = pl.when(failed).then(pl.col(col).cast(pl.String())).otherwise(raw_value)
     frame = frame.with_columns(_rule=rule, column=column, detail=detail, raw_value=raw_value)
-    rejected = as_rejected(frame.filter(pl.col("_rule").is_not_null()).rename({"_row": "source_row",
-                                                                              "_rule": "rule"}))
+    rejected = as_rejected(
+        frame.filter(pl.col("_rule").is_not_null()).rename({"_row": "source_row", "_rule": "rule"})
+    )
     ok = frame.filter(pl.col("_rule").is_null())
 
     split = pl.col("split").cast(pl.String()) if "split" in ok.columns else pl.lit(None, dtype=pl.String())
@@ -99,7 +112,9 @@ def adapt_kcs(raw: pl.DataFrame) -> AdapterResult:
         hs_code=pl.col("HS6 Code"),
         declared_value_usd=pl.col("Item Price") / KRW_PER_USD,
         is_inspected=pl.lit(True),
-        outcome=pl.when(pl.col("Fraud") == 1).then(pl.lit("duty_reassessed")).otherwise(pl.lit("released"))
+        outcome=pl.when(pl.col("Fraud") == 1)
+        .then(pl.lit("duty_reassessed"))
+        .otherwise(pl.lit("released"))
         .cast(CustomsOutcome),
         released_at=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
         origin_country=_origin_country(ok),

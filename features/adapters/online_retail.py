@@ -56,26 +56,44 @@ CATEGORY_RULES: Final[tuple[tuple[str, str], ...]] = (
     ("christmas", r"CHRISTMAS|XMAS|ADVENT|SANTA|REINDEER|SNOWFLAKE|SNOWMAN|NATIVITY|BAUBLE"),
     ("bags", r"\bBAGS?\b|TOTE|SHOPPER|RUCKSACK|PURSE|WASHBAG"),
     ("lighting_candles", r"CANDLE|T-LIGHT|TEALIGHT|LANTERN|\bLAMP|\bLIGHTS?\b|NIGHTLIGHT|INCENSE|OIL BURNER"),
-    ("kitchen_dining", r"MUG|\bCUPS?\b|SAUCER|PLATE|BOWL|\bJAR|TEAPOT|\bTEA\b|COFFEE|CAKE|BAKING|LUNCH|"
-                       r"\bTINS?\b|NAPKIN|CUTLERY|SPOON|GLASS|JUG|BOTTLE|TRAY|PLACEMAT|COASTER|APRON|OVEN|"
-                       r"KITCHEN|\bEGG|BISCUIT|STRAW|BEAKER|TUMBLER|RECIPE|JELLY|PANTRY|STORAGE|DOILY|FOOD|"
-                       r"COOKIE|SUGAR|SALT|JAM"),
-    ("stationery_cards", r"CARD|PAPER|NOTEBOOK|NOTE BOOK|\bPENS?\b|PENCIL|WRAP|STICKER|\bBOOK|JOURNAL|"
-                         r"ENVELOPE|STAMP|ERASER|RUBBER|RIBBON|TAPE|CALENDAR|DIARY|MAGNET|CRAYON|CHALK|"
-                         r"TISSUE|GIFT TAG|STATIONERY|MEMO"),
-    ("toys_games_party", r"TOY|GAME|PARTY|BALLOON|DOLL|BUNTING|SKITTLE|DOMINO|PUZZLE|JIGSAW|DINOSAUR|"
-                         r"SOLDIER|SPACEBOY|PLAYHOUSE|PAINT|SPINNING|\bKIT\b|CRACKER|MASK|BUBBLES|CIRCUS|"
-                         r"TEDDY|EASTER|CRAFT|STENCIL|BUILDING BLOCK|SLATE|BINGO|SNAKES|CROSSES|"
-                         r"ROCKING HORSE|CLAY|KNITTING|PATCHES|TATTOO"),
-    ("jewellery_accessories", r"NECKLACE|BRACELET|EARRING|\bRING\b|HAIR|BROOCH|CHARM|JEWEL|DIAMANTE|BEAD|"
-                              r"UMBRELLA|PARASOL|SCARF|GLOVE|\bHAT\b|SUNGLASS|KEY ?RING|KEY FOB|WALLET|BADGE|"
-                              r"LIP GLOSS|\bFAN\b|PONCHO|HAND WARMER"),
-    ("home_textiles", r"CUSHION|TOWEL|BLANKET|THROW|HOT WATER|QUILT|CURTAIN|DOORMAT|\bMAT\b|FELT|KNITTED|"
-                      r"PILLOW"),
+    (
+        "kitchen_dining",
+        r"MUG|\bCUPS?\b|SAUCER|PLATE|BOWL|\bJAR|TEAPOT|\bTEA\b|COFFEE|CAKE|BAKING|LUNCH|"
+        r"\bTINS?\b|NAPKIN|CUTLERY|SPOON|GLASS|JUG|BOTTLE|TRAY|PLACEMAT|COASTER|APRON|OVEN|"
+        r"KITCHEN|\bEGG|BISCUIT|STRAW|BEAKER|TUMBLER|RECIPE|JELLY|PANTRY|STORAGE|DOILY|FOOD|"
+        r"COOKIE|SUGAR|SALT|JAM",
+    ),
+    (
+        "stationery_cards",
+        r"CARD|PAPER|NOTEBOOK|NOTE BOOK|\bPENS?\b|PENCIL|WRAP|STICKER|\bBOOK|JOURNAL|"
+        r"ENVELOPE|STAMP|ERASER|RUBBER|RIBBON|TAPE|CALENDAR|DIARY|MAGNET|CRAYON|CHALK|"
+        r"TISSUE|GIFT TAG|STATIONERY|MEMO",
+    ),
+    (
+        "toys_games_party",
+        r"TOY|GAME|PARTY|BALLOON|DOLL|BUNTING|SKITTLE|DOMINO|PUZZLE|JIGSAW|DINOSAUR|"
+        r"SOLDIER|SPACEBOY|PLAYHOUSE|PAINT|SPINNING|\bKIT\b|CRACKER|MASK|BUBBLES|CIRCUS|"
+        r"TEDDY|EASTER|CRAFT|STENCIL|BUILDING BLOCK|SLATE|BINGO|SNAKES|CROSSES|"
+        r"ROCKING HORSE|CLAY|KNITTING|PATCHES|TATTOO",
+    ),
+    (
+        "jewellery_accessories",
+        r"NECKLACE|BRACELET|EARRING|\bRING\b|HAIR|BROOCH|CHARM|JEWEL|DIAMANTE|BEAD|"
+        r"UMBRELLA|PARASOL|SCARF|GLOVE|\bHAT\b|SUNGLASS|KEY ?RING|KEY FOB|WALLET|BADGE|"
+        r"LIP GLOSS|\bFAN\b|PONCHO|HAND WARMER",
+    ),
+    (
+        "home_textiles",
+        r"CUSHION|TOWEL|BLANKET|THROW|HOT WATER|QUILT|CURTAIN|DOORMAT|\bMAT\b|FELT|KNITTED|"
+        r"PILLOW",
+    ),
     ("garden", r"GARDEN|PLANT|FLOWER POT|WATERING|\bBIRD\b|SEED|HERB|TROWEL|PICNIC|WINDMILL|\bPEGS?\b"),
-    ("home_decor", r"FRAME|CLOCK|SIGN|MIRROR|HOOK|HANGER|HEART|VASE|ORNAMENT|DECORATION|WREATH|GARLAND|"
-                   r"DRAWER|CABINET|\bBOX|BASKET|HOLDER|PLAQUE|DOORSTOP|\bWALL|SHELF|STAND|BELL|FLOWER|"
-                   r"BUTTERFLY|CHANDELIER|BIRDCAGE|PHOTO|METAL|WOODEN|ZINC|ENAMEL|\bSTAR"),
+    (
+        "home_decor",
+        r"FRAME|CLOCK|SIGN|MIRROR|HOOK|HANGER|HEART|VASE|ORNAMENT|DECORATION|WREATH|GARLAND|"
+        r"DRAWER|CABINET|\bBOX|BASKET|HOLDER|PLAQUE|DOORSTOP|\bWALL|SHELF|STAND|BELL|FLOWER|"
+        r"BUTTERFLY|CHANDELIER|BIRDCAGE|PHOTO|METAL|WOODEN|ZINC|ENAMEL|\bSTAR",
+    ),
 )
 """(category, regex on the upper-case description); the first match wins, no match is `other`."""
 
@@ -101,8 +119,12 @@ _RULES: Final[tuple[tuple[str, str, str], ...]] = (
     ("non_positive_price", "UnitPrice", "unit price <= 0 (free line or adjustment, not a sale)"),
     ("country_unknown", "Country", "Country is not a country (no ISO-2 code)"),
     ("missing_date", "InvoiceDate", "no InvoiceDate"),
-    ("cancelled_same_day", "InvoiceNo", "order line cancelled the same day by the same customer (same SKU "
-                                        "and quantity): a correction, not demand"),
+    (
+        "cancelled_same_day",
+        "InvoiceNo",
+        "order line cancelled the same day by the same customer (same SKU "
+        "and quantity): a correction, not demand",
+    ),
 )
 
 
@@ -156,18 +178,29 @@ def _mark_same_day_cancellations(lines: pl.DataFrame) -> pl.DataFrame:
     """
     key = ["CustomerID", "sku_id", "qty", "date"]
     k = pl.int_range(pl.len()).over(key, order_by=["InvoiceDate", "_row"]).alias("k")
-    orders = lines.filter(pl.col("rule").is_null() & pl.col("CustomerID").is_not_null()).select(
-        "_row", "CustomerID", "sku_id", "date", "InvoiceDate", qty=pl.col("Quantity")
-    ).with_columns(k)
-    cancels = lines.filter((pl.col("rule") == "cancellation") & pl.col("CustomerID").is_not_null()).select(
-        "_row", "CustomerID", "sku_id", "date", "InvoiceDate", qty=-pl.col("Quantity")
-    ).with_columns(k).select(*key, "k", cancel_at="InvoiceDate")
-    paired = orders.join(cancels, on=[*key, "k"], how="inner").filter(
-        pl.col("InvoiceDate") <= pl.col("cancel_at")
-    ).select("_row", same_day=pl.lit(True))
-    return lines.join(paired, on="_row", how="left", maintain_order="left").with_columns(
-        rule=pl.when(pl.col("same_day")).then(pl.lit("cancelled_same_day")).otherwise(pl.col("rule"))
-    ).drop("same_day")
+    orders = (
+        lines.filter(pl.col("rule").is_null() & pl.col("CustomerID").is_not_null())
+        .select("_row", "CustomerID", "sku_id", "date", "InvoiceDate", qty=pl.col("Quantity"))
+        .with_columns(k)
+    )
+    cancels = (
+        lines.filter((pl.col("rule") == "cancellation") & pl.col("CustomerID").is_not_null())
+        .select("_row", "CustomerID", "sku_id", "date", "InvoiceDate", qty=-pl.col("Quantity"))
+        .with_columns(k)
+        .select(*key, "k", cancel_at="InvoiceDate")
+    )
+    paired = (
+        orders.join(cancels, on=[*key, "k"], how="inner")
+        .filter(pl.col("InvoiceDate") <= pl.col("cancel_at"))
+        .select("_row", same_day=pl.lit(True))
+    )
+    return (
+        lines.join(paired, on="_row", how="left", maintain_order="left")
+        .with_columns(
+            rule=pl.when(pl.col("same_day")).then(pl.lit("cancelled_same_day")).otherwise(pl.col("rule"))
+        )
+        .drop("same_day")
+    )
 
 
 def _rejected(lines: pl.DataFrame) -> pl.DataFrame:
@@ -180,24 +213,33 @@ def _rejected(lines: pl.DataFrame) -> pl.DataFrame:
         detail = pl.when(hit).then(pl.lit(text)).otherwise(detail)
         raw_value = pl.when(hit).then(pl.col(col).cast(pl.String())).otherwise(raw_value)
     bad = lines.filter(pl.col("rule").is_not_null())
-    return as_rejected(bad.with_columns(column=column, detail=detail, raw_value=raw_value)
-                       .rename({"_row": "source_row"}))
+    return as_rejected(
+        bad.with_columns(column=column, detail=detail, raw_value=raw_value).rename({"_row": "source_row"})
+    )
 
 
 def _tables(sales: pl.DataFrame) -> dict[str, pl.DataFrame]:
     qty = pl.col("Quantity").cast(pl.Int64())
-    daily = sales.group_by("date", "warehouse_id", "sku_id").agg(
-        units_sold=qty.sum(),
-        price_usd=(qty * pl.col("UnitPrice")).sum() / qty.sum() * GBP_USD,
-    ).with_columns(
-        on_hand_end=pl.lit(None, dtype=pl.Int64()),
-        is_stockout=pl.lit(False),
-        is_promo=pl.lit(None, dtype=pl.Boolean()),
+    daily = (
+        sales.group_by("date", "warehouse_id", "sku_id")
+        .agg(
+            units_sold=qty.sum(),
+            price_usd=(qty * pl.col("UnitPrice")).sum() / qty.sum() * GBP_USD,
+        )
+        .with_columns(
+            on_hand_end=pl.lit(None, dtype=pl.Int64()),
+            is_stockout=pl.lit(False),
+            is_promo=pl.lit(None, dtype=pl.Boolean()),
+        )
     )
-    skus = sales.group_by("sku_id").agg(
-        description=pl.col("Description").drop_nulls().mode().sort().first(),
-        price_usd=pl.col("UnitPrice").median() * GBP_USD,
-    ).with_columns(category=category_expr(pl.col("description")))
+    skus = (
+        sales.group_by("sku_id")
+        .agg(
+            description=pl.col("Description").drop_nulls().mode().sort().first(),
+            price_usd=pl.col("UnitPrice").median() * GBP_USD,
+        )
+        .with_columns(category=category_expr(pl.col("description")))
+    )
     skus = skus.with_columns(
         hs_code=pl.col("category").replace_strict(CATEGORY_HS, return_dtype=pl.String()),
         unit_cost_usd=pl.col("price_usd") * UNIT_COST_FRACTION,
@@ -206,10 +248,14 @@ def _tables(sales: pl.DataFrame) -> dict[str, pl.DataFrame]:
         min_order_units=pl.lit(None, dtype=pl.Int32()),
         launch_date=pl.lit(None, dtype=pl.Date()),
     )
-    warehouses = sales.select("warehouse_id", "country").unique().with_columns(
-        capacity_units=pl.lit(WAREHOUSE_CAPACITY_UNITS, dtype=pl.Int64()),
-        region=pl.lit(None, dtype=pl.String()),
-        holding_cost_usd_per_unit_week=pl.lit(None, dtype=pl.Float64()),
+    warehouses = (
+        sales.select("warehouse_id", "country")
+        .unique()
+        .with_columns(
+            capacity_units=pl.lit(WAREHOUSE_CAPACITY_UNITS, dtype=pl.Int64()),
+            region=pl.lit(None, dtype=pl.String()),
+            holding_cost_usd_per_unit_week=pl.lit(None, dtype=pl.Float64()),
+        )
     )
     out = {"warehouse_sales": daily, "skus": skus, "warehouses": warehouses}
     for name, frame in out.items():

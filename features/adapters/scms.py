@@ -167,8 +167,11 @@ _UTC: Final = pl.Datetime("us", "UTC")
 
 # Shipment-level rejection rules in order: (rule, source column, detail).
 _RULES: Final[tuple[tuple[str, str, str], ...]] = (
-    ("no_order_date", "PO Sent to Vendor Date",
-     "neither PO Sent to Vendor Date nor PQ First Sent to Client Date is a date"),
+    (
+        "no_order_date",
+        "PO Sent to Vendor Date",
+        "neither PO Sent to Vendor Date nor PQ First Sent to Client Date is a date",
+    ),
     ("mode_missing", "Shipment Mode", "Shipment Mode is N/A"),
     ("mode_not_in_contract", "Shipment Mode", "Truck has no contract mode (pass truck_mode= to map it)"),
     ("mode_unknown", "Shipment Mode", "Shipment Mode not in the mapping"),
@@ -207,10 +210,12 @@ def _prepare_lines(raw: pl.DataFrame) -> pl.DataFrame:
         f_num=pl.col("f_raw").str.strip_chars().cast(pl.Float64(), strict=False),
         f_included=pl.col("f_raw").str.strip_chars() == "Freight Included in Commodity Cost",
         f_invoiced=pl.col("f_raw").str.strip_chars() == "Invoiced Separately",
-        site_cc=site.replace_strict({k: v[0] for k, v in SITES.items() if v}, default=None,
-                                    return_dtype=pl.String()),
-        site_code=site.replace_strict({k: v[1] for k, v in SITES.items() if v}, default=None,
-                                      return_dtype=pl.String()),
+        site_cc=site.replace_strict(
+            {k: v[0] for k, v in SITES.items() if v}, default=None, return_dtype=pl.String()
+        ),
+        site_code=site.replace_strict(
+            {k: v[1] for k, v in SITES.items() if v}, default=None, return_dtype=pl.String()
+        ),
         po_date=pl.col("PO Sent to Vendor Date").str.strip_chars().str.to_date(_DATE_FMT, strict=False),
         pq_date=pl.col("PQ First Sent to Client Date").str.strip_chars().str.to_date(_DATE_FMT, strict=False),
     )
@@ -227,8 +232,16 @@ def _aggregate(lines: pl.DataFrame) -> pl.DataFrame:
     first_w = pl.col("w_src").is_first_distinct()
     first_f = pl.col("f_src").is_first_distinct()
     return lines.group_by("ASN/DN #", maintain_order=True).agg(
-        pl.col("Country", "Fulfill Via", "Vendor INCO Term", "Shipment Mode", "Product Group", "Vendor",
-               "po_date", "pq_date").first(),
+        pl.col(
+            "Country",
+            "Fulfill Via",
+            "Vendor INCO Term",
+            "Shipment Mode",
+            "Product Group",
+            "Vendor",
+            "po_date",
+            "pq_date",
+        ).first(),
         po_raw=pl.col("PO Sent to Vendor Date").first(),
         pq_raw=pl.col("PQ First Sent to Client Date").first(),
         promised=pl.col("Scheduled Delivery Date").max(),
@@ -257,8 +270,10 @@ def _map_shipments(ships: pl.DataFrame, truck_mode: str | None) -> pl.DataFrame:
     countries = ships.get_column("Country").drop_nulls().unique().to_list()
     rdc = pl.col("Fulfill Via") == "From RDC"
     mode_raw = pl.col("Shipment Mode").str.strip_chars()
-    created = pl.when(rdc).then(pl.min_horizontal("po_date", "pq_date")).otherwise(
-        pl.coalesce("po_date", "pq_date")
+    created = (
+        pl.when(rdc)
+        .then(pl.min_horizontal("po_date", "pq_date"))
+        .otherwise(pl.coalesce("po_date", "pq_date"))
     )
     inco = pl.col("Vendor INCO Term").str.strip_chars()
     imputed_weight = pl.col("value") * pl.col("Product Group").replace_strict(
@@ -266,31 +281,48 @@ def _map_shipments(ships: pl.DataFrame, truck_mode: str | None) -> pl.DataFrame:
     )
     ships = ships.with_columns(
         created_date=created,
-        created_from=pl.when(created.is_null()).then(None).when(created == pl.col("po_date"))
-        .then(pl.lit("po")).otherwise(pl.lit("pq")),
-        mode=mode_raw.replace_strict({**MODE_MAP, "Truck": truck_mode}, default=None,
-                                     return_dtype=pl.String()),
+        created_from=pl.when(created.is_null())
+        .then(None)
+        .when(created == pl.col("po_date"))
+        .then(pl.lit("po"))
+        .otherwise(pl.lit("pq")),
+        mode=mode_raw.replace_strict(
+            {**MODE_MAP, "Truck": truck_mode}, default=None, return_dtype=pl.String()
+        ),
         destination=pl.col("Country").replace_strict(
             {c: country_code(c) for c in countries}, default=None, return_dtype=pl.String()
         ),
-        hs_code=pl.col("Product Group").replace_strict(PRODUCT_GROUP_HS, default=None,
-                                                       return_dtype=pl.String()),
-        incoterm=pl.when(inco == "N/A - From RDC").then(pl.lit(RDC_INCOTERM))
-        .when(inco.is_in(list(INCOTERMS))).then(inco),
+        hs_code=pl.col("Product Group").replace_strict(
+            PRODUCT_GROUP_HS, default=None, return_dtype=pl.String()
+        ),
+        incoterm=pl.when(inco == "N/A - From RDC")
+        .then(pl.lit(RDC_INCOTERM))
+        .when(inco.is_in(list(INCOTERMS)))
+        .then(inco),
         weight_kg=pl.when(pl.col("w_any")).then(pl.col("weight_sum")).otherwise(imputed_weight),
-        weight_rule=pl.when(pl.col("w_all")).then(None).when(pl.col("w_any"))
-        .then(pl.lit("weight_partial_sum")).otherwise(pl.lit("weight_from_value_ratio")),
+        weight_rule=pl.when(pl.col("w_all"))
+        .then(None)
+        .when(pl.col("w_any"))
+        .then(pl.lit("weight_partial_sum"))
+        .otherwise(pl.lit("weight_from_value_ratio")),
     )
     ships = ships.with_columns(
-        shipping_cost_usd=pl.when(pl.col("f_any")).then(pl.col("freight_sum"))
-        .when(pl.col("f_included")).then(pl.lit(0.0))
-        .when(pl.col("f_invoiced")).then(
-            pl.col("weight_kg") * mode_raw.replace_strict(FREIGHT_USD_PER_KG, default=None,
-                                                          return_dtype=pl.Float64())
+        shipping_cost_usd=pl.when(pl.col("f_any"))
+        .then(pl.col("freight_sum"))
+        .when(pl.col("f_included"))
+        .then(pl.lit(0.0))
+        .when(pl.col("f_invoiced"))
+        .then(
+            pl.col("weight_kg")
+            * mode_raw.replace_strict(FREIGHT_USD_PER_KG, default=None, return_dtype=pl.Float64())
         ),
-        freight_rule=pl.when(pl.col("f_all")).then(None).when(pl.col("f_any"))
-        .then(pl.lit("freight_partial_sum")).when(pl.col("f_included"))
-        .then(pl.lit("freight_included_zero")).when(pl.col("f_invoiced"))
+        freight_rule=pl.when(pl.col("f_all"))
+        .then(None)
+        .when(pl.col("f_any"))
+        .then(pl.lit("freight_partial_sum"))
+        .when(pl.col("f_included"))
+        .then(pl.lit("freight_included_zero"))
+        .when(pl.col("f_invoiced"))
         .then(pl.lit("freight_from_weight_rate")),
     )
     failed = {
@@ -324,7 +356,10 @@ def _shipments_table(ok: pl.DataFrame) -> pl.DataFrame:
         destination_country=pl.col("destination"),
         destination_region=pl.col("destination"),
         mode=pl.col("mode").cast(Mode),
-        carrier=pl.when(rdc).then(pl.lit("SCMS-RDC")).when(buyer_freight).then(pl.lit("SCMS"))
+        carrier=pl.when(rdc)
+        .then(pl.lit("SCMS-RDC"))
+        .when(buyer_freight)
+        .then(pl.lit("SCMS"))
         .otherwise(pl.col("Vendor")),
         weight_kg=pl.col("weight_kg"),
         declared_value_usd=pl.col("value"),
@@ -348,11 +383,17 @@ def _imputed_log(ok: pl.DataFrame) -> pl.DataFrame:
         table=pl.lit("shipments"), key=key, column=pl.lit("weight_kg"), rule="weight_rule", raw_value="w_raw"
     )
     freight = ok.filter(pl.col("freight_rule").is_not_null()).select(
-        table=pl.lit("shipments"), key=key, column=pl.lit("shipping_cost_usd"), rule="freight_rule",
+        table=pl.lit("shipments"),
+        key=key,
+        column=pl.lit("shipping_cost_usd"),
+        rule="freight_rule",
         raw_value="f_raw",
     )
     created = ok.filter(pl.col("created_from") == "pq").select(
-        table=pl.lit("shipments"), key=key, column=pl.lit("created_at"), rule=pl.lit("created_from_pq_date"),
+        table=pl.lit("shipments"),
+        key=key,
+        column=pl.lit("created_at"),
+        rule=pl.lit("created_from_pq_date"),
         raw_value="po_raw",
     )
     return as_imputed(pl.concat([weight, freight, created]))
@@ -371,16 +412,23 @@ def _rejected_lines(lines: pl.DataFrame, ships: pl.DataFrame) -> pl.DataFrame:
         column = pl.when(hit).then(pl.lit(col)).otherwise(column)
         detail = pl.when(hit).then(pl.lit(text)).otherwise(detail)
         raw_value = pl.when(hit).then(value).otherwise(raw_value)
-    return as_rejected(bad.with_columns(column=column, detail=detail, raw_value=raw_value)
-                       .rename({"_row": "source_row"}))
+    return as_rejected(
+        bad.with_columns(column=column, detail=detail, raw_value=raw_value).rename({"_row": "source_row"})
+    )
 
 
 def _count(frame: pl.DataFrame, expr: pl.Expr) -> int:
     return int(frame.select(expr.fill_null(False).sum()).item())
 
 
-def _notes(raw: pl.DataFrame, lines: pl.DataFrame, ships: pl.DataFrame, ok: pl.DataFrame,
-           out: pl.DataFrame, rejected: pl.DataFrame) -> dict[str, int]:
+def _notes(
+    raw: pl.DataFrame,
+    lines: pl.DataFrame,
+    ships: pl.DataFrame,
+    ok: pl.DataFrame,
+    out: pl.DataFrame,
+    rejected: pl.DataFrame,
+) -> dict[str, int]:
     bad = ships.filter(pl.col("rule").is_not_null())
     mode_raw = pl.col("Shipment Mode")
     return {
@@ -418,9 +466,7 @@ def _notes(raw: pl.DataFrame, lines: pl.DataFrame, ships: pl.DataFrame, ok: pl.D
         "promised_before_created": _count(
             out, pl.col("promised_date").cast(pl.Datetime("us", "UTC")) < pl.col("created_at")
         ),
-        "delivered_after_promised": _count(
-            out, pl.col("delivered_at").dt.date() > pl.col("promised_date")
-        ),
+        "delivered_after_promised": _count(out, pl.col("delivered_at").dt.date() > pl.col("promised_date")),
         "delivered_on_promised": _count(out, pl.col("delivered_at").dt.date() == pl.col("promised_date")),
     }
 

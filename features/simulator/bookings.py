@@ -57,9 +57,21 @@ _CATALOG_SEED = 20_240_611
 _CONTRACT_SEED = 20_240_101
 _CONTRACT_DRAWS = 96
 # (postal, express) utility shifts by destination market.
-_MARKET_TILT = {"BR": (0.8, 0.0), "CL": (0.6, 0.0), "NZ": (0.5, 0.0), "KZ": (0.5, -0.3), "RU": (0.2, -0.5),
-                "TH": (0.0, 0.6), "MY": (0.0, 0.6), "PH": (0.0, 0.4), "SG": (-0.3, 0.8), "AE": (-0.3, 0.4),
-                "SA": (0.0, 0.3), "US": (-0.2, 0.0), "MX": (0.3, 0.2)}
+_MARKET_TILT = {
+    "BR": (0.8, 0.0),
+    "CL": (0.6, 0.0),
+    "NZ": (0.5, 0.0),
+    "KZ": (0.5, -0.3),
+    "RU": (0.2, -0.5),
+    "TH": (0.0, 0.6),
+    "MY": (0.0, 0.6),
+    "PH": (0.0, 0.4),
+    "SG": (-0.3, 0.8),
+    "AE": (-0.3, 0.4),
+    "SA": (0.0, 0.3),
+    "US": (-0.2, 0.0),
+    "MX": (0.3, 0.2),
+}
 HUB_RATE_FACTOR = np.array([1.0 + 0.05 * (h.feeder_days >= 0.3) for h in HUBS])  # trucked feeder hubs
 
 
@@ -99,15 +111,17 @@ def sku_catalog(n_skus: int = 200) -> pl.DataFrame:
     value = np.array([HS_CHAPTERS[c].unit_value_usd for c in chapter]) * rng.lognormal(0.0, 0.5, n_skus)
     weight = np.array([HS_CHAPTERS[c].unit_weight_kg for c in chapter]) * rng.lognormal(0.0, 0.35, n_skus)
     popularity = rng.permutation(1.0 / np.arange(1, n_skus + 1) ** 0.8)
-    return pl.DataFrame({
-        "sku_id": [f"SKU{i + 1:04d}" for i in range(n_skus)],
-        "category": [HS_CHAPTERS[c].name for c in chapter],
-        "hs_chapter": [HS_CHAPTERS[c].chapter for c in chapter],
-        "hs_code": code,
-        "unit_value_usd": np.round(value, 2),
-        "unit_weight_kg": np.round(weight, 3),
-        "popularity": popularity / popularity.sum(),
-    })
+    return pl.DataFrame(
+        {
+            "sku_id": [f"SKU{i + 1:04d}" for i in range(n_skus)],
+            "category": [HS_CHAPTERS[c].name for c in chapter],
+            "hs_chapter": [HS_CHAPTERS[c].chapter for c in chapter],
+            "hs_code": code,
+            "unit_value_usd": np.round(value, 2),
+            "unit_weight_kg": np.round(weight, 3),
+            "popularity": popularity / popularity.sum(),
+        }
+    )
 
 
 def catalog_from_skus(skus: pl.DataFrame) -> pl.DataFrame:
@@ -129,15 +143,17 @@ def catalog_from_skus(skus: pl.DataFrame) -> pl.DataFrame:
     default = pl.Series([known[c].unit_weight_kg for c in chapter])
     rng = np.random.default_rng(_CATALOG_SEED)
     popularity = rng.permutation(1.0 / np.arange(1, df.height + 1) ** 0.8)
-    return pl.DataFrame({
-        "sku_id": df.get_column("sku_id"),
-        "category": df.get_column("category"),
-        "hs_chapter": chapter,
-        "hs_code": df.get_column("hs_code"),
-        "unit_value_usd": df.get_column("price_usd").cast(pl.Float64),
-        "unit_weight_kg": weight.cast(pl.Float64).fill_null(default),
-        "popularity": popularity / popularity.sum(),
-    })
+    return pl.DataFrame(
+        {
+            "sku_id": df.get_column("sku_id"),
+            "category": df.get_column("category"),
+            "hs_chapter": chapter,
+            "hs_code": df.get_column("hs_code"),
+            "unit_value_usd": df.get_column("price_usd").cast(pl.Float64),
+            "unit_weight_kg": weight.cast(pl.Float64).fill_null(default),
+            "popularity": popularity / popularity.sum(),
+        }
+    )
 
 
 @lru_cache(maxsize=1)
@@ -233,30 +249,53 @@ def contract_table() -> np.ndarray:
     warehouse = np.maximum(origin_slot[rep] - len(HUBS), 0)
     prof = mode_profile_arrays()
     strict = np.array([d.strictness for d in DESTINATIONS])[dest]
-    p_inspect = inspection_probability(strict + prof["inspect_shift"][mode] + 0.4, np.zeros(rep.size, bool),
-                                       np.full(rep.size, 0.73), np.zeros(rep.size, bool))
+    p_inspect = inspection_probability(
+        strict + prof["inspect_shift"][mode] + 0.4,
+        np.zeros(rep.size, bool),
+        np.full(rep.size, 0.73),
+        np.zeros(rep.size, bool),
+    )
     zero = np.zeros(rep.size)
     risk = CustomsRisk(
-        p_inspect=np.where(is_wh, 0.0, p_inspect), is_under=zero > 0, severity=zero.astype(np.int8),
-        seize_p=zero, refuse_p=zero, clear_days=np.where(is_wh, 0.0, prof["clear_days"][mode]),
+        p_inspect=np.where(is_wh, 0.0, p_inspect),
+        is_under=zero > 0,
+        severity=zero.astype(np.int8),
+        seize_p=zero,
+        refuse_p=zero,
+        clear_days=np.where(is_wh, 0.0, prof["clear_days"][mode]),
         hold_days=np.where(is_wh, 0.0, prof["hold_days"][mode] * np.exp(0.4 * strict)),
     )
     tz = np.array([d.tz_hours for d in DESTINATIONS], dtype=float)[dest]
-    t0 = rng.integers(0, 28, rep.size) + np.where(is_wh, rng.uniform(8, 20, rep.size) - tz,
-                                                   rng.uniform(1, 14, rep.size)) / 24.0 + 7.0
+    t0 = (
+        rng.integers(0, 28, rep.size)
+        + np.where(is_wh, rng.uniform(8, 20, rep.size) - tz, rng.uniform(1, 14, rep.size)) / 24.0
+        + 7.0
+    )
     lastmile = np.array([1 if MODE_PROFILES[m].lastmile == "post" else 2 for m in MODE_CODES])[mode]
     wh_dest = np.array([codes.index(w.country) for w in WAREHOUSES])
     booking = Booking(
-        t0=t0, mode=mode.astype(np.int8), origin=np.where(is_wh, warehouse, origin_slot[rep]), dest=dest,
-        line=line[rep], zone=np.where(is_wh, 1 + (rng.random(rep.size) < 0.5), 0), remote_days=zero, tz=tz,
-        p_fail=np.array([d.fail_rate for d in DESTINATIONS])[dest] * prof["fail_factor"][mode], p_lost=zero,
-        origin_cal=3 * wh_dest[warehouse] + 2, customs_cal=3 * dest, lastmile_cal=3 * dest + lastmile,
+        t0=t0,
+        mode=mode.astype(np.int8),
+        origin=np.where(is_wh, warehouse, origin_slot[rep]),
+        dest=dest,
+        line=line[rep],
+        zone=np.where(is_wh, 1 + (rng.random(rep.size) < 0.5), 0),
+        remote_days=zero,
+        tz=tz,
+        p_fail=np.array([d.fail_rate for d in DESTINATIONS])[dest] * prof["fail_factor"][mode],
+        p_lost=zero,
+        origin_cal=3 * wh_dest[warehouse] + 2,
+        customs_cal=3 * dest,
+        lastmile_cal=3 * dest + lastmile,
         risk=risk,
     )
     n_days, no_days = 150, pl.DataFrame(schema={"country": pl.String, "date": pl.Date})
     nominal = Context(
-        epoch_weekday=0, origin_capacity=np.ones(n_days), origin_load=np.ones(n_days),
-        dest_load=np.ones((len(DESTINATIONS), n_days)), line_extra=np.zeros((len(ls), n_days)),
+        epoch_weekday=0,
+        origin_capacity=np.ones(n_days),
+        origin_load=np.ones(n_days),
+        dest_load=np.ones((len(DESTINATIONS), n_days)),
+        line_extra=np.zeros((len(ls), n_days)),
         line_bump=np.zeros((len(ls), n_days)),
         work=build_calendars(dt.date(2024, 1, 1), n_days, no_days, no_days),
     )
@@ -271,8 +310,11 @@ def _daily_volume(config: ShipmentConfig, calendar: pl.DataFrame, rng: np.random
     n_days = calendar.height
     weekday = calendar.get_column("date").dt.weekday().to_numpy() - 1
     trend = (1.0 + config.annual_growth) ** (np.arange(n_days) / 365.25)
-    peak = calendar.get_column("ecommerce_peak").replace_strict(_PEAK_FACTOR, default=1.0,
-                                                              return_dtype=pl.Float64).to_numpy()
+    peak = (
+        calendar.get_column("ecommerce_peak")
+        .replace_strict(_PEAK_FACTOR, default=1.0, return_dtype=pl.Float64)
+        .to_numpy()
+    )
     origin = 0.4 + 0.6 * calendar.get_column("origin_capacity").to_numpy()
     intensity = _WEEKDAY_FACTOR[weekday] * trend * peak * origin * rng.gamma(40.0, 1 / 40.0, n_days)
     return rng.multinomial(config.n_shipments, intensity / intensity.sum())
@@ -324,8 +366,12 @@ def _parcels(
     popularity = catalog.get_column("popularity").to_numpy()
     sorted_ch = sku_chapter[by_chapter]
     totals = np.bincount(sorted_ch, weights=popularity[by_chapter], minlength=len(HS_CHAPTERS))
-    cum_in = np.concatenate([np.cumsum(popularity[by_chapter][sorted_ch == c]) / max(totals[c], 1e-12)
-                             for c in range(len(HS_CHAPTERS))])
+    cum_in = np.concatenate(
+        [
+            np.cumsum(popularity[by_chapter][sorted_ch == c]) / max(totals[c], 1e-12)
+            for c in range(len(HS_CHAPTERS))
+        ]
+    )
     focus = by_chapter[_choose(sorted_ch + cum_in, sellers["chapter"][seller].astype(float), rng)]
     anywhere = np.minimum(np.searchsorted(np.cumsum(popularity), rng.random(n)), catalog.height - 1)
     sku = np.where(rng.random(n) < 0.7, focus, anywhere)
@@ -335,12 +381,22 @@ def _parcels(
     actual = catalog.get_column("unit_weight_kg").to_numpy()[sku] * items * rng.lognormal(0.0, 0.1, n) + 0.03
     bulk = np.array([c.bulk for c in HS_CHAPTERS])[chapter]
     weight = np.round(np.maximum(actual, actual * bulk * rng.lognormal(-0.25, 0.2, n)), 3)
-    return {"dest": dest, "region": region, "sku": sku, "chapter": chapter, "items": items,
-            "true_value": np.round(value, 2), "weight": weight}
+    return {
+        "dest": dest,
+        "region": region,
+        "sku": sku,
+        "chapter": chapter,
+        "items": items,
+        "true_value": np.round(value, 2),
+        "weight": weight,
+    }
 
 
 def _choose_mode(
-    parcel: dict[str, np.ndarray], tilt: np.ndarray, has_wh: np.ndarray, us_closed: np.ndarray,
+    parcel: dict[str, np.ndarray],
+    tilt: np.ndarray,
+    has_wh: np.ndarray,
+    us_closed: np.ndarray,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Postal for light cheap parcels, express for valuable ones, warehouse stock when the seller has it.
@@ -350,18 +406,27 @@ def _choose_mode(
     """
     lv, weight = np.log1p(parcel["true_value"] / 10.0), parcel["weight"]
     market = np.array([_MARKET_TILT.get(d.country, (0.0, 0.0)) for d in DESTINATIONS])[parcel["dest"]]
-    utility = np.stack([
-        np.where(weight > 2.0, -np.inf,
-                 2.0 - 0.8 * lv - 1.5 * weight + tilt[0] + market[:, 0] - 2.5 * us_closed),
-        1.0 + 0.15 * weight,
-        -1.6 + 0.9 * lv - 0.3 * weight + tilt[1] + market[:, 1],
-        np.where(has_wh, 2.5 + tilt[2], -np.inf),
-    ], axis=1)
+    utility = np.stack(
+        [
+            np.where(
+                weight > 2.0,
+                -np.inf,
+                2.0 - 0.8 * lv - 1.5 * weight + tilt[0] + market[:, 0] - 2.5 * us_closed,
+            ),
+            1.0 + 0.15 * weight,
+            -1.6 + 0.9 * lv - 0.3 * weight + tilt[1] + market[:, 1],
+            np.where(has_wh, 2.5 + tilt[2], -np.inf),
+        ],
+        axis=1,
+    )
     return _gumbel_choice(utility, rng).astype(np.int8)
 
 
 def _choose_line(
-    mode: np.ndarray, parcel: dict[str, np.ndarray], near: np.ndarray, habit: np.ndarray,
+    mode: np.ndarray,
+    parcel: dict[str, np.ndarray],
+    near: np.ndarray,
+    habit: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Warehouse (nearest, sometimes the other one in the country), zone, and the carrier line.
@@ -370,8 +435,12 @@ def _choose_line(
     """
     n, dest = mode.size, parcel["dest"]
     is_wh = mode == _WH
-    alt = np.array([next((j for j, v in enumerate(WAREHOUSES) if v.country == w.country and j != i), i)
-                    for i, w in enumerate(WAREHOUSES)])
+    alt = np.array(
+        [
+            next((j for j, v in enumerate(WAREHOUSES) if v.country == w.country and j != i), i)
+            for i, w in enumerate(WAREHOUSES)
+        ]
+    )
     home = np.maximum(near, 0)
     moved = (rng.random(n) < 0.15) & (alt[home] != home)
     warehouse = np.where(is_wh, np.where(moved, alt[home], home), -1)
@@ -384,10 +453,15 @@ def _choose_line(
     dedicated = [c[0] for c in CARRIERS["dedicated_line"]]
     carrier = np.array([dedicated.index(ln.carrier) if ln.carrier in dedicated else -1 for ln in ls])
     safe = np.maximum(candidates, 0)
-    price = np.array([ln.base_rate_usd for ln in ls])[safe] + np.array(
-        [ln.per_kg_rate_usd for ln in ls])[safe] * parcel["weight"][:, None]
-    utility = np.array([ln.preference for ln in ls])[safe] - 1.5 * np.log(price) + 0.8 * (
-        carrier[safe] == habit[:, None])
+    price = (
+        np.array([ln.base_rate_usd for ln in ls])[safe]
+        + np.array([ln.per_kg_rate_usd for ln in ls])[safe] * parcel["weight"][:, None]
+    )
+    utility = (
+        np.array([ln.preference for ln in ls])[safe]
+        - 1.5 * np.log(price)
+        + 0.8 * (carrier[safe] == habit[:, None])
+    )
     line = candidates[np.arange(n), _gumbel_choice(np.where(candidates >= 0, utility, -np.inf), rng)]
     return {"warehouse": warehouse, "zone": zone, "line": line}
 
@@ -421,8 +495,10 @@ def draw_bookings(
     parcel = _parcels(sellers, seller, catalog, rng)
     dest, region, chapter = parcel["dest"], parcel["region"], parcel["chapter"]
     true_value = parcel["true_value"]
-    ch = {f: np.array([getattr(c, f) for c in HS_CHAPTERS])[chapter]
-          for f in ("risk", "seize_p", "refuse_p", "duty_factor")}
+    ch = {
+        f: np.array([getattr(c, f) for c in HS_CHAPTERS])[chapter]
+        for f in ("risk", "seize_p", "refuse_p", "duty_factor")
+    }
 
     # Customs regime when the parcel reaches import; sellers under-declare, more so above de minimis.
     de_minimis, duty = policy_tables(epoch, n_days + _CUSTOMS_LAG_DAYS)
@@ -458,15 +534,21 @@ def draw_bookings(
     contract = contract_table()[np.where(is_wh, len(HUBS) + warehouse, origin), line]
     capacity = calendar.get_column("origin_capacity").to_numpy()  # sellers extend quotes around CNY
     remote_days = reg["remote_days"][region]
-    quoted = np.ceil(contract * (1.0 + prof["quote_margin"]) + prof["quote_days"] + sellers["buffer"][seller]
-                     + 0.5 * remote_days + 3.0 * (1.0 - capacity[utc_day]) * ~is_wh)
+    quoted = np.ceil(
+        contract * (1.0 + prof["quote_margin"])
+        + prof["quote_days"]
+        + sellers["buffer"][seller]
+        + 0.5 * remote_days
+        + 3.0 * (1.0 - capacity[utc_day]) * ~is_wh
+    )
     ls = lines()
     rate = np.where(is_wh, 1.0, HUB_RATE_FACTOR[np.minimum(origin, len(HUBS) - 1)])
     base = np.round(np.array([ln.base_rate_usd for ln in ls])[line] * rate, 2)  # the `lanes` rates
     per_kg = np.round(np.array([ln.per_kg_rate_usd for ln in ls])[line] * rate, 2)
     is_peak = calendar.get_column("ecommerce_peak").is_not_null().to_numpy()[utc_day]
-    cost = ((base + per_kg * parcel["weight"]) * (1.0 + prof["peak_surcharge"] * is_peak)
-            * (1.0 + 0.25 * np.maximum(zone - 1, 0)) + prof["remote_fee_usd"] * (remote_days > 0))
+    cost = (base + per_kg * parcel["weight"]) * (1.0 + prof["peak_surcharge"] * is_peak) * (
+        1.0 + 0.25 * np.maximum(zone - 1, 0)
+    ) + prof["remote_fee_usd"] * (remote_days > 0)
     ddp = rng.random(n) < sellers["ddp"][seller] * np.array([0.5, 1.0, 0.6, 1.0])[mode] + is_wh
     incoterm = np.where(ddp, 0, np.where(mode == _POSTAL, 2, 1)).astype(np.int8)  # DDP / DAP / DDU
 
@@ -487,24 +569,48 @@ def draw_bookings(
         hold_days=np.where(is_wh, 0.0, prof["hold_days"] * np.exp(0.4 * strict)),
     )
     fail_rate = np.array([d.fail_rate for d in DESTINATIONS])[dest]
-    p_fail = np.minimum(fail_rate * prof["fail_factor"] * (1.0 + 0.4 * (remote_days > 0))
-                        * (1.0 + 0.6 * (formal & (incoterm > 0))), 0.6)  # buyers refuse to pay duties
+    p_fail = np.minimum(
+        fail_rate
+        * prof["fail_factor"]
+        * (1.0 + 0.4 * (remote_days > 0))
+        * (1.0 + 0.6 * (formal & (incoterm > 0))),
+        0.6,
+    )  # buyers refuse to pay duties
     countries = [d.country for d in DESTINATIONS]
     dest_of_wh = np.array([countries.index(w.country) for w in WAREHOUSES])
     lastmile = np.array([1 if MODE_PROFILES[m].lastmile == "post" else 2 for m in MODE_CODES])[mode]
 
     order = np.argsort(t0, kind="stable")
     booking = Booking(
-        t0=t0, mode=mode, origin=origin, dest=dest, line=line, zone=zone, remote_days=remote_days, tz=tz,
-        p_fail=p_fail, p_lost=prof["lost_p"], origin_cal=3 * dest_of_wh[np.maximum(warehouse, 0)] + 2,
-        customs_cal=3 * dest, lastmile_cal=3 * dest + lastmile, risk=risk,
+        t0=t0,
+        mode=mode,
+        origin=origin,
+        dest=dest,
+        line=line,
+        zone=zone,
+        remote_days=remote_days,
+        tz=tz,
+        p_fail=p_fail,
+        p_lost=prof["lost_p"],
+        origin_cal=3 * dest_of_wh[np.maximum(warehouse, 0)] + 2,
+        customs_cal=3 * dest,
+        lastmile_cal=3 * dest + lastmile,
+        risk=risk,
     ).take(order)
     return Bookings(
         booking=booking,
-        seller=seller[order], sku=parcel["sku"][order], region=region[order], warehouse=warehouse[order],
-        items=parcel["items"][order], weight_kg=parcel["weight"][order], true_value_usd=true_value[order],
-        declared_value_usd=declared[order], is_formal=formal[order],
-        duty_rate=(duty.ravel()[flat] * ch["duty_factor"])[order], incoterm=incoterm[order],
+        seller=seller[order],
+        sku=parcel["sku"][order],
+        region=region[order],
+        warehouse=warehouse[order],
+        items=parcel["items"][order],
+        weight_kg=parcel["weight"][order],
+        true_value_usd=true_value[order],
+        declared_value_usd=declared[order],
+        is_formal=formal[order],
+        duty_rate=(duty.ravel()[flat] * ch["duty_factor"])[order],
+        incoterm=incoterm[order],
         promised_day=(np.floor(t0) + quoted)[order].astype(np.int64),
-        cost_usd=np.round(cost, 2)[order], buyer=rng.integers(0, 10_000_000, n)[order],
+        cost_usd=np.round(cost, 2)[order],
+        buyer=rng.integers(0, 10_000_000, n)[order],
     )

@@ -68,28 +68,55 @@ class _Category(NamedTuple):
 
 
 CATEGORIES: Final[dict[str, _Category]] = {
-    "electronics_accessories": _Category(0.20, ("851830", "850440", "854442", "847330"), 14.0, 0.15,
-                                         (0.08, 335, 0.0, 0), False, 1.25, 1.2, -2.2),
-    "home_kitchen": _Category(0.16, ("392410", "732393", "821192", "630260"), 16.0, 0.6,
-                              (0.10, 340, 0.0, 0), False, 0.9, 0.9, -1.8),
-    "apparel": _Category(0.15, ("610910", "611030", "620462", "640299"), 18.0, 0.35,
-                         (0.25, 330, 0.15, 165), True, 1.0, 0.8, -2.0),
-    "toys": _Category(0.10, ("950300", "950490", "950510"), 15.0, 0.4,
-                      (0.12, 345, 0.0, 0), False, 1.2, 2.2, -1.8),
-    "beauty": _Category(0.10, ("330499", "330510", "960329"), 11.0, 0.12,
-                        (0.05, 350, 0.0, 0), False, 1.1, 1.0, -1.6),
-    "sports_outdoor": _Category(0.11, ("950691", "950662", "630622", "420292"), 24.0, 0.9,
-                                (0.35, 170, 0.10, 10), True, 0.8, 0.6, -1.9),
-    "garden": _Category(0.08, ("820190", "842482", "940549", "691390"), 20.0, 1.1,
-                        (0.80, 130, 0.0, 0), True, 0.35, 0.2, -1.5),
-    "pet_supplies": _Category(0.10, ("420100", "392490", "940490"), 12.0, 0.5,
-                              (0.06, 200, 0.0, 0), False, 0.8, 0.7, -1.4),
+    "electronics_accessories": _Category(
+        0.20,
+        ("851830", "850440", "854442", "847330"),
+        14.0,
+        0.15,
+        (0.08, 335, 0.0, 0),
+        False,
+        1.25,
+        1.2,
+        -2.2,
+    ),
+    "home_kitchen": _Category(
+        0.16, ("392410", "732393", "821192", "630260"), 16.0, 0.6, (0.10, 340, 0.0, 0), False, 0.9, 0.9, -1.8
+    ),
+    "apparel": _Category(
+        0.15,
+        ("610910", "611030", "620462", "640299"),
+        18.0,
+        0.35,
+        (0.25, 330, 0.15, 165),
+        True,
+        1.0,
+        0.8,
+        -2.0,
+    ),
+    "toys": _Category(
+        0.10, ("950300", "950490", "950510"), 15.0, 0.4, (0.12, 345, 0.0, 0), False, 1.2, 2.2, -1.8
+    ),
+    "beauty": _Category(
+        0.10, ("330499", "330510", "960329"), 11.0, 0.12, (0.05, 350, 0.0, 0), False, 1.1, 1.0, -1.6
+    ),
+    "sports_outdoor": _Category(
+        0.11, ("950691", "950662", "630622", "420292"), 24.0, 0.9, (0.35, 170, 0.10, 10), True, 0.8, 0.6, -1.9
+    ),
+    "garden": _Category(
+        0.08, ("820190", "842482", "940549", "691390"), 20.0, 1.1, (0.80, 130, 0.0, 0), True, 0.35, 0.2, -1.5
+    ),
+    "pet_supplies": _Category(
+        0.10, ("420100", "392490", "940490"), 12.0, 0.5, (0.06, 200, 0.0, 0), False, 0.8, 0.7, -1.4
+    ),
 }
 _SOUTHERN: Final = frozenset({"AU", "NZ", "ZA", "AR", "BR", "CL"})
 # Uplift of an average category at 11.11, Black Friday / Cyber Monday and the Christmas run-up, by country.
 _PEAK_UPLIFT: Final[dict[str, tuple[float, float, float]]] = {
-    "US": (1.10, 2.2, 1.35), "GB": (1.12, 1.9, 1.35), "DE": (1.10, 1.6, 1.30),
-    "AU": (1.18, 1.7, 1.30), "CA": (1.10, 1.9, 1.30),
+    "US": (1.10, 2.2, 1.35),
+    "GB": (1.12, 1.9, 1.35),
+    "DE": (1.10, 1.6, 1.30),
+    "AU": (1.18, 1.7, 1.30),
+    "CA": (1.10, 1.9, 1.30),
 }
 _DEFAULT_UPLIFT: Final = (1.10, 1.6, 1.30)
 _WEEKDAY: Final = np.array([1.22, 1.12, 1.04, 1.0, 0.95, 0.80, 0.87])
@@ -99,15 +126,29 @@ _HORIZON_DAYS: Final = 150  # days past `end` the planner's calendar must cover
 # Origin hub of a replenishment by supplier region (east: Zhejiang/Shanghai, south: Guangdong) and mode.
 _HUBS: Final = np.array([["NGB", "YIW", "SHA"], ["SZX", "SZX", "CAN"]])  # [east/south, sea/rail/air]
 
-DEMAND_WEEKLY_SCHEMA: Final = pl.Schema({
-    "week_start": pl.Date(), "warehouse_id": pl.String(), "sku_id": pl.String(), "n_days": pl.Int32(),
-    "demand_mean": pl.Float64(), "demand_q50": pl.Float64(), "demand_q80": pl.Float64(),
-    "demand_q90": pl.Float64(), "demand_q95": pl.Float64(), "demand_units": pl.Int64(),
-})
-DEMAND_DAILY_SCHEMA: Final = pl.Schema({
-    "date": pl.Date(), "warehouse_id": pl.String(), "sku_id": pl.String(), "demand_mean": pl.Float64(),
-    "demand_units": pl.Int64(),
-})
+DEMAND_WEEKLY_SCHEMA: Final = pl.Schema(
+    {
+        "week_start": pl.Date(),
+        "warehouse_id": pl.String(),
+        "sku_id": pl.String(),
+        "n_days": pl.Int32(),
+        "demand_mean": pl.Float64(),
+        "demand_q50": pl.Float64(),
+        "demand_q80": pl.Float64(),
+        "demand_q90": pl.Float64(),
+        "demand_q95": pl.Float64(),
+        "demand_units": pl.Int64(),
+    }
+)
+DEMAND_DAILY_SCHEMA: Final = pl.Schema(
+    {
+        "date": pl.Date(),
+        "warehouse_id": pl.String(),
+        "sku_id": pl.String(),
+        "demand_mean": pl.Float64(),
+        "demand_units": pl.Int64(),
+    }
+)
 _QUANTILES: Final = (0.5, 0.8, 0.9, 0.95)
 
 
@@ -196,18 +237,35 @@ def simulate_demand(
     days = np.arange(grid.n_days)[:, None]
     active = (days >= series["launch"]) & (days < series["eol"])
     inputs = StockInputs(
-        demand=demand, active=active, launch_idx=series["launch"], stop_order_idx=series["phase_out"],
-        prior_rate=series["prior_rate"], profile=cat.profile, group=series["group"],
-        warehouse=series["warehouse"], case_pack=skus["case_pack"][series["sku"]],
-        min_order_units=skus["moq"][series["sku"]], origin_capacity=cat.origin_capacity, month=cat.month,
-        weekday=cat.weekday, unit_weight_kg=skus["weight"][series["sku"]],
+        demand=demand,
+        active=active,
+        launch_idx=series["launch"],
+        stop_order_idx=series["phase_out"],
+        prior_rate=series["prior_rate"],
+        profile=cat.profile,
+        group=series["group"],
+        warehouse=series["warehouse"],
+        case_pack=skus["case_pack"][series["sku"]],
+        min_order_units=skus["moq"][series["sku"]],
+        origin_capacity=cat.origin_capacity,
+        month=cat.month,
+        weekday=cat.weekday,
+        unit_weight_kg=skus["weight"][series["sku"]],
         origin_hubs=_HUBS[skus["south"][series["sku"]].astype(int)],
     )
     stock = simulate_stock(inputs, config.warehouses, config.replenishment, rng)
     keys = _series_keys(config, series)
-    sales = _series_frame(keys, grid, active, TABLES["warehouse_sales"].schema, units_sold=stock.sales,
-                          on_hand_end=stock.on_hand_end, is_stockout=stock.is_stockout, price_usd=price,
-                          is_promo=is_promo)
+    sales = _series_frame(
+        keys,
+        grid,
+        active,
+        TABLES["warehouse_sales"].schema,
+        units_sold=stock.sales,
+        on_hand_end=stock.on_hand_end,
+        is_stockout=stock.is_stockout,
+        price_usd=price,
+        is_promo=is_promo,
+    )
     tables = {
         "skus": _skus_frame(skus, grid),
         "warehouses": warehouses_frame(config.warehouses, stock, inputs, grid.first),
@@ -216,13 +274,18 @@ def simulate_demand(
     }
     oracle = {
         "demand_weekly": _weekly_oracle(keys, series["size"], grid, active, mean, demand),
-        "demand_daily": _series_frame(keys, grid, active, DEMAND_DAILY_SCHEMA, demand_mean=mean,
-                                      demand_units=demand),
+        "demand_daily": _series_frame(
+            keys, grid, active, DEMAND_DAILY_SCHEMA, demand_mean=mean, demand_units=demand
+        ),
     }
     for name in ("skus", "warehouses", "warehouse_sales", "replenishments"):
         tables[name] = tables[name].select(TABLES[name].schema.names()).cast(TABLES[name].schema)
-    logger.info("demand simulated: %d SKUs, %d series, %d sales rows", config.n_skus,
-                series["sku"].size, tables["warehouse_sales"].height)
+    logger.info(
+        "demand simulated: %d SKUs, %d series, %d sales rows",
+        config.n_skus,
+        series["sku"].size,
+        tables["warehouse_sales"].height,
+    )
     return tables, oracle
 
 
@@ -264,10 +327,15 @@ class _Calendar(NamedTuple):
         month, day = dates.dt.month().to_numpy(), dates.dt.day().to_numpy()
         weekday = dates.dt.weekday().to_numpy() - 1
         peak = cal["ecommerce_peak"]
-        is_peak = [(peak == name).fill_null(False).to_numpy() for name in
-                   ("singles_day", "black_friday_cyber_monday", "christmas")]
-        bf_days = {black_friday(y) + dt.timedelta(days=k) for y in range(grid.day0.year, last.year + 1)
-                   for k in (0, 3)}
+        is_peak = [
+            (peak == name).fill_null(False).to_numpy()
+            for name in ("singles_day", "black_friday_cyber_monday", "christmas")
+        ]
+        bf_days = {
+            black_friday(y) + dt.timedelta(days=k)
+            for y in range(grid.day0.year, last.year + 1)
+            for k in (0, 3)
+        }
         bf_cm = dates.is_in(list(bf_days)).to_numpy()
         post_xmas = ((month == 12) & (day >= 24)) | ((month == 1) & (day <= 1))
         hol = country_holidays({w.country for w in warehouses}, grid.day0, last)
@@ -285,20 +353,25 @@ class _Calendar(NamedTuple):
                 prof = CATEGORIES[name]
                 shift = 182.6 if prof.weather and spec.country in _SOUTHERN else 0.0
                 season = _season(prof.season, doy - shift) / _season(prof.season, np.arange(365.0)).mean()
-                peaks = (1 + is_peak[0] * (u11 - 1) * prof.peak_sensitivity) \
-                    * (1 + is_peak[1] * (ubf * np.where(bf_cm, 1.3, 1.0) - 1) * prof.peak_sensitivity) \
+                peaks = (
+                    (1 + is_peak[0] * (u11 - 1) * prof.peak_sensitivity)
+                    * (1 + is_peak[1] * (ubf * np.where(bf_cm, 1.3, 1.0) - 1) * prof.peak_sensitivity)
                     * (1 + is_peak[2] * (uxmas - 1) * prof.gift_sensitivity)
+                )
                 profile[:, c, w] = base * season * peaks
         promo_start = np.where(is_peak[0] | is_peak[1], 3.0, 1.0)
-        return cls(profile.reshape(len(dates), -1), promo_start, cal["origin_capacity"].to_numpy(), month,
-                   weekday)
+        return cls(
+            profile.reshape(len(dates), -1), promo_start, cal["origin_capacity"].to_numpy(), month, weekday
+        )
 
 
 def _season(params: tuple[float, float, float, float], day_of_year: np.ndarray) -> np.ndarray:
     """Yearly seasonality: two harmonics, each with an amplitude (log scale) and a peak day of the year."""
     a1, p1, a2, p2 = params
-    return np.exp(a1 * np.cos(2 * np.pi * (day_of_year - p1) / 365.25)
-                  + a2 * np.cos(4 * np.pi * (day_of_year - p2) / 365.25))
+    return np.exp(
+        a1 * np.cos(2 * np.pi * (day_of_year - p1) / 365.25)
+        + a2 * np.cos(4 * np.pi * (day_of_year - p2) / 365.25)
+    )
 
 
 def _draw_skus(config: DemandConfig, grid: _Grid, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -326,19 +399,31 @@ def _draw_skus(config: DemandConfig, grid: _Grid, rng: np.random.Generator) -> d
     phase_out = np.where(discontinued, eol - rng.integers(42, 120, n), eol)
     base = config.median_daily_units * rng.lognormal(0, config.demand_sigma, n)
     base *= np.where(rng.random(n) < config.fast_mover_share, 6.0, 1.0)
-    elasticity = np.minimum(np.array([CATEGORIES[c].elasticity for c in names])[category]
-                            + rng.normal(0, 0.3, n), -0.3)
+    elasticity = np.minimum(
+        np.array([CATEGORIES[c].elasticity for c in names])[category] + rng.normal(0, 0.3, n), -0.3
+    )
     return {
-        "category": category, "hs_code": hs, "price": price,
-        "unit_cost": np.round(price * rng.uniform(0.22, 0.45, n), 2), "weight": weight,
-        "case_pack": case_pack.astype(np.int64), "moq": moq.astype(np.int64), "launch": launch,
-        "eol": eol, "phase_out": phase_out, "base": base, "trend": rng.normal(0.0, config.trend_sd, n),
-        "elasticity": elasticity, "is_new": is_new, "south": rng.random(n) < 0.6,
+        "category": category,
+        "hs_code": hs,
+        "price": price,
+        "unit_cost": np.round(price * rng.uniform(0.22, 0.45, n), 2),
+        "weight": weight,
+        "case_pack": case_pack.astype(np.int64),
+        "moq": moq.astype(np.int64),
+        "launch": launch,
+        "eol": eol,
+        "phase_out": phase_out,
+        "base": base,
+        "trend": rng.normal(0.0, config.trend_sd, n),
+        "elasticity": elasticity,
+        "is_new": is_new,
+        "south": rng.random(n) < 0.6,
     }
 
 
-def _draw_series(config: DemandConfig, skus: dict[str, np.ndarray],
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _draw_series(
+    config: DemandConfig, skus: dict[str, np.ndarray], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Listings (SKU x warehouse series), ordered by warehouse id then SKU id, with their own parameters."""
     specs = config.warehouses
     n_sku, n_wh = config.n_skus, len(specs)
@@ -355,10 +440,17 @@ def _draw_series(config: DemandConfig, skus: dict[str, np.ndarray],
     weekly = 7 * base
     size = config.dispersion_size * rng.lognormal(0, 0.4, n) * np.clip(weekly / 5.0, 1.0, 8.0) ** 0.5
     return {
-        "sku": sku, "warehouse": wh, "group": skus["category"][sku] * n_wh + wh,
-        "launch": skus["launch"][sku] + rollout, "eol": skus["eol"][sku], "phase_out": skus["phase_out"][sku],
-        "base": base, "size": size, "trend": skus["trend"][sku] + rng.normal(0, 0.1, n),
-        "ramp_days": rng.uniform(7, 45, n), "decline_days": rng.uniform(20, 60, n),
+        "sku": sku,
+        "warehouse": wh,
+        "group": skus["category"][sku] * n_wh + wh,
+        "launch": skus["launch"][sku] + rollout,
+        "eol": skus["eol"][sku],
+        "phase_out": skus["phase_out"][sku],
+        "base": base,
+        "size": size,
+        "trend": skus["trend"][sku] + rng.normal(0, 0.1, n),
+        "ramp_days": rng.uniform(7, 45, n),
+        "decline_days": rng.uniform(20, 60, n),
         "prior_rate": base * rng.lognormal(-0.2, 0.5, n),
     }
 
@@ -392,8 +484,9 @@ def _demand_mean(
 
     # Price changes per SKU, promotions per series (start more often in peaks, 3-14 days, 10-35 % off).
     n_sku = skus["price"].size
-    jumps = (rng.random((n_days, n_sku)) < config.price_changes_per_year / 365.25) \
-        * rng.normal(0.01, 0.08, (n_days, n_sku))
+    jumps = (rng.random((n_days, n_sku)) < config.price_changes_per_year / 365.25) * rng.normal(
+        0.01, 0.08, (n_days, n_sku)
+    )
     log_price = np.cumsum(jumps, axis=0)[:, series["sku"]]
     p_start = config.promos_per_year / 365.25 * cal.promo_start[:n_days] / cal.promo_start.mean()
     start_day, start_series = np.nonzero(rng.random((n_days, n)) < p_start[:, None])
@@ -416,8 +509,7 @@ def _demand_mean(
     return mean, depth > 0, price
 
 
-def _draw_demand(mean: np.ndarray, size: np.ndarray, grid: _Grid,
-                 rng: np.random.Generator) -> np.ndarray:
+def _draw_demand(mean: np.ndarray, size: np.ndarray, grid: _Grid, rng: np.random.Generator) -> np.ndarray:
     """Daily demand: Poisson around the mean times a gamma shock shared by the days of an ISO week."""
     n_weeks = int(grid.week[-1]) + 1
     shock = rng.gamma(size, 1.0 / size, (n_weeks, size.size))
@@ -428,12 +520,14 @@ def _series_keys(config: DemandConfig, series: dict[str, np.ndarray]) -> pl.Data
     """`warehouse_id` and `sku_id` of every series, in series order."""
     wh_ids = pl.Series([w.warehouse_id for w in config.warehouses], dtype=pl.String)
     sku_ids = pl.Series([f"SKU{i + 1:04d}" for i in range(config.n_skus)], dtype=pl.String)
-    return pl.DataFrame({"warehouse_id": wh_ids.gather(series["warehouse"]),
-                         "sku_id": sku_ids.gather(series["sku"])})
+    return pl.DataFrame(
+        {"warehouse_id": wh_ids.gather(series["warehouse"]), "sku_id": sku_ids.gather(series["sku"])}
+    )
 
 
-def _series_frame(keys: pl.DataFrame, grid: _Grid, active: np.ndarray, schema: pl.Schema,
-                  **columns: np.ndarray) -> pl.DataFrame:
+def _series_frame(
+    keys: pl.DataFrame, grid: _Grid, active: np.ndarray, schema: pl.Schema, **columns: np.ndarray
+) -> pl.DataFrame:
     """One row per series and output day on sale, sorted by warehouse, SKU and date."""
     out = slice(grid.first, grid.n_days)
     mask = active[out].T
@@ -447,8 +541,14 @@ def _series_frame(keys: pl.DataFrame, grid: _Grid, active: np.ndarray, schema: p
     return pl.DataFrame(data).cast(schema)
 
 
-def _weekly_oracle(keys: pl.DataFrame, size: np.ndarray, grid: _Grid, active: np.ndarray, mean: np.ndarray,
-                   demand: np.ndarray) -> pl.DataFrame:
+def _weekly_oracle(
+    keys: pl.DataFrame,
+    size: np.ndarray,
+    grid: _Grid,
+    active: np.ndarray,
+    mean: np.ndarray,
+    demand: np.ndarray,
+) -> pl.DataFrame:
     """True weekly demand distribution (negative binomial) and its realisation, per series and ISO week."""
     out = slice(grid.first, grid.n_days)
     week = grid.week[out]
@@ -461,15 +561,17 @@ def _weekly_oracle(keys: pl.DataFrame, size: np.ndarray, grid: _Grid, active: np
     m = weekly_mean[keep]
     q = _nb_quantiles(m, size[s_idx], _QUANTILES)
     monday = (grid.week_monday - dt.date(1970, 1, 1)).days + 7 * week[bounds][w_idx]
-    return pl.DataFrame({
-        "week_start": pl.Series(monday, dtype=pl.Int32).cast(pl.Date),
-        "warehouse_id": keys["warehouse_id"].gather(s_idx),
-        "sku_id": keys["sku_id"].gather(s_idx),
-        "n_days": n_days[keep],
-        "demand_mean": m,
-        **{f"demand_q{round(p * 100)}": q[i] for i, p in enumerate(_QUANTILES)},
-        "demand_units": weekly_units[keep],
-    }).cast(DEMAND_WEEKLY_SCHEMA)
+    return pl.DataFrame(
+        {
+            "week_start": pl.Series(monday, dtype=pl.Int32).cast(pl.Date),
+            "warehouse_id": keys["warehouse_id"].gather(s_idx),
+            "sku_id": keys["sku_id"].gather(s_idx),
+            "n_days": n_days[keep],
+            "demand_mean": m,
+            **{f"demand_q{round(p * 100)}": q[i] for i, p in enumerate(_QUANTILES)},
+            "demand_units": weekly_units[keep],
+        }
+    ).cast(DEMAND_WEEKLY_SCHEMA)
 
 
 def _nb_quantiles(mean: np.ndarray, size: np.ndarray, probs: tuple[float, ...]) -> np.ndarray:
@@ -484,8 +586,13 @@ def _nb_quantiles(mean: np.ndarray, size: np.ndarray, probs: tuple[float, ...]) 
     p = k / (k + mu)
     m = np.floor(np.maximum(mu - np.sqrt(mu + mu**2 / k) - 1, 0))
     cdf = np.where(m > 0, special.betainc(k, np.maximum(m, 1), p), 0.0)  # P(X <= m - 1)
-    pmf = np.exp(special.gammaln(m + k) - special.gammaln(k) - special.gammaln(m + 1)
-                 + k * np.log(p) + m * np.log1p(-p))
+    pmf = np.exp(
+        special.gammaln(m + k)
+        - special.gammaln(k)
+        - special.gammaln(m + 1)
+        + k * np.log(p)
+        + m * np.log1p(-p)
+    )
     found = np.full((len(probs), todo.size), -1.0)
     rows = np.arange(todo.size)
     while rows.size:
@@ -504,14 +611,16 @@ def _nb_quantiles(mean: np.ndarray, size: np.ndarray, probs: tuple[float, ...]) 
 def _skus_frame(skus: dict[str, np.ndarray], grid: _Grid) -> pl.DataFrame:
     names = list(CATEGORIES)
     n = skus["price"].size
-    return pl.DataFrame({
-        "sku_id": [f"SKU{i + 1:04d}" for i in range(n)],
-        "category": pl.Series([names[c] for c in skus["category"]], dtype=pl.String),
-        "hs_code": pl.Series(skus["hs_code"].tolist(), dtype=pl.String),
-        "unit_cost_usd": skus["unit_cost"],
-        "price_usd": skus["price"],
-        "weight_kg": skus["weight"],
-        "case_pack": skus["case_pack"],
-        "min_order_units": skus["moq"],
-        "launch_date": pl.Series(grid.epoch_days(skus["launch"]), dtype=pl.Int32).cast(pl.Date),
-    })
+    return pl.DataFrame(
+        {
+            "sku_id": [f"SKU{i + 1:04d}" for i in range(n)],
+            "category": pl.Series([names[c] for c in skus["category"]], dtype=pl.String),
+            "hs_code": pl.Series(skus["hs_code"].tolist(), dtype=pl.String),
+            "unit_cost_usd": skus["unit_cost"],
+            "price_usd": skus["price"],
+            "weight_kg": skus["weight"],
+            "case_pack": skus["case_pack"],
+            "min_order_units": skus["moq"],
+            "launch_date": pl.Series(grid.epoch_days(skus["launch"]), dtype=pl.Int32).cast(pl.Date),
+        }
+    )

@@ -40,10 +40,22 @@ __all__ = [
 
 # Milestone slots of a timeline, in EVENT_RANK order; the last slot is the terminal event.
 SLOT_EVENTS: tuple[str, ...] = (
-    "picked_up", "arrived_origin_hub", "export_cleared", "linehaul_departed", "linehaul_arrived",
-    "import_customs_entered", "customs_held", "customs_released", "last_mile_received",
-    "out_for_delivery", "delivery_failed", "out_for_delivery", "delivery_failed", "out_for_delivery",
-    "delivery_failed", "delivered",
+    "picked_up",
+    "arrived_origin_hub",
+    "export_cleared",
+    "linehaul_departed",
+    "linehaul_arrived",
+    "import_customs_entered",
+    "customs_held",
+    "customs_released",
+    "last_mile_received",
+    "out_for_delivery",
+    "delivery_failed",
+    "out_for_delivery",
+    "delivery_failed",
+    "out_for_delivery",
+    "delivery_failed",
+    "delivered",
 )
 N_SLOTS = len(SLOT_EVENTS)
 _DEP, _ARR, _ENTER, _HELD, _RELEASED, _LM = 3, 4, 5, 6, 7, 8
@@ -195,7 +207,7 @@ def build_calendars(
     work = np.ones((3 * len(DESTINATIONS), n_days), bool)
     for d, dest in enumerate(DESTINATIONS):
         work[3 * d] &= ~np.isin(weekday, dest.customs_weekend)
-        work[3 * d + 1 :  3 * d + 3] &= ~np.isin(weekday, dest.lastmile_weekend)
+        work[3 * d + 1 : 3 * d + 3] &= ~np.isin(weekday, dest.lastmile_weekend)
         for frame, rows in ((holidays, (0, 1, 2)), (post_closures, (1,))):
             days = frame.filter(pl.col("country") == dest.country).get_column("date")
             idx = np.array([(x - epoch).days for x in days.to_list()], dtype=np.int64)
@@ -373,9 +385,16 @@ def draw_timeline(b: Booking, ctx: Context, rng: np.random.Generator, full: bool
     nan = np.full(n, np.nan)
     inspected = cross & customs.is_inspected
     slots = [
-        picked, at_hub, np.where(cross, exported, nan), departed, arrived, np.where(cross, entered, nan),
-        np.where(inspected, held, nan), np.where(cross & cleared, decided, nan),
-        np.where(cleared, last_mile, nan), *(x for k in range(_MAX_ATTEMPTS) for x in (ofd[k], scan[k])),
+        picked,
+        at_hub,
+        np.where(cross, exported, nan),
+        departed,
+        arrived,
+        np.where(cross, entered, nan),
+        np.where(inspected, held, nan),
+        np.where(cross & cleared, decided, nan),
+        np.where(cleared, last_mile, nan),
+        *(x for k in range(_MAX_ATTEMPTS) for x in (ofd[k], scan[k])),
     ]
     for k in range(_MAX_ATTEMPTS):  # attempt k's scan is a failure only if another attempt followed
         slots[_LM + 1 + 2 * k] = np.where(cleared & (failed >= k), slots[_LM + 1 + 2 * k], np.nan)
@@ -454,13 +473,15 @@ def build_events(
         np.where(at_customs, labels.office_location[ship], labels.region_location[ship]),
     )
     spec = TABLES["shipment_events"]
-    return pl.DataFrame({
-        "shipment_id": labels.shipment_id.gather(pl.Series(ship.astype(np.uint32))),
-        "event": _names(list(EVENT_TYPES), code, EventType),
-        "event_at": pl.Series(labels.epoch_us + minutes * 60_000_000).cast(spec.schema["event_at"]),
-        "country": _names(labels.countries, country, pl.String()),
-        "location": _names(labels.locations, location, pl.String()),
-    })
+    return pl.DataFrame(
+        {
+            "shipment_id": labels.shipment_id.gather(pl.Series(ship.astype(np.uint32))),
+            "event": _names(list(EVENT_TYPES), code, EventType),
+            "event_at": pl.Series(labels.epoch_us + minutes * 60_000_000).cast(spec.schema["event_at"]),
+            "country": _names(labels.countries, country, pl.String()),
+            "location": _names(labels.locations, location, pl.String()),
+        }
+    )
 
 
 def _names(vocabulary: list[str], codes: np.ndarray, dtype: pl.DataType) -> pl.Series:

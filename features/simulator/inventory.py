@@ -84,22 +84,74 @@ class WarehouseSpec(BaseModel):
 
 
 DEFAULT_WAREHOUSES: tuple[WarehouseSpec, ...] = (
-    WarehouseSpec(warehouse_id="WH-US-LAX", country="US", region="US-CA", market_scale=1.0,
-                  listing_share=0.9, holding_cost_usd_per_unit_week=0.055, sea_days=24.0, air_days=5.0),
-    WarehouseSpec(warehouse_id="WH-US-NJ", country="US", region="US-NJ", market_scale=0.8,
-                  listing_share=0.6, holding_cost_usd_per_unit_week=0.065, sea_days=33.0, air_days=6.0),
-    WarehouseSpec(warehouse_id="WH-GB-BHX", country="GB", region="GB-BIR", market_scale=0.55,
-                  listing_share=0.55, price_factor=1.08, holding_cost_usd_per_unit_week=0.075,
-                  sea_days=35.0, rail_days=20.0, air_days=6.0, rail_share=0.25),
-    WarehouseSpec(warehouse_id="WH-DE-FRA", country="DE", region="DE-HE", market_scale=0.6,
-                  listing_share=0.55, price_factor=1.1, holding_cost_usd_per_unit_week=0.07,
-                  sea_days=35.0, rail_days=17.0, air_days=5.5, rail_share=0.4),
-    WarehouseSpec(warehouse_id="WH-AU-SYD", country="AU", region="AU-NSW", market_scale=0.35,
-                  listing_share=0.4, price_factor=1.15, holding_cost_usd_per_unit_week=0.085,
-                  sea_days=22.0, air_days=5.0),
-    WarehouseSpec(warehouse_id="WH-CA-YYZ", country="CA", region="CA-ON", market_scale=0.35,
-                  listing_share=0.4, price_factor=1.05, holding_cost_usd_per_unit_week=0.07,
-                  sea_days=31.0, air_days=6.0),
+    WarehouseSpec(
+        warehouse_id="WH-US-LAX",
+        country="US",
+        region="US-CA",
+        market_scale=1.0,
+        listing_share=0.9,
+        holding_cost_usd_per_unit_week=0.055,
+        sea_days=24.0,
+        air_days=5.0,
+    ),
+    WarehouseSpec(
+        warehouse_id="WH-US-NJ",
+        country="US",
+        region="US-NJ",
+        market_scale=0.8,
+        listing_share=0.6,
+        holding_cost_usd_per_unit_week=0.065,
+        sea_days=33.0,
+        air_days=6.0,
+    ),
+    WarehouseSpec(
+        warehouse_id="WH-GB-BHX",
+        country="GB",
+        region="GB-BIR",
+        market_scale=0.55,
+        listing_share=0.55,
+        price_factor=1.08,
+        holding_cost_usd_per_unit_week=0.075,
+        sea_days=35.0,
+        rail_days=20.0,
+        air_days=6.0,
+        rail_share=0.25,
+    ),
+    WarehouseSpec(
+        warehouse_id="WH-DE-FRA",
+        country="DE",
+        region="DE-HE",
+        market_scale=0.6,
+        listing_share=0.55,
+        price_factor=1.1,
+        holding_cost_usd_per_unit_week=0.07,
+        sea_days=35.0,
+        rail_days=17.0,
+        air_days=5.5,
+        rail_share=0.4,
+    ),
+    WarehouseSpec(
+        warehouse_id="WH-AU-SYD",
+        country="AU",
+        region="AU-NSW",
+        market_scale=0.35,
+        listing_share=0.4,
+        price_factor=1.15,
+        holding_cost_usd_per_unit_week=0.085,
+        sea_days=22.0,
+        air_days=5.0,
+    ),
+    WarehouseSpec(
+        warehouse_id="WH-CA-YYZ",
+        country="CA",
+        region="CA-ON",
+        market_scale=0.35,
+        listing_share=0.4,
+        price_factor=1.05,
+        holding_cost_usd_per_unit_week=0.07,
+        sea_days=31.0,
+        air_days=6.0,
+    ),
 )
 
 
@@ -222,12 +274,24 @@ def simulate_stock(
             orders.append(planner.review(day))
     columns = [np.concatenate(c) for c in zip(*orders, strict=True)] if orders else [np.zeros(0)] * 6
     series, units, mode, shipped, received, customs = columns
-    logger.info("stock simulated: %d series x %d days, %d replenishments, stock-out rate %.3f",
-                inputs.demand.shape[1], inputs.demand.shape[0], len(series),
-                planner.stockout.sum() / max(inputs.active.sum(), 1))
-    return StockResult(planner.sales, planner.on_hand_end, planner.stockout, series.astype(np.int64),
-                       units.astype(np.int64), mode.astype(np.int64), shipped.astype(np.int64),
-                       received.astype(np.int64), customs.astype(np.float64))
+    logger.info(
+        "stock simulated: %d series x %d days, %d replenishments, stock-out rate %.3f",
+        inputs.demand.shape[1],
+        inputs.demand.shape[0],
+        len(series),
+        planner.stockout.sum() / max(inputs.active.sum(), 1),
+    )
+    return StockResult(
+        planner.sales,
+        planner.on_hand_end,
+        planner.stockout,
+        series.astype(np.int64),
+        units.astype(np.int64),
+        mode.astype(np.int64),
+        shipped.astype(np.int64),
+        received.astype(np.int64),
+        customs.astype(np.float64),
+    )
 
 
 @dataclass(frozen=True)
@@ -240,9 +304,13 @@ class _Lanes:
 
     @classmethod
     def from_specs(cls, specs: tuple[WarehouseSpec, ...], config: ReplenishmentConfig) -> _Lanes:
-        transit = np.array([[w.sea_days for w in specs],
-                            [w.rail_days if w.rail_days is not None else np.nan for w in specs],
-                            [w.air_days for w in specs]])
+        transit = np.array(
+            [
+                [w.sea_days for w in specs],
+                [w.rail_days if w.rail_days is not None else np.nan for w in specs],
+                [w.air_days for w in specs],
+            ]
+        )
         planned = transit + _CUSTOMS_MEDIAN_DAYS[:, None] + np.mean(config.handling_days)
         rail = np.array([w.rail_share if w.rail_days is not None else 0.0 for w in specs])
         air = np.array([w.air_share for w in specs])
@@ -253,8 +321,9 @@ class _Lanes:
 class _Planner:
     """Stock state of all series and the weekly review that replenishes it (mutable, one simulation)."""
 
-    def __init__(self, inputs: StockInputs, lanes: _Lanes, config: ReplenishmentConfig,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self, inputs: StockInputs, lanes: _Lanes, config: ReplenishmentConfig, rng: np.random.Generator
+    ) -> None:
         n_days, n_series = inputs.demand.shape
         self.inputs, self.lanes, self.config, self.rng = inputs, lanes, config, rng
         self.planned_lead = lanes.planned_lead_days[:, inputs.warehouse]  # [mode, S]
@@ -304,7 +373,7 @@ class _Planner:
         # Mode: the warehouse's regular mix, or an emergency air order when stock runs out before receipts.
         u = rng.random(n_series)
         mode = (u[:, None] > self.lanes.regular_cum_share[inputs.warehouse]).sum(axis=1).clip(0, 2)
-        soon = self.on_hand + self.arrivals[day + 1: day + 15].sum(axis=0)
+        soon = self.on_hand + self.arrivals[day + 1 : day + 15].sum(axis=0)
         rescue = rng.random(n_series) < config.emergency_air_prob
         emergency = (soon < base_rate * 10) & (base_rate > 0) & rescue
         mode = np.where(emergency, _AIR, mode)
@@ -335,8 +404,9 @@ class _Planner:
         self.on_order[idx[keep]] += units[keep]
         return idx, units, mode[idx], shipped, received, customs
 
-    def _lead_times(self, day: int, idx: np.ndarray, mode: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _lead_times(
+        self, day: int, idx: np.ndarray, mode: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Departure day, receipt day and customs days of new orders.
 
         Handling at origin stretches when Chinese capacity is low (New Year, Golden Week); the line-haul is
@@ -351,8 +421,14 @@ class _Planner:
         month = inputs.month[shipped]
         transit = self.lanes.transit_days[mode, inputs.warehouse[idx]] * rng.lognormal(0.0, 0.1, n)
         congestion = rng.gamma(2.0, 1.0, n) * np.select(
-            [(mode == _SEA) & (month >= 8) & (month <= 10), (mode == _AIR) & (month >= 11),
-             (mode == _RAIL) & ((month == 12) | (month <= 2))], [2.5, 1.0, 1.5], 0.0)
+            [
+                (mode == _SEA) & (month >= 8) & (month <= 10),
+                (mode == _AIR) & (month >= 11),
+                (mode == _RAIL) & ((month == 12) | (month <= 2)),
+            ],
+            [2.5, 1.0, 1.5],
+            0.0,
+        )
         congestion += (1.0 - capacity[shipped]) * rng.uniform(4.0, 12.0, n)
         inspected = rng.random(n) < self.config.customs_inspection_rate
         customs = _CUSTOMS_MEDIAN_DAYS[mode] * rng.lognormal(0.0, 0.35, n) * np.where(month == 12, 1.3, 1.0)
@@ -391,29 +467,35 @@ def replenishments_frame(
     n = series.size
     is_open = received > last
     month = inputs.month[shipped]
-    surcharge = np.select([(mode == _SEA) & (month >= 8) & (month <= 10), (mode == _AIR) & (month >= 11)],
-                          [1.3, 1.4], 1.0) * np.where(inputs.origin_capacity[shipped] < 1, 1.15, 1.0)
-    freight = (_FREIGHT_FIXED[mode] + _FREIGHT_PER_KG[mode] * units * inputs.unit_weight_kg[series]) \
-        * surcharge * rng.lognormal(0.0, 0.1, n)
+    surcharge = np.select(
+        [(mode == _SEA) & (month >= 8) & (month <= 10), (mode == _AIR) & (month >= 11)], [1.3, 1.4], 1.0
+    ) * np.where(inputs.origin_capacity[shipped] < 1, 1.15, 1.0)
+    freight = (
+        (_FREIGHT_FIXED[mode] + _FREIGHT_PER_KG[mode] * units * inputs.unit_weight_kg[series])
+        * surcharge
+        * rng.lognormal(0.0, 0.1, n)
+    )
     epoch0 = (day0 - dt.date(1970, 1, 1)).days
     us_per_day = 86_400_000_000
     shipped_us = (epoch0 + shipped) * us_per_day + (rng.uniform(0, 24, n) * 3.6e9).astype(np.int64)
     received_us = (epoch0 + received) * us_per_day + (rng.uniform(6, 20, n) * 3.6e9).astype(np.int64)
     order = np.lexsort((series, shipped_us))
     timestamp = pl.Datetime("us", "UTC")
-    frame = pl.DataFrame({
-        "replenishment_id": [f"R{i + 1:07d}" for i in range(n)],
-        "warehouse_id": keys["warehouse_id"].gather(series[order]),
-        "sku_id": keys["sku_id"].gather(series[order]),
-        "units": units[order],
-        "mode": pl.Series(np.array(REPLENISHMENT_MODE_NAMES)[mode[order]], dtype=pl.String),
-        "shipped_at": pl.Series(shipped_us[order]).cast(timestamp),
-        "received_at": pl.Series(np.where(is_open, 0, received_us)[order]).cast(timestamp),
-        "is_open": is_open[order],
-        "origin_hub": pl.Series(inputs.origin_hubs[series, mode][order], dtype=pl.String),
-        "customs_days": result.order_customs_days[keep][order],
-        "freight_cost_usd": np.round(freight[order], 2),
-    })
+    frame = pl.DataFrame(
+        {
+            "replenishment_id": [f"R{i + 1:07d}" for i in range(n)],
+            "warehouse_id": keys["warehouse_id"].gather(series[order]),
+            "sku_id": keys["sku_id"].gather(series[order]),
+            "units": units[order],
+            "mode": pl.Series(np.array(REPLENISHMENT_MODE_NAMES)[mode[order]], dtype=pl.String),
+            "shipped_at": pl.Series(shipped_us[order]).cast(timestamp),
+            "received_at": pl.Series(np.where(is_open, 0, received_us)[order]).cast(timestamp),
+            "is_open": is_open[order],
+            "origin_hub": pl.Series(inputs.origin_hubs[series, mode][order], dtype=pl.String),
+            "customs_days": result.order_customs_days[keep][order],
+            "freight_cost_usd": np.round(freight[order], 2),
+        }
+    )
     return frame.with_columns(
         pl.when(~pl.col("is_open")).then(pl.col("received_at", "customs_days")),
     ).drop("is_open")
@@ -427,10 +509,12 @@ def warehouses_frame(
     onehot = np.zeros((inputs.warehouse.size, n_wh))
     onehot[np.arange(inputs.warehouse.size), inputs.warehouse] = 1.0
     peak_stock = (result.on_hand_end[first:] @ onehot).max(axis=0, initial=0.0)
-    return pl.DataFrame({
-        "warehouse_id": [w.warehouse_id for w in warehouses],
-        "country": [w.country for w in warehouses],
-        "capacity_units": (np.ceil(np.maximum(peak_stock, 1.0) * 1.4 / 1000) * 1000).astype(np.int64),
-        "region": [w.region for w in warehouses],
-        "holding_cost_usd_per_unit_week": [w.holding_cost_usd_per_unit_week for w in warehouses],
-    }).sort("warehouse_id")
+    return pl.DataFrame(
+        {
+            "warehouse_id": [w.warehouse_id for w in warehouses],
+            "country": [w.country for w in warehouses],
+            "capacity_units": (np.ceil(np.maximum(peak_stock, 1.0) * 1.4 / 1000) * 1000).astype(np.int64),
+            "region": [w.region for w in warehouses],
+            "holding_cost_usd_per_unit_week": [w.holding_cost_usd_per_unit_week for w in warehouses],
+        }
+    ).sort("warehouse_id")

@@ -142,11 +142,14 @@ def simulate_shipments(
     catalog = sku_catalog(config.n_skus) if skus is None else catalog_from_skus(skus)
     bookings = draw_bookings(config, calendar.head(n_sim), crackdown, catalog, booking_rng)
     origin_load, dest_load = _loads(bookings, n_sim, n_days)
-    holidays = pl.concat([
-        country_holidays([d.country for d in DESTINATIONS], start, calendar.get_column("date")[-1])
-        .select("country", "date"),
-        pl.DataFrame(list(config.extra_closures), schema=_DAYS_SCHEMA, orient="row"),
-    ])
+    holidays = pl.concat(
+        [
+            country_holidays(
+                [d.country for d in DESTINATIONS], start, calendar.get_column("date")[-1]
+            ).select("country", "date"),
+            pl.DataFrame(list(config.extra_closures), schema=_DAYS_SCHEMA, orient="row"),
+        ]
+    )
     ctx = Context(
         epoch_weekday=start.weekday(),
         origin_capacity=calendar.get_column("origin_capacity").to_numpy(),
@@ -218,8 +221,13 @@ def _draw_disruptions(
     strikes = pl.DataFrame(closures, schema=_DAYS_SCHEMA, orient="row")
     log_frame = pl.DataFrame(
         log_rows,
-        schema={"kind": pl.String, "target": pl.String, "start_date": pl.Date, "end_date": pl.Date,
-                "magnitude": pl.Float64},
+        schema={
+            "kind": pl.String,
+            "target": pl.String,
+            "start_date": pl.Date,
+            "end_date": pl.Date,
+            "magnitude": pl.Float64,
+        },
         orient="row",
     ).sort("start_date", "kind", "target")
     return line_extra, line_bump, crackdown, strikes, log_frame
@@ -316,9 +324,15 @@ def _realised_tables(
     origin_location = np.where(is_wh, len(HUBS) + np.maximum(bk.warehouse, 0), b.origin)
     shipment_id = _ids("SH", np.arange(1, n + 1), 8)
     labels = EventLabels(
-        shipment_id=shipment_id, epoch_us=epoch_us, countries=countries, locations=locations,
-        origin_country=origin_country, destination_country=b.dest + 1, origin_location=origin_location,
-        office_location=office, region_location=region,
+        shipment_id=shipment_id,
+        epoch_us=epoch_us,
+        countries=countries,
+        locations=locations,
+        origin_country=origin_country,
+        destination_country=b.dest + 1,
+        origin_location=origin_location,
+        office_location=office,
+        region_location=region,
     )
     drop_p = np.array([MODE_PROFILES[m].drop_scan_p for m in MODE_CODES])[b.mode]
     events = build_events(tl, drop_p, now, labels, rng)
@@ -358,8 +372,12 @@ def _realised_tables(
     facts = _customs_facts(bk, tl, shipments, epoch_us, office, locations)
     export_at = dt.datetime.combine(epoch, dt.time(), dt.UTC) + dt.timedelta(days=now)
     declarations = build_declarations(facts, export_at)
-    return {"shipments": shipments, "shipment_events": events, "customs_declarations": declarations,
-            "lanes": _lanes()}
+    return {
+        "shipments": shipments,
+        "shipment_events": events,
+        "customs_declarations": declarations,
+        "lanes": _lanes(),
+    }
 
 
 def _customs_facts(
@@ -379,24 +397,28 @@ def _customs_facts(
     courier = pl.Series([COURIER_IDS.get(ln.carrier) for ln in ls], dtype=pl.String).gather(b.line[rows])
     decided = np.where(np.isnan(tl.slots[7]), tl.decided_at, tl.slots[7])[rows]
     ddp = bk.incoterm[rows] == 0
-    return shipments[rows].select(
-        "shipment_id", "destination_country", "hs_code", "declared_value_usd", "weight_kg", "seller_id"
-    ).with_columns(
-        declared_at=_timestamp(epoch_us, tl.declared_at[rows]),
-        decision_at=_timestamp(epoch_us, decided),
-        outcome=pl.Series(tl.customs.outcome[rows]),
-        is_inspected=pl.Series(tl.customs.is_inspected[rows]),
-        is_fraud=pl.Series(tl.customs.is_fraud[rows]),
-        severity=pl.Series(b.risk.severity[rows]),
-        true_value_usd=pl.Series(bk.true_value_usd[rows]),
-        is_formal=pl.Series(bk.is_formal[rows]),
-        duty_rate=pl.Series(np.round(bk.duty_rate[rows], 4)),
-        importer_id=pl.when(pl.Series(ddp))
-        .then(pl.lit("I") + pl.col("seller_id").str.slice(1))
-        .otherwise(_ids("P", bk.buyer[rows], 7)),
-        declarant_id=_ids("B", declarant[rows], 4),
-        courier_id=courier,
-        office_id=pl.Series(locations).gather(office[rows]),
+    return (
+        shipments[rows]
+        .select(
+            "shipment_id", "destination_country", "hs_code", "declared_value_usd", "weight_kg", "seller_id"
+        )
+        .with_columns(
+            declared_at=_timestamp(epoch_us, tl.declared_at[rows]),
+            decision_at=_timestamp(epoch_us, decided),
+            outcome=pl.Series(tl.customs.outcome[rows]),
+            is_inspected=pl.Series(tl.customs.is_inspected[rows]),
+            is_fraud=pl.Series(tl.customs.is_fraud[rows]),
+            severity=pl.Series(b.risk.severity[rows]),
+            true_value_usd=pl.Series(bk.true_value_usd[rows]),
+            is_formal=pl.Series(bk.is_formal[rows]),
+            duty_rate=pl.Series(np.round(bk.duty_rate[rows], 4)),
+            importer_id=pl.when(pl.Series(ddp))
+            .then(pl.lit("I") + pl.col("seller_id").str.slice(1))
+            .otherwise(_ids("P", bk.buyer[rows], 7)),
+            declarant_id=_ids("B", declarant[rows], 4),
+            courier_id=courier,
+            office_id=pl.Series(locations).gather(office[rows]),
+        )
     )
 
 
@@ -409,16 +431,22 @@ def _lanes() -> pl.DataFrame:
     countries = ["CN"] * len(HUBS) + [w.country for w in WAREHOUSES]
     rate = np.where(is_wh, 1.0, HUB_RATE_FACTOR[np.minimum(slot, len(HUBS) - 1)])
     spec = TABLES["lanes"]
-    return pl.DataFrame({
-        "origin_hub": [names[x] for x in slot],
-        "origin_country": [countries[x] for x in slot],
-        "destination_country": [ls[i].country for i in li],
-        "mode": [ls[i].mode for i in li],
-        "carrier": [ls[i].carrier for i in li],
-        "contract_transit_days": contract_table()[slot, li],
-        "base_rate_usd": np.round(np.array([ls[i].base_rate_usd for i in li]) * rate, 2),
-        "per_kg_rate_usd": np.round(np.array([ls[i].per_kg_rate_usd for i in li]) * rate, 2),
-    }).select(pl.col(c).cast(t) for c, t in spec.schema.items()).sort(spec.sort_by)
+    return (
+        pl.DataFrame(
+            {
+                "origin_hub": [names[x] for x in slot],
+                "origin_country": [countries[x] for x in slot],
+                "destination_country": [ls[i].country for i in li],
+                "mode": [ls[i].mode for i in li],
+                "carrier": [ls[i].carrier for i in li],
+                "contract_transit_days": contract_table()[slot, li],
+                "base_rate_usd": np.round(np.array([ls[i].base_rate_usd for i in li]) * rate, 2),
+                "per_kg_rate_usd": np.round(np.array([ls[i].per_kg_rate_usd for i in li]) * rate, 2),
+            }
+        )
+        .select(pl.col(c).cast(t) for c, t in spec.schema.items())
+        .sort(spec.sort_by)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

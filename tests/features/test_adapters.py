@@ -34,7 +34,7 @@ def _assert_contract(result: AdapterResult) -> None:
         spec = TABLES[name]
         contract = list(spec.schema.items())
         assert list(frame.schema.items())[: len(contract)] == contract, name
-        extra = frame.columns[len(contract):]
+        extra = frame.columns[len(contract) :]
         assert all(c.startswith("attr_") and frame.schema[c] == pl.String() for c in extra), extra
         assert frame.select(spec.key).is_duplicated().sum() == 0, name
     assert result.rejected.schema == REJECTED_SCHEMA
@@ -79,14 +79,25 @@ def _one(result: AdapterResult, column: str) -> Any:
 def test_adapt_scms_pointer_shared_weight_counted_once() -> None:
     raw = _scms(
         {"ID": 10, "ASN/DN #": "ASN-1"},
-        {"ID": 11, "ASN/DN #": "ASN-1", "Weight (Kilograms)": "See ASN-1 (ID#:10)",
-         "Freight Cost (USD)": "See ASN-1 (ID#:10)", "Line Item Value": 250.0, "Line Item Quantity": 5},
+        {
+            "ID": 11,
+            "ASN/DN #": "ASN-1",
+            "Weight (Kilograms)": "See ASN-1 (ID#:10)",
+            "Freight Cost (USD)": "See ASN-1 (ID#:10)",
+            "Line Item Value": 250.0,
+            "Line Item Quantity": 5,
+        },
         {"ID": 12, "ASN/DN #": "ASN-2", "Weight (Kilograms)": "40", "Freight Cost (USD)": "80.5"},
     )
     result = adapt_scms(raw)
     expected = pl.DataFrame(
-        {"shipment_id": ["ASN-1", "ASN-2"], "weight_kg": [100.0, 40.0], "shipping_cost_usd": [500.0, 80.5],
-         "declared_value_usd": [1250.0, 1000.0], "item_count": [15, 10]},
+        {
+            "shipment_id": ["ASN-1", "ASN-2"],
+            "weight_kg": [100.0, 40.0],
+            "shipping_cost_usd": [500.0, 80.5],
+            "declared_value_usd": [1250.0, 1000.0],
+            "item_count": [15, 10],
+        },
         schema_overrides={"item_count": pl.Int32()},
     )
     assert_frame_equal(result.tables["shipments"].select(expected.columns), expected)
@@ -97,19 +108,35 @@ def test_adapt_scms_pointer_shared_weight_counted_once() -> None:
 
 
 def test_adapt_scms_unknown_weight_and_included_freight_are_imputed_and_logged() -> None:
-    raw = _scms({"ID": 1, "ASN/DN #": "ASN-1", "Weight (Kilograms)": "Weight Captured Separately",
-                 "Freight Cost (USD)": "Freight Included in Commodity Cost", "Line Item Value": 1000.0})
+    raw = _scms(
+        {
+            "ID": 1,
+            "ASN/DN #": "ASN-1",
+            "Weight (Kilograms)": "Weight Captured Separately",
+            "Freight Cost (USD)": "Freight Included in Commodity Cost",
+            "Line Item Value": 1000.0,
+        }
+    )
     result = adapt_scms(raw)
     assert _one(result, "weight_kg") == pytest.approx(1000.0 * 0.0139)
     assert _one(result, "shipping_cost_usd") == 0.0
     assert result.imputed.select("column", "rule").sort("column").rows() == [
-        ("shipping_cost_usd", "freight_included_zero"), ("weight_kg", "weight_from_value_ratio")]
+        ("shipping_cost_usd", "freight_included_zero"),
+        ("weight_kg", "weight_from_value_ratio"),
+    ]
     assert result.notes["weight_from_value_ratio"] == 1
 
 
 def test_adapt_scms_freight_invoiced_separately_from_weight_rate() -> None:
-    raw = _scms({"ID": 1, "ASN/DN #": "ASN-1", "Weight (Kilograms)": "10",
-                 "Freight Cost (USD)": "Invoiced Separately", "Shipment Mode": "Ocean"})
+    raw = _scms(
+        {
+            "ID": 1,
+            "ASN/DN #": "ASN-1",
+            "Weight (Kilograms)": "10",
+            "Freight Cost (USD)": "Invoiced Separately",
+            "Shipment Mode": "Ocean",
+        }
+    )
     result = adapt_scms(raw)
     assert _one(result, "shipping_cost_usd") == pytest.approx(10 * 1.68)
     assert _one(result, "mode") == "sea"
@@ -125,8 +152,15 @@ def test_adapt_scms_freight_invoiced_separately_from_weight_rate() -> None:
     ],
 )
 def test_adapt_scms_created_at(fulfill: str, po: str, pq: str, expected: date | None) -> None:
-    raw = _scms({"ID": 1, "ASN/DN #": "DN-1", "Fulfill Via": fulfill, "PO Sent to Vendor Date": po,
-                 "PQ First Sent to Client Date": pq})
+    raw = _scms(
+        {
+            "ID": 1,
+            "ASN/DN #": "DN-1",
+            "Fulfill Via": fulfill,
+            "PO Sent to Vendor Date": po,
+            "PQ First Sent to Client Date": pq,
+        }
+    )
     result = adapt_scms(raw)
     if expected is None:
         assert result.tables["shipments"].height == 0
@@ -150,8 +184,9 @@ def test_adapt_scms_created_at(fulfill: str, po: str, pq: str, expected: date | 
         pytest.param("N/A", None, None, "mode_missing", id="na"),
     ],
 )
-def test_adapt_scms_mode(raw_mode: str, truck_mode: str | None, expected: str | None, rule: str | None
-                         ) -> None:
+def test_adapt_scms_mode(
+    raw_mode: str, truck_mode: str | None, expected: str | None, rule: str | None
+) -> None:
     raw = _scms({"ID": 1, "ASN/DN #": "ASN-1", "Shipment Mode": raw_mode})
     result = adapt_scms(raw, truck_mode=truck_mode)
     if expected is None:
@@ -168,18 +203,42 @@ def test_adapt_scms_truck_mode_must_be_a_contract_mode() -> None:
 def test_adapt_scms_fulfilment_origin_carrier_incoterm() -> None:
     raw = _scms(
         {"ID": 1, "ASN/DN #": "ASN-1", "Vendor INCO Term": "EXW"},
-        {"ID": 2, "ASN/DN #": "ASN-2", "Vendor INCO Term": "DDP", "Vendor": "CIPLA LIMITED",
-         "Manufacturing Site": "Cipla, Goa, India"},
-        {"ID": 3, "ASN/DN #": "DN-3", "Fulfill Via": "From RDC", "Vendor INCO Term": "N/A - From RDC",
-         "Vendor": "SCMS from RDC", "PO Sent to Vendor Date": "N/A - From RDC",
-         "PQ First Sent to Client Date": "1/5/10", "Manufacturing Site": "Trinity Biotech, Plc",
-         "Product Group": "HRDT", "Country": "Côte d'Ivoire"},
+        {
+            "ID": 2,
+            "ASN/DN #": "ASN-2",
+            "Vendor INCO Term": "DDP",
+            "Vendor": "CIPLA LIMITED",
+            "Manufacturing Site": "Cipla, Goa, India",
+        },
+        {
+            "ID": 3,
+            "ASN/DN #": "DN-3",
+            "Fulfill Via": "From RDC",
+            "Vendor INCO Term": "N/A - From RDC",
+            "Vendor": "SCMS from RDC",
+            "PO Sent to Vendor Date": "N/A - From RDC",
+            "PQ First Sent to Client Date": "1/5/10",
+            "Manufacturing Site": "Trinity Biotech, Plc",
+            "Product Group": "HRDT",
+            "Country": "Côte d'Ivoire",
+        },
         {"ID": 4, "ASN/DN #": "ASN-4", "Manufacturing Site": "Not Applicable"},
     )
     result = adapt_scms(raw)
-    got = result.tables["shipments"].sort("shipment_id").select(
-        "shipment_id", "origin_country", "origin_hub", "destination_country", "carrier", "incoterm",
-        "hs_code", "seller_id", "warehouse_id",
+    got = (
+        result.tables["shipments"]
+        .sort("shipment_id")
+        .select(
+            "shipment_id",
+            "origin_country",
+            "origin_hub",
+            "destination_country",
+            "carrier",
+            "incoterm",
+            "hs_code",
+            "seller_id",
+            "warehouse_id",
+        )
     )
     expected = pl.DataFrame(
         {
@@ -197,7 +256,8 @@ def test_adapt_scms_fulfilment_origin_carrier_incoterm() -> None:
     )
     assert_frame_equal(got, expected)
     assert result.rejected.select("source_row", "rule", "raw_value").rows() == [
-        (4, "origin_unknown", "Not Applicable")]
+        (4, "origin_unknown", "Not Applicable")
+    ]
     _assert_contract(result)
 
 
@@ -213,8 +273,14 @@ def test_adapt_scms_origin_is_the_highest_value_line_with_a_known_site() -> None
 
 
 def test_adapt_scms_keeps_delivery_before_order_for_the_validator() -> None:
-    raw = _scms({"ID": 1, "ASN/DN #": "ASN-1", "PO Sent to Vendor Date": "6/1/10",
-                 "Delivered to Client Date": date(2010, 5, 1)})
+    raw = _scms(
+        {
+            "ID": 1,
+            "ASN/DN #": "ASN-1",
+            "PO Sent to Vendor Date": "6/1/10",
+            "Delivered to Client Date": date(2010, 5, 1),
+        }
+    )
     result = adapt_scms(raw)
     assert result.tables["shipments"].height == 1
     assert result.notes["delivered_before_created"] == 1
@@ -228,8 +294,13 @@ def test_adapt_scms_rejects_every_line_of_a_rejected_shipment() -> None:
     )
     result = adapt_scms(raw)
     expected = pl.DataFrame(
-        {"source_row": [2, 3], "column": ["Shipment Mode"] * 2, "rule": ["mode_missing"] * 2,
-         "raw_value": ["N/A"] * 2, "detail": ["Shipment Mode is N/A"] * 2},
+        {
+            "source_row": [2, 3],
+            "column": ["Shipment Mode"] * 2,
+            "rule": ["mode_missing"] * 2,
+            "raw_value": ["N/A"] * 2,
+            "detail": ["Shipment Mode is N/A"] * 2,
+        },
         schema=REJECTED_SCHEMA,
     )
     assert_frame_equal(result.rejected, expected)
@@ -243,9 +314,16 @@ def test_adapt_scms_rejects_every_line_of_a_rejected_shipment() -> None:
 def _retail(rows: list[tuple[str, str, str | None, int, datetime, float, int | None, str]]) -> pl.DataFrame:
     return pl.DataFrame(
         rows,
-        schema={"InvoiceNo": pl.String(), "StockCode": pl.String(), "Description": pl.String(),
-                "Quantity": pl.Int32(), "InvoiceDate": pl.Datetime("us"), "UnitPrice": pl.Float64(),
-                "CustomerID": pl.Int32(), "Country": pl.String()},
+        schema={
+            "InvoiceNo": pl.String(),
+            "StockCode": pl.String(),
+            "Description": pl.String(),
+            "Quantity": pl.Int32(),
+            "InvoiceDate": pl.Datetime("us"),
+            "UnitPrice": pl.Float64(),
+            "CustomerID": pl.Int32(),
+            "Country": pl.String(),
+        },
         orient="row",
     )
 
@@ -256,79 +334,116 @@ D2 = datetime(2011, 3, 8, 10, 0)
 
 
 def test_adapt_online_retail_aggregates_day_market_sku_in_usd() -> None:
-    raw = _retail([
-        ("500001", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6, D1, 2.0, 1, "United Kingdom"),
-        ("500002", "85123a", "WHITE HANGING HEART T-LIGHT HOLDER", 2, D1_LATER, 4.0, 2, "United Kingdom"),
-        ("500003", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 3, D1, 3.0, 3, "EIRE"),
-    ])
+    raw = _retail(
+        [
+            ("500001", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6, D1, 2.0, 1, "United Kingdom"),
+            ("500002", "85123a", "WHITE HANGING HEART T-LIGHT HOLDER", 2, D1_LATER, 4.0, 2, "United Kingdom"),
+            ("500003", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 3, D1, 3.0, 3, "EIRE"),
+        ]
+    )
     result = adapt_online_retail(raw)
     expected = pl.DataFrame(
-        {"date": [date(2011, 3, 1)] * 2, "warehouse_id": ["WH-GB", "WH-IE"], "sku_id": ["85123A"] * 2,
-         "units_sold": [8, 3], "on_hand_end": [None, None], "is_stockout": [False, False],
-         "price_usd": [(6 * 2.0 + 2 * 4.0) / 8 * 1.6, 3.0 * 1.6], "is_promo": [None, None]},
+        {
+            "date": [date(2011, 3, 1)] * 2,
+            "warehouse_id": ["WH-GB", "WH-IE"],
+            "sku_id": ["85123A"] * 2,
+            "units_sold": [8, 3],
+            "on_hand_end": [None, None],
+            "is_stockout": [False, False],
+            "price_usd": [(6 * 2.0 + 2 * 4.0) / 8 * 1.6, 3.0 * 1.6],
+            "is_promo": [None, None],
+        },
         schema=TABLES["warehouse_sales"].schema,
     )
     assert_frame_equal(result.tables["warehouse_sales"], expected)
     assert result.notes["stock_codes_upper_cased_lines"] == 1
     assert result.tables["warehouses"].select("warehouse_id", "country").rows() == [
-        ("WH-GB", "GB"), ("WH-IE", "IE")]
+        ("WH-GB", "GB"),
+        ("WH-IE", "IE"),
+    ]
     _assert_contract(result)
 
 
 @pytest.mark.parametrize(
     ("code", "description"),
-    [pytest.param("POST", "POSTAGE", id="postage"), pytest.param("m", "Manual", id="manual-lowercase"),
-     pytest.param("gift_0001_20", "Dotcomgiftshop Gift Voucher", id="voucher"),
-     pytest.param("AMAZONFEE", "AMAZON FEE", id="fee")],
+    [
+        pytest.param("POST", "POSTAGE", id="postage"),
+        pytest.param("m", "Manual", id="manual-lowercase"),
+        pytest.param("gift_0001_20", "Dotcomgiftshop Gift Voucher", id="voucher"),
+        pytest.param("AMAZONFEE", "AMAZON FEE", id="fee"),
+    ],
 )
 def test_adapt_online_retail_rejects_non_product_codes(code: str, description: str) -> None:
     raw = _retail([("500001", code, description, 1, D1, 18.0, 1, "France")])
     result = adapt_online_retail(raw)
     assert result.tables["warehouse_sales"].height == 0
     assert result.rejected.select("source_row", "column", "rule").rows() == [
-        (1, "StockCode", "non_product_code")]
+        (1, "StockCode", "non_product_code")
+    ]
 
 
 def test_adapt_online_retail_cancellations_reported_not_subtracted() -> None:
-    raw = _retail([
-        ("500001", "22423", "REGENCY CAKESTAND 3 TIER", 10, D1, 10.0, 7, "Germany"),  # cancelled same day
-        ("C500002", "22423", "REGENCY CAKESTAND 3 TIER", -10, D1_LATER, 10.0, 7, "Germany"),
-        ("500003", "22423", "REGENCY CAKESTAND 3 TIER", 4, D1, 10.0, 8, "Germany"),  # kept
-        ("500004", "22423", "REGENCY CAKESTAND 3 TIER", 5, D1, 10.0, 9, "Germany"),  # cancelled a week later
-        ("C500005", "22423", "REGENCY CAKESTAND 3 TIER", -5, D2, 10.0, 9, "Germany"),
-    ])
+    raw = _retail(
+        [
+            ("500001", "22423", "REGENCY CAKESTAND 3 TIER", 10, D1, 10.0, 7, "Germany"),  # cancelled same day
+            ("C500002", "22423", "REGENCY CAKESTAND 3 TIER", -10, D1_LATER, 10.0, 7, "Germany"),
+            ("500003", "22423", "REGENCY CAKESTAND 3 TIER", 4, D1, 10.0, 8, "Germany"),  # kept
+            (
+                "500004",
+                "22423",
+                "REGENCY CAKESTAND 3 TIER",
+                5,
+                D1,
+                10.0,
+                9,
+                "Germany",
+            ),  # cancelled a week later
+            ("C500005", "22423", "REGENCY CAKESTAND 3 TIER", -5, D2, 10.0, 9, "Germany"),
+        ]
+    )
     result = adapt_online_retail(raw)
     assert result.tables["warehouse_sales"].select("date", "units_sold").rows() == [(date(2011, 3, 1), 9)]
     assert result.rejected.select("source_row", "rule").rows() == [
-        (1, "cancelled_same_day"), (2, "cancellation"), (5, "cancellation")]
+        (1, "cancelled_same_day"),
+        (2, "cancellation"),
+        (5, "cancellation"),
+    ]
     assert result.notes["cancelled_units_not_subtracted"] == 15
     _assert_contract(result)
 
 
 def test_adapt_online_retail_rejects_adjustments_free_lines_and_non_countries() -> None:
-    raw = _retail([
-        ("500001", "21733", None, -20, D1, 0.0, None, "United Kingdom"),
-        ("500002", "21733", "RED HANGING HEART", 5, D1, 0.0, 1, "United Kingdom"),
-        ("500003", "21733", "RED HANGING HEART", 5, D1, 2.5, 1, "Unspecified"),
-        ("500004", "21733", "RED HANGING HEART", 5, D1, 2.5, 1, "European Community"),
-        ("500005", "21733", "RED HANGING HEART", 5, D1, 2.5, 1, "Channel Islands"),
-    ])
+    raw = _retail(
+        [
+            ("500001", "21733", None, -20, D1, 0.0, None, "United Kingdom"),
+            ("500002", "21733", "RED HANGING HEART", 5, D1, 0.0, 1, "United Kingdom"),
+            ("500003", "21733", "RED HANGING HEART", 5, D1, 2.5, 1, "Unspecified"),
+            ("500004", "21733", "RED HANGING HEART", 5, D1, 2.5, 1, "European Community"),
+            ("500005", "21733", "RED HANGING HEART", 5, D1, 2.5, 1, "Channel Islands"),
+        ]
+    )
     result = adapt_online_retail(raw)
     assert result.rejected.select("source_row", "rule").rows() == [
-        (1, "non_positive_quantity"), (2, "non_positive_price"), (3, "country_unknown"),
-        (4, "country_unknown")]
+        (1, "non_positive_quantity"),
+        (2, "non_positive_price"),
+        (3, "country_unknown"),
+        (4, "country_unknown"),
+    ]
     assert result.tables["warehouses"].get_column("warehouse_id").to_list() == ["WH-JE"]
 
 
 def test_adapt_online_retail_skus_reference_table() -> None:
-    raw = _retail([
-        ("500001", "85099B", "JUMBO BAG RED RETROSPOT", 10, D1, 1.0, 1, "France"),
-        ("500002", "85099B", "JUMBO BAG RED RETROSPOT", 10, D2, 3.0, 1, "France"),
-        ("500003", "85099B", "JUMBO BAG RED RETROSPOT", 10, D2, 2.0, 2, "France"),
-    ])
+    raw = _retail(
+        [
+            ("500001", "85099B", "JUMBO BAG RED RETROSPOT", 10, D1, 1.0, 1, "France"),
+            ("500002", "85099B", "JUMBO BAG RED RETROSPOT", 10, D2, 3.0, 1, "France"),
+            ("500003", "85099B", "JUMBO BAG RED RETROSPOT", 10, D2, 2.0, 2, "France"),
+        ]
+    )
     skus = adapt_online_retail(raw).tables["skus"]
     assert skus.select("sku_id", "category", "hs_code", "unit_cost_usd", "price_usd").rows() == [
-        ("85099B", "bags", "420292", pytest.approx(1.6), pytest.approx(3.2))]
+        ("85099B", "bags", "420292", pytest.approx(1.6), pytest.approx(3.2))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -353,26 +468,51 @@ def test_category_expr(description: str | None, category: str) -> None:
 # ---------------------------------------------------------------------------------------------------------
 def _kcs(n: int = 3, **overrides: list[Any]) -> pl.DataFrame:
     base: dict[str, list[Any]] = {
-        "Declaration ID": [f"9000000{i}" for i in range(n)], "Date": [date(2020, 1, 2)] * n,
-        "Office ID": ["30"] * n, "Process Type": ["B"] * n, "Import Type": ["11"] * n,
-        "Import Use": ["21"] * n, "Payment Type": ["11"] * n, "Mode of Transport": ["10"] * n,
-        "Declarant ID": ["DEC1"] * n, "Importer ID": ["IMP1"] * n, "Seller ID": ["S1"] * n,
-        "Courier ID": [None] * n, "HS6 Code": ["851762"] * n, "Country of Departure": ["CN"] * n,
-        "Country of Origin": ["CN"] * n, "Tax Rate": [8.0] * n, "Tax Type": ["A"] * n,
-        "Country of Origin Indicator": ["Y"] * n, "Net Mass": [1.5] * n, "Item Price": [118000.0] * n,
-        "Fraud": [0] * n, "Critical Fraud": [0] * n, "split": ["train"] * n,
+        "Declaration ID": [f"9000000{i}" for i in range(n)],
+        "Date": [date(2020, 1, 2)] * n,
+        "Office ID": ["30"] * n,
+        "Process Type": ["B"] * n,
+        "Import Type": ["11"] * n,
+        "Import Use": ["21"] * n,
+        "Payment Type": ["11"] * n,
+        "Mode of Transport": ["10"] * n,
+        "Declarant ID": ["DEC1"] * n,
+        "Importer ID": ["IMP1"] * n,
+        "Seller ID": ["S1"] * n,
+        "Courier ID": [None] * n,
+        "HS6 Code": ["851762"] * n,
+        "Country of Departure": ["CN"] * n,
+        "Country of Origin": ["CN"] * n,
+        "Tax Rate": [8.0] * n,
+        "Tax Type": ["A"] * n,
+        "Country of Origin Indicator": ["Y"] * n,
+        "Net Mass": [1.5] * n,
+        "Item Price": [118000.0] * n,
+        "Fraud": [0] * n,
+        "Critical Fraud": [0] * n,
+        "split": ["train"] * n,
     }
     base.update(overrides)
-    return pl.DataFrame(base, schema_overrides={"Fraud": pl.Int8(), "Critical Fraud": pl.Int8(),
-                                                "Courier ID": pl.String()})
+    return pl.DataFrame(
+        base, schema_overrides={"Fraud": pl.Int8(), "Critical Fraud": pl.Int8(), "Courier ID": pl.String()}
+    )
 
 
 def test_adapt_kcs_labels_value_and_origin() -> None:
     raw = _kcs(Fraud=[0, 1, 1], **{"Critical Fraud": [0, 1, 2], "Country of Origin": ["CN", "ZZ", "Korea"]})
     result = adapt_kcs(raw)
     got = result.tables["customs_declarations"].select(
-        "declaration_id", "declared_at", "destination_country", "declared_value_usd", "is_inspected",
-        "outcome", "origin_country", "is_fraud", "fraud_severity", "attr_split", "attr_transport_mode",
+        "declaration_id",
+        "declared_at",
+        "destination_country",
+        "declared_value_usd",
+        "is_inspected",
+        "outcome",
+        "origin_country",
+        "is_fraud",
+        "fraud_severity",
+        "attr_split",
+        "attr_transport_mode",
     )
     expected = pl.DataFrame(
         {
@@ -388,8 +528,11 @@ def test_adapt_kcs_labels_value_and_origin() -> None:
             "attr_split": ["train"] * 3,
             "attr_transport_mode": ["10"] * 3,
         },
-        schema_overrides={"declared_at": pl.Datetime("us"), "fraud_severity": pl.Int8(),
-                          "outcome": TABLES["customs_declarations"].schema["outcome"]},
+        schema_overrides={
+            "declared_at": pl.Datetime("us"),
+            "fraud_severity": pl.Int8(),
+            "outcome": TABLES["customs_declarations"].schema["outcome"],
+        },
     ).with_columns(pl.col("declared_at").dt.replace_time_zone(UTC))
     assert_frame_equal(got, expected)
     assert result.notes["origin_country_invalid_to_null"] == 2
@@ -400,7 +543,9 @@ def test_adapt_kcs_rejects_duplicate_id_and_bad_hs_code() -> None:
     raw = _kcs(**{"Declaration ID": ["1", "1", "2"], "HS6 Code": ["851762", "851762", "8517"]}).drop("split")
     result = adapt_kcs(raw)
     assert result.rejected.select("source_row", "rule").rows() == [
-        (2, "duplicate_declaration_id"), (3, "invalid_hs_code")]
+        (2, "duplicate_declaration_id"),
+        (3, "invalid_hs_code"),
+    ]
     assert result.tables["customs_declarations"].get_column("attr_split").to_list() == [None]
     _assert_contract(result)
 
@@ -518,5 +663,8 @@ def test_real_kcs_accounting_and_labels(real_kcs: tuple[pl.DataFrame, AdapterRes
     _assert_valid_values(decl)
     assert decl.get_column("is_fraud").mean() == pytest.approx(0.216, abs=0.005)
     assert decl.get_column("attr_split").value_counts().sort("attr_split").rows() == [
-        ("test", 8_481), ("train", 37_385), ("valid", 8_134)]
+        ("test", 8_481),
+        ("train", 37_385),
+        ("valid", 8_134),
+    ]
     assert ((decl.get_column("fraud_severity") > 0) == decl.get_column("is_fraud")).all()

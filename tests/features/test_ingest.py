@@ -163,3 +163,19 @@ def test_ingest_removes_stale_tables_of_a_previous_run(tmp_path: Path) -> None:
     (raw / "skus.csv").unlink()
     ingest(raw, tmp_path / "out")
     assert not (tmp_path / "out" / "skus.parquet").exists()
+
+
+def test_ingest_quarantine_collects_rows_of_several_tables_and_files(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    _write_clean_world(raw)
+    example_rows("skus", 2, price_usd=["1", "-1"]).write_csv(raw / "skus.csv")
+    example_rows("shipments", 2, weight_kg=["1", "-1"]).write_parquet(raw / "shipments.parquet")
+    (raw / "shipments.csv").unlink()
+    ingest(raw, tmp_path / "out")
+    q = pl.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    assert q.select("table", "rule").rows() == [
+        ("shipment_events", "foreign_key"),
+        ("shipments", "non_negative"),
+        ("skus", "non_negative"),
+    ]
+    assert q.schema["source_file"] == pl.String

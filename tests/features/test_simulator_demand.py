@@ -25,8 +25,9 @@ START, END = dt.date(2023, 1, 2), dt.date(2025, 11, 30)
 WAREHOUSE_IDS = ["WH-AU-SYD", "WH-CA-YYZ", "WH-DE-FRA", "WH-GB-BHX", "WH-US-LAX", "WH-US-NJ"]
 
 
-def _simulate(seed: int, n_skus: int = 30, start: dt.date = dt.date(2024, 9, 2),
-              end: dt.date = dt.date(2024, 12, 29)) -> dict[str, pl.DataFrame]:
+def _simulate(
+    seed: int, n_skus: int = 30, start: dt.date = dt.date(2024, 9, 2), end: dt.date = dt.date(2024, 12, 29)
+) -> dict[str, pl.DataFrame]:
     tables, oracle = simulate_demand(DemandConfig(n_skus=n_skus), start, end, np.random.default_rng(seed))
     return tables | oracle
 
@@ -205,12 +206,16 @@ def test_simulate_demand_monday_busier_than_saturday(daily: pl.DataFrame) -> Non
 
 
 def test_simulate_demand_promotions_cut_price_and_lift_demand(daily: pl.DataFrame) -> None:
-    per_series = daily.group_by("warehouse_id", "sku_id").agg(
-        pl.col("demand_mean").filter(pl.col("is_promo")).mean().alias("promo"),
-        pl.col("demand_mean").filter(~pl.col("is_promo")).mean().alias("regular"),
-        pl.col("price_usd").filter(pl.col("is_promo")).median().alias("promo_price"),
-        pl.col("price_usd").filter(~pl.col("is_promo")).median().alias("regular_price"),
-    ).drop_nulls()
+    per_series = (
+        daily.group_by("warehouse_id", "sku_id")
+        .agg(
+            pl.col("demand_mean").filter(pl.col("is_promo")).mean().alias("promo"),
+            pl.col("demand_mean").filter(~pl.col("is_promo")).mean().alias("regular"),
+            pl.col("price_usd").filter(pl.col("is_promo")).median().alias("promo_price"),
+            pl.col("price_usd").filter(~pl.col("is_promo")).median().alias("regular_price"),
+        )
+        .drop_nulls()
+    )
     assert 0.02 < daily["is_promo"].mean() < 0.25
     assert (per_series["promo"] / per_series["regular"]).median() > 1.2
     assert (per_series["promo_price"] < per_series["regular_price"]).mean() > 0.8
@@ -267,8 +272,10 @@ def test_simulate_demand_open_replenishments_at_end(world: dict[str, pl.DataFram
 
 def test_simulate_demand_chinese_new_year_slows_replenishment(world: dict[str, pl.DataFrame]) -> None:
     sea = world["replenishments"].filter(pl.col("mode") == "sea", pl.col("received_at").is_not_null())
-    windows = [(chinese_new_year(y) - dt.timedelta(days=7), chinese_new_year(y) + dt.timedelta(days=14))
-               for y in (2023, 2024, 2025)]
+    windows = [
+        (chinese_new_year(y) - dt.timedelta(days=7), chinese_new_year(y) + dt.timedelta(days=14))
+        for y in (2023, 2024, 2025)
+    ]
     in_cny = pl.any_horizontal(pl.col("shipped_at").dt.date().is_between(lo, hi) for lo, hi in windows)
     lead_days = (pl.col("received_at") - pl.col("shipped_at")).dt.total_days()
     lead = sea.with_columns(in_cny.alias("cny"), lead_days.alias("lead_days"))
@@ -308,5 +315,6 @@ def test_nb_quantiles_match_scipy() -> None:
 
 def test_simulate_demand_rejects_reversed_dates() -> None:
     with pytest.raises(ValueError, match="before start"):
-        simulate_demand(DemandConfig(n_skus=3), dt.date(2024, 2, 1), dt.date(2024, 1, 1),
-                        np.random.default_rng(0))
+        simulate_demand(
+            DemandConfig(n_skus=3), dt.date(2024, 2, 1), dt.date(2024, 1, 1), np.random.default_rng(0)
+        )

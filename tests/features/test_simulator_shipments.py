@@ -31,9 +31,13 @@ def _sim(seed: int = 5, n: int = N, closures: tuple[tuple[str, dt.date], ...] = 
 def _shipments(seed: int = 5) -> pl.DataFrame:
     """Shipments with the oracle, realised transit days and lateness."""
     tables, oracle = _sim(seed)
-    return tables["shipments"].join(oracle["shipments"], on="shipment_id").with_columns(
-        transit_days=(pl.col("delivered_at") - pl.col("created_at")).dt.total_seconds() / 86_400,
-        is_late=pl.col("delivered_at").dt.date() > pl.col("promised_date"),
+    return (
+        tables["shipments"]
+        .join(oracle["shipments"], on="shipment_id")
+        .with_columns(
+            transit_days=(pl.col("delivered_at") - pl.col("created_at")).dt.total_seconds() / 86_400,
+            is_late=pl.col("delivered_at").dt.date() > pl.col("promised_date"),
+        )
     )
 
 
@@ -104,9 +108,7 @@ def test_in_transit_shipments_have_no_events_after_end_and_no_terminal_event() -
 
 
 def test_modes_travel_within_their_typical_door_to_door_days() -> None:
-    medians = dict(
-        _shipments().group_by("mode").agg(pl.col("transit_days").median()).iter_rows()
-    )
+    medians = dict(_shipments().group_by("mode").agg(pl.col("transit_days").median()).iter_rows())
     assert 10 <= medians["postal"] <= 40
     assert 6 <= medians["dedicated_line"] <= 15
     assert 3 <= medians["express"] <= 7
@@ -170,10 +172,12 @@ def test_high_risk_hs_chapters_are_inspected_more_than_low_risk_ones() -> None:
 
 def test_declarations_above_de_minimis_are_inspected_more() -> None:
     first_change = min(c.date for c in POLICY_CHANGES)
-    threshold = pl.DataFrame({
-        "destination_country": [d.country for d in DESTINATIONS],
-        "de_minimis": [d.de_minimis_usd for d in DESTINATIONS],
-    })
+    threshold = pl.DataFrame(
+        {
+            "destination_country": [d.country for d in DESTINATIONS],
+            "de_minimis": [d.de_minimis_usd for d in DESTINATIONS],
+        }
+    )
     d = (
         _inspections()
         .filter(pl.col("declared_at").dt.date() < first_change - dt.timedelta(days=14))
@@ -265,14 +269,16 @@ def test_shipment_config_is_frozen_and_rejects_unknown_settings() -> None:
 
 
 def test_a_given_sku_catalogue_is_shipped_with_its_own_hs_codes() -> None:
-    skus = pl.DataFrame({
-        "sku_id": ["SKU0001", "SKU0002", "SKU0003"],
-        "category": ["toys", "garden", "beauty"],
-        "hs_code": ["950300", "820190", "330499"],  # 82 has no own risk profile: the neutral one applies
-        "unit_cost_usd": [3.0, 5.0, 2.0],
-        "price_usd": [12.0, 30.0, 9.0],
-        "weight_kg": [0.4, None, 0.1],
-    })
+    skus = pl.DataFrame(
+        {
+            "sku_id": ["SKU0001", "SKU0002", "SKU0003"],
+            "category": ["toys", "garden", "beauty"],
+            "hs_code": ["950300", "820190", "330499"],  # 82 has no own risk profile: the neutral one applies
+            "unit_cost_usd": [3.0, 5.0, 2.0],
+            "price_usd": [12.0, 30.0, 9.0],
+            "weight_kg": [0.4, None, 0.1],
+        }
+    )
     config = ShipmentConfig(n_shipments=500, n_sellers=20, oracle_draws=4)
     tables, _ = simulate_shipments(config, START, END, np.random.default_rng(1), skus=skus)
     shipped = tables["shipments"].select("sku_id", "hs_code").unique()
