@@ -1,0 +1,161 @@
+"""Stage: models (input boundary). Feature sets, categorical encoding and the numeric matrix LightGBM sees.
+
+Reads and writes nothing: frames in, numpy arrays / JSON-ready dicts out.
+
+LightGBM aborts the process when handed a Polars/Arrow frame with Categorical, Enum, String or Datetime
+columns, so every model goes through `feature_matrix`: numeric columns are cast to Float64, categorical
+columns are mapped to integer codes learnt at fit time by `CategoryEncoder` (sorted levels, unknown or null
+-> missing, never an error), and the result is a C-ordered float64 array with NaN for missing values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+__all__ = [
+    "CategoryEncoder",
+    "FeatureSet",
+    "feature_matrix",
+]
+
+_NUMERIC_KINDS = (pl.Boolean,)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The columns a model reads, split by how LightGBM should treat them.
+
+    Attributes:
+        numeric: numeric or boolean columns (cast to Float64; null -> missing).
+        categorical: columns of any dtype whose values are levels (encoded to integer codes).
+    """
+
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "numeric", tuple(self.numeric))
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        names = self.columns
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate feature names in {names}")
+        if not names:
+            raise ValueError("a feature set needs at least one column")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """All feature columns in model order: numeric first, then categorical."""
+        return (*self.numeric, *self.categorical)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """JSON-ready form."""
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> FeatureSet:
+        """Inverse of `to_dict`."""
+        return cls(numeric=tuple(data.get("numeric", ())), categorical=tuple(data.get("categorical", ())))
+
+
+class CategoryEncoder:
+    """Maps categorical columns to Int32 codes learnt at fit time.
+
+    Levels are the distinct non-null values seen in training, as strings, sorted; level ``i`` gets code ``i``.
+    Unknown levels and nulls map to null (LightGBM's missing value), so serving never fails on a new carrier
+    or country.
+
+    Example:
+        >>> enc = CategoryEncoder().fit(pl.DataFrame({"mode": ["sea", "air", "sea"]}), ["mode"])
+        >>> enc.transform(pl.DataFrame({"mode": ["air", "rail", None]}))["mode"].to_list()
+        [0, None, None]
+    """
+
+    def __init__(self, levels: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.levels: dict[str, list[str]] = {c: list(v) for c, v in (levels or {}).items()}
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The encoded columns."""
+        return tuple(self.levels)
+
+    def fit(self, frame: pl.DataFrame, columns: Sequence[str]) -> CategoryEncoder:
+        """Learn the sorted non-null levels of each column.
+
+        Args:
+            frame: training rows.
+            columns: categorical columns to learn.
+
+        Returns:
+            self.
+        """
+        _require(frame, columns)
+        self.levels = {
+            c: sorted(frame.get_column(c).cast(pl.String).drop_nulls().unique().to_list()) for c in columns
+        }
+        return self
+
+    def expressions(self) -> list[pl.Expr]:
+        """One Int32 code expression per encoded column, named as the column."""
+        return [
+            pl.col(c)
+            .cast(pl.String)
+            .replace_strict(levels, list(range(len(levels))), default=None, return_dtype=pl.Int32)
+            .alias(c)
+            for c, levels in self.levels.items()
+        ]
+
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Replace each encoded column by its Int32 codes (unknown or null -> null); other columns unchanged."""
+        _require(frame, self.columns)
+        return frame.with_columns(self.expressions())
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """JSON-ready levels per column."""
+        return {c: list(v) for c, v in self.levels.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> CategoryEncoder:
+        """Inverse of `to_dict`."""
+        return cls(data)
+
+
+def _require(frame: pl.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"feature columns missing from the frame: {missing}")
+
+
+def _numeric_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
+    dtype = frame.schema[column]
+    if not (dtype.is_numeric() or isinstance(dtype, _NUMERIC_KINDS) or dtype == pl.Null):
+        raise TypeError(
+            f"numeric feature {column!r} has dtype {dtype}; declare it categorical or convert it "
+            "(datetimes/durations to numbers) in the feature builder"
+        )
+    return pl.col(column).cast(pl.Float64)
+
+
+def feature_matrix(frame: pl.DataFrame, features: FeatureSet, encoder: CategoryEncoder) -> np.ndarray:
+    """The float64 matrix LightGBM is trained and scored on, columns in ``features.columns`` order.
+
+    Args:
+        frame: rows to encode; columns not in the feature set are ignored.
+        features: the model's feature set.
+        encoder: fitted on the training rows for ``features.categorical``.
+
+    Returns:
+        A C-contiguous ``(n_rows, n_features)`` float64 array; nulls and unknown levels are NaN.
+    """
+    _require(frame, features.columns)
+    if set(encoder.columns) != set(features.categorical):
+        raise ValueError("encoder columns differ from the feature set's categorical columns")
+    exprs: list[Any] = [_numeric_expr(frame, c) for c in features.numeric]
+    exprs += [e.cast(pl.Float64) for e in encoder.expressions()]
+    numeric = frame.select(exprs).select(features.columns)
+    matrix = numeric.to_numpy(order="c", writable=True) if numeric.height else np.empty((0, numeric.width))
+    return np.ascontiguousarray(matrix, dtype=np.float64)
