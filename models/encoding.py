@@ -2,6 +2,9 @@
 
 Reads and writes nothing: frames in, numpy arrays / JSON-ready dicts out.
 
+`FeatureSet` (numeric and categorical column names) is the one defined by the feature builders in
+`features.shipment_features`, re-exported here; the functions below only read its two tuples.
+
 LightGBM aborts the process when handed a Polars/Arrow frame with Categorical, Enum, String or Datetime
 columns, so every model goes through `feature_matrix`: numeric columns are cast to Float64, categorical
 columns are mapped to integer codes learnt at fit time by `CategoryEncoder` (sorted levels, unknown or null
@@ -11,55 +14,50 @@ columns are mapped to integer codes learnt at fit time by `CategoryEncoder` (sor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from features.shipment_features import FeatureSet
+
 __all__ = [
     "CategoryEncoder",
     "FeatureSet",
+    "check_feature_set",
     "feature_matrix",
+    "feature_names",
+    "feature_set_from_dict",
+    "feature_set_to_dict",
 ]
 
 _NUMERIC_KINDS = (pl.Boolean,)
 
 
-@dataclass(frozen=True)
-class FeatureSet:
-    """The columns a model reads, split by how LightGBM should treat them.
+def feature_names(features: FeatureSet) -> tuple[str, ...]:
+    """All feature columns in model order: numeric first, then categorical."""
+    return (*features.numeric, *features.categorical)
 
-    Attributes:
-        numeric: numeric or boolean columns (cast to Float64; null -> missing).
-        categorical: columns of any dtype whose values are levels (encoded to integer codes).
-    """
 
-    numeric: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
+def check_feature_set(features: FeatureSet) -> FeatureSet:
+    """Raise `ValueError` on an empty feature set or a column listed twice; return it unchanged."""
+    names = feature_names(features)
+    if not names:
+        raise ValueError("a feature set needs at least one column")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate feature names: {duplicates}")
+    return features
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "numeric", tuple(self.numeric))
-        object.__setattr__(self, "categorical", tuple(self.categorical))
-        names = self.columns
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate feature names in {names}")
-        if not names:
-            raise ValueError("a feature set needs at least one column")
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """All feature columns in model order: numeric first, then categorical."""
-        return (*self.numeric, *self.categorical)
+def feature_set_to_dict(features: FeatureSet) -> dict[str, list[str]]:
+    """JSON-ready form of a feature set."""
+    return {"numeric": list(features.numeric), "categorical": list(features.categorical)}
 
-    def to_dict(self) -> dict[str, list[str]]:
-        """JSON-ready form."""
-        return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> FeatureSet:
-        """Inverse of `to_dict`."""
-        return cls(numeric=tuple(data.get("numeric", ())), categorical=tuple(data.get("categorical", ())))
+def feature_set_from_dict(data: Mapping[str, Sequence[str]]) -> FeatureSet:
+    """Inverse of `feature_set_to_dict`."""
+    return FeatureSet(numeric=tuple(data.get("numeric", ())), categorical=tuple(data.get("categorical", ())))
 
 
 class CategoryEncoder:
@@ -110,7 +108,7 @@ class CategoryEncoder:
         ]
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Replace each encoded column by its Int32 codes (unknown or null -> null); other columns unchanged."""
+        """Replace each encoded column by its Int32 codes (unknown or null -> null), other columns as is."""
         _require(frame, self.columns)
         return frame.with_columns(self.expressions())
 
@@ -141,7 +139,7 @@ def _numeric_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 
 def feature_matrix(frame: pl.DataFrame, features: FeatureSet, encoder: CategoryEncoder) -> np.ndarray:
-    """The float64 matrix LightGBM is trained and scored on, columns in ``features.columns`` order.
+    """The float64 matrix LightGBM is trained and scored on.
 
     Args:
         frame: rows to encode; columns not in the feature set are ignored.
@@ -149,13 +147,15 @@ def feature_matrix(frame: pl.DataFrame, features: FeatureSet, encoder: CategoryE
         encoder: fitted on the training rows for ``features.categorical``.
 
     Returns:
-        A C-contiguous ``(n_rows, n_features)`` float64 array; nulls and unknown levels are NaN.
+        A C-contiguous ``(n_rows, n_features)`` float64 array, columns in `feature_names` order; nulls and
+        unknown levels are NaN.
     """
-    _require(frame, features.columns)
+    names = feature_names(features)
+    _require(frame, names)
     if set(encoder.columns) != set(features.categorical):
         raise ValueError("encoder columns differ from the feature set's categorical columns")
     exprs: list[Any] = [_numeric_expr(frame, c) for c in features.numeric]
     exprs += [e.cast(pl.Float64) for e in encoder.expressions()]
-    numeric = frame.select(exprs).select(features.columns)
+    numeric = frame.select(exprs).select(names)
     matrix = numeric.to_numpy(order="c", writable=True) if numeric.height else np.empty((0, numeric.width))
     return np.ascontiguousarray(matrix, dtype=np.float64)

@@ -82,6 +82,11 @@ def quantile_col(model: str, q: float) -> str:
     return f"{model}_q{label}"
 
 
+def _label(q: float) -> str:
+    """``0.8 -> "80"``: the part of `quantile_col` after ``_q``."""
+    return quantile_col("", q).removeprefix("_q")
+
+
 def pinball_loss(y: pl.Expr, pred: pl.Expr, q: float) -> pl.Expr:
     """Row-wise pinball (quantile) loss ``max(q * (y - f), (q - 1) * (y - f))``."""
     diff = y - pred
@@ -124,15 +129,13 @@ def _aggregate(
     """
     _check_columns(df, [target_col])
     data = df.filter(pl.col(target_col).is_not_null())
-    aggs = [
-        expr.alias(f"{model}{_SEP}{name}") for model in models for name, expr in exprs(model).items()
-    ]
+    aggs = [expr.alias(f"{model}{_SEP}{name}") for model in models for name, expr in exprs(model).items()]
     wide = data.group_by(keys, maintain_order=True).agg(aggs) if keys else data.select(aggs)
     long = wide.unpivot(index=keys, variable_name="_name", value_name="value")
     parts = pl.col("_name").str.split_exact(_SEP, 1)
-    long = long.with_columns(
-        model=parts.struct.field("field_0"), metric=parts.struct.field("field_1")
-    ).drop("_name")
+    long = long.with_columns(model=parts.struct.field("field_0"), metric=parts.struct.field("field_1")).drop(
+        "_name"
+    )
     return _finish(long, keys)
 
 
@@ -168,9 +171,7 @@ def rmse(
     keys = _keys(df, cutoff_col, by)
     _check_columns(df, models)
     y = _target(target_col)
-    return _aggregate(
-        df, models, target_col, keys, lambda m: {"rmse": (y - pl.col(m)).pow(2).mean().sqrt()}
-    )
+    return _aggregate(df, models, target_col, keys, lambda m: {"rmse": (y - pl.col(m)).pow(2).mean().sqrt()})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -196,8 +197,7 @@ def pinball(
 
     def exprs(m: str) -> dict[str, pl.Expr]:
         per_q = {
-            f"pinball_q{quantile_col('', q)[2:]}": pinball_loss(y, pl.col(quantile_col(m, q)), q).mean()
-            for q in quantiles
+            f"pinball_q{_label(q)}": pinball_loss(y, pl.col(quantile_col(m, q)), q).mean() for q in quantiles
         }
         overall = pl.sum_horizontal(list(per_q.values())) / len(per_q)
         return {"pinball": overall, **per_q}
@@ -223,7 +223,7 @@ def coverage(
         out = {}
         for q in quantiles:
             pred = pl.col(quantile_col(m, q))
-            out[f"coverage_q{quantile_col('', q)[2:]}"] = (y <= pred).filter(pred.is_not_null()).mean()
+            out[f"coverage_q{_label(q)}"] = (y <= pred).filter(pred.is_not_null()).mean()
         return out
 
     return _aggregate(df, models, target_col, keys, exprs)
@@ -247,7 +247,7 @@ def interval_width(
     lo_cols = {m: quantile_col(m, lower) for m in models}
     hi_cols = {m: quantile_col(m, upper) for m in models}
     _check_columns(df, [*lo_cols.values(), *hi_cols.values()])
-    name = f"interval_width_q{quantile_col('', lower)[2:]}_q{quantile_col('', upper)[2:]}"
+    name = f"interval_width_q{_label(lower)}_q{_label(upper)}"
     return _aggregate(
         df,
         models,
@@ -332,6 +332,8 @@ def ece(
 ) -> pl.DataFrame:
     """Expected calibration error ``sum_b (n_b / n) * |mean(y_b) - mean(p_b)|``.
 
+    The metric is named ``ece`` for equal-width bins and ``ece_quantile`` for equal-mass bins.
+
     Bins:
         - ``"uniform"``: equal-width bins on [0, 1]; bin ``min(floor(p * n_bins), n_bins - 1)``.
         - ``"quantile"``: equal-mass bins by rank within the group; bin
@@ -357,12 +359,11 @@ def ece(
             bin_expr = ((rank - 1.0) * n_bins / n).floor()
         else:
             raise ValueError(f"unknown strategy {strategy!r}")
-        bins = data.group_by([*keys, bin_expr.alias("_bin")]).agg(
-            n=pl.len(), gap=(y.mean() - p.mean()).abs()
-        )
+        bins = data.group_by([*keys, bin_expr.alias("_bin")]).agg(n=pl.len(), gap=(y.mean() - p.mean()).abs())
         value = ((pl.col("gap") * pl.col("n")).sum() / pl.col("n").sum()).alias("value")
         agg = bins.group_by(keys).agg(value) if keys else bins.select(value)
-        parts.append(agg.with_columns(model=pl.lit(m), metric=pl.lit("ece")))
+        name = "ece" if strategy == "uniform" else "ece_quantile"
+        parts.append(agg.with_columns(model=pl.lit(m), metric=pl.lit(name)))
     return _finish(_concat(parts, keys), keys)
 
 
@@ -483,9 +484,7 @@ def scaled_pinball(
 # ---------------------------------------------------------------------------------------------------------
 def _concat(parts: Sequence[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
     if not parts:
-        return pl.DataFrame(
-            schema={"model": pl.String, "metric": pl.String, "value": pl.Float64}
-        ).select(*[pl.lit(None).alias(k) for k in keys], "model", "metric", "value")
+        raise ValueError("no metric or no model to evaluate")
     return pl.concat([p.select(*keys, "model", "metric", "value") for p in parts], how="vertical_relaxed")
 
 
@@ -501,7 +500,8 @@ def evaluate(
 
     Example:
         >>> from functools import partial
-        >>> evaluate(df, [mae, partial(pinball, quantiles=[0.5, 0.9])], ["lgbm"], "eta_days")  # doctest: +SKIP
+        >>> metrics = [mae, partial(pinball, quantiles=[0.5, 0.9])]
+        >>> evaluate(df, metrics, ["lgbm"], "eta_days")  # doctest: +SKIP
     """
     keys = _keys(df, cutoff_col, by)
     parts = [metric(df, models, target_col, cutoff_col, by) for metric in metrics]

@@ -1,0 +1,362 @@
+"""Stage: models. The shared LightGBM model: fit on a feature frame, predict a frame, save/load text + JSON.
+
+Reads feature frames; `LGBMModel.save` writes a directory with one LightGBM native text model per booster
+(``booster_<name>.txt``) and ``metadata.json`` (kind, feature set, encoder levels, config, params, subclass
+state such as conformal offsets or the isotonic map, library versions, training data fingerprint). Never a
+pickle. `load_model` reads any saved model back as the right class.
+
+Every booster is round-tripped through its text form right after training, so predictions in the training
+process and after `load` come from the same parsed model and are bit-identical. Training is deterministic:
+``seed``, ``deterministic=True``, ``force_row_wise=True`` and a fixed thread count (default 2).
+
+Subclasses (`models.quantile.QuantileRegressor`, `models.classifier.CalibratedClassifier`) override the
+hooks ``_booster_specs``, ``_transform_target``, ``_outputs``, ``_init_kwargs``, ``_state`` and
+``_set_state``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import platform
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.encoding import (
+    CategoryEncoder,
+    FeatureSet,
+    check_feature_set,
+    feature_matrix,
+    feature_names,
+    feature_set_from_dict,
+    feature_set_to_dict,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LGBMConfig",
+    "LGBMModel",
+    "load_model",
+    "target_array",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+_REGISTRY: dict[str, type[LGBMModel]] = {}
+_SUBCLASS_MODULES = ("models.quantile", "models.classifier")
+# Keys that make training reproducible; set last so neither config.params nor tuning can drop them.
+_DETERMINISM = {"deterministic": True, "force_row_wise": True, "verbosity": -1}
+
+
+class LGBMConfig(BaseModel):
+    """How to train the boosters of one model.
+
+    Attributes:
+        params: LightGBM parameters layered over the model's defaults (objective and alpha are set by the
+            model kind). A ``num_boost_round`` key here or in ``fit(params=...)`` overrides the field below.
+        num_boost_round: maximum boosting rounds.
+        early_stopping_rounds: patience on the ``valid`` frame given to ``fit``; unused without one.
+        num_threads: LightGBM threads for training and prediction.
+        seed: master seed (LightGBM derives bagging/feature-fraction seeds from it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(default=300, ge=1)
+    early_stopping_rounds: int | None = Field(default=30, ge=1)
+    num_threads: int = Field(default=2, ge=1)
+    seed: int = 0
+
+
+BASE_PARAMS: dict[str, Any] = {
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.9,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "max_cat_to_onehot": 8,
+}
+
+
+def target_array(frame: pl.DataFrame, target: str) -> np.ndarray:
+    """The target as float64; raises when it has nulls (filter open/censored rows before training)."""
+    if target not in frame.columns:
+        raise ValueError(f"target column {target!r} not in the frame")
+    col = frame.get_column(target)
+    if col.null_count():
+        raise ValueError(f"target {target!r} has {col.null_count()} nulls: drop unobserved rows first")
+    return col.cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
+
+
+def _fingerprint(matrix: np.ndarray, y: np.ndarray, columns: tuple[str, ...]) -> str:
+    digest = hashlib.sha256("|".join(columns).encode())
+    digest.update(np.ascontiguousarray(matrix).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("lightgbm", "polars", "numpy", "sklearn"):
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except ImportError:  # pragma: no cover - sklearn is a dependency
+            continue
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+class LGBMModel:
+    """One or more LightGBM boosters over a `FeatureSet`, with a frame-in/frame-out interface.
+
+    Used directly it is a point model with one output column (objective from ``config.params``, default
+    L2 regression).
+
+    Args:
+        features: the columns the model reads.
+        config: training settings.
+        output_col: name of the prediction column.
+
+    Example:
+        >>> model = LGBMModel(FeatureSet(numeric=("weight_kg",), categorical=("mode",)), output_col="days")
+        >>> model.fit(train, "transit_days").predict(test)  # doctest: +SKIP
+    """
+
+    kind: ClassVar[str] = "lgbm"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.kind] = cls
+
+    def __init__(
+        self, features: FeatureSet, *, config: LGBMConfig | None = None, output_col: str = "prediction"
+    ) -> None:
+        self.features = check_feature_set(features)
+        self.config = config or LGBMConfig()
+        self.output_col = output_col
+        self.encoder = CategoryEncoder()
+        self.boosters: dict[str, lgb.Booster] = {}
+        self.params_: dict[str, dict[str, Any]] = {}
+        self.training_: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------------------------------------------
+    # Hooks for subclasses
+    # ---------------------------------------------------------------------------------------------------
+    def _booster_specs(self) -> dict[str, dict[str, Any]]:
+        """Booster name -> parameters specific to it (objective, alpha)."""
+        return {"model": {"objective": self.config.params.get("objective", "regression")}}
+
+    def _transform_target(self, y: np.ndarray) -> np.ndarray:
+        """Target as the boosters learn it."""
+        return y
+
+    def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:  # noqa: ARG002
+        """Raw booster outputs -> named output columns."""
+        return {self.output_col: raw["model"]}
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        """Constructor keyword arguments (besides features and config), JSON-ready."""
+        return {"output_col": self.output_col}
+
+    def _state(self) -> dict[str, Any]:
+        """Fitted state besides boosters and encoder (e.g. calibration), JSON-ready."""
+        return {}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of `_state`."""
+
+    # ---------------------------------------------------------------------------------------------------
+    # Fit / predict
+    # ---------------------------------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        """Whether `fit` (or `load`) has run."""
+        return bool(self.boosters)
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """Columns `predict` returns, in order."""
+        return (self.output_col,)
+
+    def _params(self, spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+        params = {**BASE_PARAMS, **self.config.params, **overrides, **spec}
+        rounds = int(params.pop("num_boost_round", self.config.num_boost_round))
+        params.update(_DETERMINISM, seed=self.config.seed, num_threads=self.config.num_threads)
+        return params, rounds
+
+    def fit(
+        self,
+        train: pl.DataFrame,
+        target: str,
+        *,
+        valid: pl.DataFrame | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Train every booster on `train`.
+
+        Args:
+            train: training rows with the feature columns and a non-null `target`.
+            target: target column.
+            valid: optional later (time-ordered) rows for early stopping; never the test fold.
+            params: LightGBM parameters for this fit (e.g. from an Optuna trial), over ``config.params``.
+
+        Returns:
+            self, fitted.
+        """
+        if train.height == 0:
+            raise ValueError("cannot fit on an empty frame")
+        self.encoder = CategoryEncoder().fit(train, self.features.categorical)
+        x = feature_matrix(train, self.features, self.encoder)
+        y = self._transform_target(target_array(train, target))
+        valid_xy = None
+        if valid is not None and valid.height:
+            valid_xy = (
+                feature_matrix(valid, self.features, self.encoder),
+                self._transform_target(target_array(valid, target)),
+            )
+        self.boosters, self.params_, best = {}, {}, {}
+        for name, spec in self._booster_specs().items():
+            booster_params, rounds = self._params(spec, params or {})
+            booster = self._train_one(x, y, valid_xy, booster_params, rounds)
+            best[name] = booster.best_iteration or booster.current_iteration()
+            # Round-trip through the text format so that this process and `load` predict identically.
+            self.boosters[name] = lgb.Booster(model_str=booster.model_to_string(num_iteration=best[name]))
+            self.params_[name] = booster_params
+        self.training_ = {
+            "target": target,
+            "n_rows": train.height,
+            "n_valid_rows": 0 if valid is None else valid.height,
+            "fingerprint": _fingerprint(x, y, feature_names(self.features)),
+            "best_iteration": best,
+        }
+        logger.info("fitted %s on %d rows (%s)", self.kind, train.height, best)
+        return self
+
+    def _train_one(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        valid_xy: tuple[np.ndarray, np.ndarray] | None,
+        params: dict[str, Any],
+        rounds: int,
+    ) -> lgb.Booster:
+        names = list(feature_names(self.features))
+        cats = list(self.features.categorical)
+        dtrain = lgb.Dataset(x, y, feature_name=names, categorical_feature=cats, params=params)
+        valid_sets: list[lgb.Dataset] = []
+        callbacks: list[Callable[..., Any]] = []
+        patience = self.config.early_stopping_rounds
+        if valid_xy is not None:
+            valid_sets.append(lgb.Dataset(valid_xy[0], valid_xy[1], reference=dtrain))
+            if patience:
+                callbacks.append(lgb.early_stopping(patience, first_metric_only=True, verbose=False))
+        return lgb.train(params, dtrain, rounds, valid_sets=valid_sets or None, callbacks=callbacks)
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+
+    def predict_raw(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        """Raw output of each booster (working scale, before any calibration), by booster name."""
+        self._check_fitted()
+        x = feature_matrix(frame, self.features, self.encoder)
+        threads = self.config.num_threads
+        return {name: np.asarray(b.predict(x, num_threads=threads)) for name, b in self.boosters.items()}
+
+    def predict(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Predictions for each row of `frame`, same order: a frame with `output_columns` only.
+
+        Columns outside the feature set are ignored; unknown categories and nulls are treated as missing.
+        Join back with ``frame.hstack(model.predict(frame))``.
+        """
+        outputs = self._outputs(self.predict_raw(frame), frame)
+        return pl.DataFrame([pl.Series(name, values, dtype=pl.Float64) for name, values in outputs.items()])
+
+    # ---------------------------------------------------------------------------------------------------
+    # Persistence
+    # ---------------------------------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """Everything `load` needs besides the booster files, JSON-ready."""
+        self._check_fitted()
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "features": feature_set_to_dict(self.features),
+            "encoder": self.encoder.to_dict(),
+            "config": self.config.model_dump(mode="json"),
+            "init": self._init_kwargs(),
+            "outputs": list(self.output_columns),
+            "boosters": {name: f"booster_{name}.txt" for name in self.boosters},
+            "params": self.params_,
+            "state": self._state(),
+            "training": self.training_,
+            "versions": _versions(),
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the boosters (LightGBM text) and ``metadata.json`` into `directory` (created if needed)."""
+        meta = self.metadata()
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for name, filename in meta["boosters"].items():
+            (path / filename).write_text(self.boosters[name].model_to_string(), encoding="utf-8")
+        text = json.dumps(meta, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+        (path / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by `save`; predictions are bit-identical to the saved model's."""
+        path = Path(directory)
+        meta = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported model format {meta.get('format_version')!r}")
+        if meta["kind"] != cls.kind:
+            raise ValueError(f"{path} holds a {meta['kind']!r} model, not {cls.kind!r}; use load_model")
+        model = cls(
+            feature_set_from_dict(meta["features"]), config=LGBMConfig(**meta["config"]), **meta["init"]
+        )
+        model.encoder = CategoryEncoder.from_dict(meta["encoder"])
+        model.boosters = {
+            name: lgb.Booster(model_str=(path / filename).read_text(encoding="utf-8"))
+            for name, filename in meta["boosters"].items()
+        }
+        model.params_ = meta["params"]
+        model.training_ = meta["training"]
+        model._set_state(meta["state"])
+        return model
+
+
+_REGISTRY[LGBMModel.kind] = LGBMModel
+
+
+def load_model(directory: str | Path) -> LGBMModel:
+    """Load any model saved by `LGBMModel.save`, as the class recorded in its metadata."""
+    meta = json.loads((Path(directory) / METADATA_FILE).read_text(encoding="utf-8"))
+    if meta["kind"] not in _REGISTRY:
+        for module in _SUBCLASS_MODULES:
+            importlib.import_module(module)
+    if meta["kind"] not in _REGISTRY:
+        raise ValueError(f"unknown model kind {meta['kind']!r}")
+    return _REGISTRY[meta["kind"]].load(directory)

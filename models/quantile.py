@@ -1,0 +1,178 @@
+"""Stage: models. Quantile regression for ETA, remaining in-transit time and customs clearance time.
+
+Reads feature frames; writes nothing itself (`QuantileRegressor.save` writes the model directory, see
+`models.lgbm`). Output columns are ``{prefix}_q50``, ``{prefix}_q80``, ``{prefix}_q95`` (see
+`models.metrics.quantile_col`), e.g. ``eta_days_q80``.
+
+Method: one LightGBM booster per quantile (objective ``quantile``, ``alpha = q``). Three guarantees on top:
+
+1. quantiles never cross: predictions are made monotone across quantile levels by a cumulative maximum
+   (`enforce_monotone`), before and after calibration;
+2. split-conformal calibration (CQR, one-sided per quantile): `QuantileRegressor.calibrate` on a LATER
+   time-ordered fold shifts each quantile by the conformal offset of the scores ``y - qhat`` so that
+   coverage on new exchangeable rows is at least nominal (and at most nominal + 1/(n+1)); offsets can be
+   per group (e.g. per mode) with a global fallback for small or unseen groups;
+3. optional ``log_target``: the boosters learn ``log1p(y)`` and predictions are mapped back with ``expm1``.
+   Quantiles commute with monotone maps, so this is still a quantile model; conformal offsets are then
+   applied on the log scale, i.e. they are multiplicative, which suits right-skewed transit times whose
+   spread grows with their level.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from models.calibration import ConformalOffsets
+from models.encoding import FeatureSet
+from models.lgbm import LGBMConfig, LGBMModel, target_array
+from models.metrics import quantile_col
+
+__all__ = ["DEFAULT_QUANTILES", "QuantileRegressor", "enforce_monotone"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.95)
+
+
+def enforce_monotone(preds: np.ndarray) -> np.ndarray:
+    """Make each row non-decreasing across columns (quantiles in increasing order) by a cumulative max."""
+    return np.maximum.accumulate(np.asarray(preds, dtype=np.float64), axis=1)
+
+
+class QuantileRegressor(LGBMModel):
+    """One LightGBM quantile booster per level, monotone and optionally conformally calibrated.
+
+    Args:
+        features: the columns the model reads.
+        quantiles: increasing levels in (0, 1).
+        prefix: output column prefix (``eta_days`` -> ``eta_days_q50`` ...).
+        log_target: learn ``log1p(target)`` (target must be > -1).
+        config: training settings.
+
+    Example:
+        >>> model = QuantileRegressor(features, prefix="eta_days", log_target=True)  # doctest: +SKIP
+        >>> model.fit(train, "transit_days").calibrate(calib, "transit_days").predict(test)  # doctest: +SKIP
+    """
+
+    kind = "quantile_regressor"
+
+    def __init__(
+        self,
+        features: FeatureSet,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        *,
+        prefix: str = "eta_days",
+        log_target: bool = False,
+        config: LGBMConfig | None = None,
+    ) -> None:
+        qs = tuple(float(q) for q in quantiles)
+        if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
+            raise ValueError(f"quantiles must be distinct, increasing and in (0, 1), got {qs}")
+        super().__init__(features, config=config, output_col=prefix)
+        self.quantiles = qs
+        self.prefix = prefix
+        self.log_target = log_target
+        self.conformal: ConformalOffsets | None = None
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """``{prefix}_qNN`` per quantile, increasing."""
+        return tuple(quantile_col(self.prefix, q) for q in self.quantiles)
+
+    @property
+    def _names(self) -> list[str]:
+        return [col.removeprefix(f"{self.prefix}_") for col in self.output_columns]
+
+    def _booster_specs(self) -> dict[str, dict[str, Any]]:
+        pairs = zip(self._names, self.quantiles, strict=True)
+        return {name: {"objective": "quantile", "alpha": q} for name, q in pairs}
+
+    def _transform_target(self, y: np.ndarray) -> np.ndarray:
+        if not self.log_target:
+            return y
+        if (y <= -1.0).any():
+            raise ValueError("log_target needs target > -1")
+        return np.log1p(y)
+
+    def _inverse(self, z: np.ndarray) -> np.ndarray:
+        return np.expm1(z) if self.log_target else z
+
+    def predict_working(self, frame: pl.DataFrame, *, calibrated: bool = True) -> np.ndarray:
+        """Monotone quantile predictions (n, k) on the working scale (log1p scale when ``log_target``).
+
+        Args:
+            frame: rows to score (needs ``group_col`` too when offsets are per group).
+            calibrated: add the conformal offsets when the model has been calibrated.
+        """
+        raw = self.predict_raw(frame)
+        z = enforce_monotone(np.column_stack([raw[name] for name in self._names]))
+        if calibrated and self.conformal is not None:
+            col = self.conformal.group_col
+            groups = frame.get_column(col) if col is not None and col in frame.columns else None
+            if col is not None and groups is None:
+                logger.warning("group column %r absent: using global conformal offsets", col)
+            z = enforce_monotone(z + self.conformal.offsets(groups, frame.height))
+        return z
+
+    def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:  # noqa: ARG002
+        raise NotImplementedError  # predict is overridden: calibration needs the frame
+
+    def predict(self, frame: pl.DataFrame, *, calibrated: bool = True) -> pl.DataFrame:
+        """Quantile columns ``{prefix}_qNN`` for each row of `frame` (never crossing).
+
+        Args:
+            frame: rows to score; extra columns are ignored, unknown categories are treated as missing.
+            calibrated: apply the conformal offsets when the model has been calibrated.
+        """
+        values = self._inverse(self.predict_working(frame, calibrated=calibrated))
+        return pl.DataFrame(
+            {col: pl.Series(col, values[:, j], dtype=pl.Float64) for j, col in enumerate(self.output_columns)}
+        )
+
+    def calibrate(
+        self,
+        calib: pl.DataFrame,
+        target: str,
+        *,
+        group_col: str | None = None,
+        min_group_size: int = 50,
+    ) -> QuantileRegressor:
+        """Fit split-conformal offsets on a calibration fold later in time than the training rows.
+
+        Args:
+            calib: calibration rows with a non-null target, never used for training or early stopping.
+            target: target column.
+            group_col: optional column for per-group offsets (e.g. ``mode``); needed again at predict time.
+            min_group_size: groups with fewer calibration rows use the global offsets.
+
+        Returns:
+            self, calibrated.
+        """
+        if calib.height == 0:
+            raise ValueError("empty calibration frame")
+        z = self.predict_working(calib, calibrated=False)
+        y = self._transform_target(target_array(calib, target))
+        groups = None if group_col is None else (group_col, calib.get_column(group_col))
+        self.conformal = ConformalOffsets.fit(y, z, self.quantiles, groups, min_group_size)
+        before = (y[:, None] <= z).mean(axis=0)
+        logger.info(
+            "conformal offsets %s (calibration coverage before: %s)",
+            np.round(self.conformal.global_offsets, 4).tolist(),
+            np.round(before, 4).tolist(),
+        )
+        return self
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {"quantiles": list(self.quantiles), "prefix": self.prefix, "log_target": self.log_target}
+
+    def _state(self) -> dict[str, Any]:
+        return {"conformal": None if self.conformal is None else self.conformal.to_dict()}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        data = state.get("conformal")
+        self.conformal = None if data is None else ConformalOffsets.from_dict(data)
