@@ -12,9 +12,12 @@ still on its way is known to be late); a customs hold time at `released_at`.
 
 How it is computed (O(n log n), no Python loop over rows): the history is sorted by `observed_at`; row-window
 statistics (`LastN`: quantiles, mean, ...) are Polars rolling expressions over each key's last `n`
-observations, cumulative sums give counts and time-window statistics (`LastDays`); ties on
-`observed_at` collapse to the last row; then one `join_asof(strategy="backward", allow_exact_matches=False)`
-per distinct time shift attaches the state known just before `df[at]`.
+observations, cumulative sums give counts and time-window statistics (`LastDays`); then one
+`join_asof(strategy="backward", allow_exact_matches=False)` per distinct time shift attaches the state known
+just before `df[at]` (on a tie of `observed_at` it takes the last row, whose running statistics include all
+the tied rows). History rows that can no longer matter for the earliest `df[at]` are dropped before the
+rolling windows, so scoring a few recent rows against a long history stays cheap.
+`features.target_encoding` builds a smoothed target encoding on top of it.
 
 Example:
     >>> import datetime as dt
@@ -41,9 +44,7 @@ __all__ = [
     "LastDays",
     "LastN",
     "RowStat",
-    "TargetEncoding",
     "TimeStat",
-    "add_target_encoding",
     "add_trailing_stats",
     "days_between",
     "quantile_label",
@@ -57,6 +58,7 @@ _ROW = "__asof_row"
 _AT = "__asof_at"
 _OBS = "__asof_observed_at"
 _N = "__asof_n"
+_KEY = "__asof_key"
 _US_PER_DAY = 86_400_000_000
 
 
@@ -76,9 +78,9 @@ class LastN(BaseModel):
     """Statistics of one value over a key's last `n` observations (`n=None`: the whole history).
 
     Names: `{prefix}_{value}_{stat}_last{n}` and `{prefix}_{value}_q80_last{n}` (`..._all` without `n`).
-    `rate` is the mean of a boolean. `count` is the number of non-null values in the window. A statistic is
-    null when the window holds fewer than `min_obs` non-null values. Null values take a slot in the window
-    but are skipped by the statistics; quantiles are linearly interpolated.
+    `rate` is the mean of a boolean. `count` is the number of non-null values in the window (0 when none);
+    any other statistic is null when the window holds fewer than `min_obs` non-null values. Null values
+    take a slot in the window but are skipped by the statistics; quantiles are linearly interpolated.
 
     Example:
         >>> LastN(value="transit_days", n=50, quantiles=(0.5, 0.8)).names("lane")
@@ -113,38 +115,51 @@ class LastN(BaseModel):
         labels = [*self.stats, *(quantile_label(q) for q in self.quantiles)]
         return tuple(f"{prefix}_{self.value}_{label}_{self.window}" for label in labels)
 
-    def exprs(self, prefix: str, by: Sequence[str]) -> list[pl.Expr]:
-        """Rolling (or expanding) expressions over a history sorted by observation time."""
+    def base_exprs(self, key: str | None) -> list[pl.Expr]:
+        """Window count and sum of non-null values, computed once per window (columns `_base_names`)."""
         v = pl.col(self.value).cast(pl.Float64)
-        count = _window_sum(v.is_not_null().cast(pl.Float64), self.n)
-        total = _window_sum(v.fill_null(0.0), self.n)
-        out: dict[str, pl.Expr] = {}
+        count_name, sum_name = self._base_names
+        return [
+            _over(_window_sum(v.is_not_null().cast(pl.Float64), self.n), key).alias(count_name),
+            _over(_window_sum(v.fill_null(0.0), self.n), key).alias(sum_name),
+        ]
+
+    @property
+    def _base_names(self) -> tuple[str, str]:
+        return f"__count_{self.value}_{self.window}", f"__sum_{self.value}_{self.window}"
+
+    def stat_exprs(self, prefix: str, key: str | None) -> list[pl.Expr]:
+        """The statistics, on a history sorted by observation time that holds the `base_exprs` columns."""
+        v = pl.col(self.value).cast(pl.Float64)
+        count, total = (pl.col(c) for c in self._base_names)
+        out: list[pl.Expr] = []
         for stat in self.stats:
             if stat in ("mean", "rate"):
-                out[stat] = total / count
+                out.append(total / count)
             elif stat == "sum":
-                out[stat] = total
+                out.append(total)
             elif stat == "count":
-                out[stat] = count
+                out.append(count)
+            elif stat == "std" and self.n is not None:
+                out.append(_over(v.rolling_std(window_size=self.n, min_samples=2), key))
             elif stat == "std":
-                sq = _window_sum(v.fill_null(0.0).pow(2), self.n)
+                sq = _over(v.fill_null(0.0).pow(2).cum_sum(), key)
                 var = (sq - total.pow(2) / count) / (count - 1)
-                out[stat] = pl.when(count > 1).then(var.clip(lower_bound=0.0).sqrt())
+                out.append(pl.when(count > 1).then(var.clip(lower_bound=0.0).sqrt()))
             elif self.n is None:
-                out[stat] = v.cum_min() if stat == "min" else v.cum_max()
+                out.append(_over(v.cum_min() if stat == "min" else v.cum_max(), key))
             else:
                 fn = v.rolling_min if stat == "min" else v.rolling_max
-                out[stat] = fn(window_size=self.n, min_samples=1)
+                out.append(_over(fn(window_size=self.n, min_samples=1), key))
         for q in self.quantiles:
             assert self.n is not None  # checked by the validator
-            out[quantile_label(q)] = v.rolling_quantile(
-                q, interpolation="linear", window_size=self.n, min_samples=1
-            )
-        exprs = []
-        for name, (label, expr) in zip(self.names(prefix), out.items(), strict=True):
-            guarded = expr if label == "count" else pl.when(count >= self.min_obs).then(expr)
-            exprs.append(_over(guarded, by).alias(name))
-        return exprs
+            rq = v.rolling_quantile(q, interpolation="linear", window_size=self.n, min_samples=1)
+            out.append(_over(rq, key))
+        labels = [*self.stats, *self.quantiles]
+        return [
+            (expr if label == "count" else pl.when(count >= self.min_obs).then(expr)).alias(name)
+            for name, label, expr in zip(self.names(prefix), labels, out, strict=True)
+        ]
 
 
 class LastDays(BaseModel):
@@ -232,49 +247,75 @@ def _window_sum(expr: pl.Expr, n: int | None) -> pl.Expr:
     return expr.cum_sum() if n is None else expr.rolling_sum(window_size=n, min_samples=1)
 
 
-def _over(expr: pl.Expr, by: Sequence[str]) -> pl.Expr:
-    return expr.over(list(by)) if by else expr
+def _over(expr: pl.Expr, key: str | None) -> pl.Expr:
+    return expr if key is None else expr.over(key)
 
 
 def _cum_name(w: LastDays, what: str) -> str:
     return f"__cum_{w.value}_{what}"
 
 
-def _observations(history: pl.DataFrame, spec: AsOfStats) -> pl.DataFrame:
-    """The observed history rows with their running statistics, one row per key and observation time."""
+def _key(by: Sequence[str]) -> pl.Expr:
+    """One UInt64 key per combination of the `by` values (null when one of them is null).
+
+    A 64-bit hash of the key columns: grouping and as-of joining on it is 2-3x faster than on the columns
+    (the chance that two of a million distinct keys collide is about 3e-8).
+    """
+    return pl.when(pl.all_horizontal(pl.col(c).is_not_null() for c in by)).then(pl.struct(list(by)).hash())
+
+
+def _observations(history: pl.DataFrame, spec: AsOfStats, since: object | None) -> pl.DataFrame:
+    """Observed history rows sorted by observation time, with their running statistics.
+
+    Cumulative counts and sums are computed on the whole history. When `since` (the earliest moment asked
+    for) is given, rows that can no longer matter are then dropped before the rolling windows: per key,
+    everything observed before `since - longest time window` except the last `longest row window` rows.
+    """
     by = list(spec.by)
-    hist = (
-        history.lazy()
-        .select(*by, pl.col(spec.observed_at).alias(_OBS), *spec.values)
-        .drop_nulls([_OBS, *by])
-        .sort(_OBS, maintain_order=True)
+    key = _KEY if by else None
+    hist = history.lazy().select(
+        *([_key(by).alias(_KEY)] if by else []),
+        pl.col(spec.observed_at).alias(_OBS),
+        *spec.values,
     )
-    cum: list[pl.Expr] = [_over(pl.int_range(1, pl.len() + 1, dtype=pl.Int64), by).alias(_N)]
+    hist = hist.drop_nulls([_OBS, *([_KEY] if by else [])]).sort(_OBS, maintain_order=True)
+    cum: list[pl.Expr] = [_over(pl.int_range(1, pl.len() + 1, dtype=pl.Int64), key).alias(_N)]
     for w in spec.last_days:
-        if w.value is None:
-            continue
-        v = pl.col(w.value).cast(pl.Float64)
-        cum += [
-            _over(v.fill_null(0.0).cum_sum(), by).alias(_cum_name(w, "sum")),
-            _over(v.is_not_null().cast(pl.Int64).cum_sum(), by).alias(_cum_name(w, "count")),
-        ]
-    rolled = [e for w in spec.last_n for e in w.exprs(spec.prefix, by)]
-    cum_cols = list(dict.fromkeys(c.meta.output_name() for c in cum))
-    return (
-        hist.with_columns(*rolled, *cum)
-        .select(*by, _OBS, *(name for w in spec.last_n for name in w.names(spec.prefix)), *cum_cols)
-        # Ties on the observation time: the last row of the tie carries the statistics of all of them.
-        .unique(subset=[*by, _OBS], keep="last", maintain_order=True)
-        .collect()
-    )
+        if w.value is not None:
+            v = pl.col(w.value).cast(pl.Float64)
+            cum += [
+                _over(v.fill_null(0.0).cum_sum(), key).alias(_cum_name(w, "sum")),
+                _over(v.is_not_null().cast(pl.Int64).cum_sum(), key).alias(_cum_name(w, "count")),
+            ]
+    expanding = [w for w in spec.last_n if w.n is None]
+    rolling = [w for w in spec.last_n if w.n is not None]
+    cum += [e for w in expanding for e in w.base_exprs(key)]
+    hist = hist.with_columns(list({e.meta.output_name(): e for e in cum}.values()))
+    hist = hist.with_columns(e for w in expanding for e in w.stat_exprs(spec.prefix, key))
+    if since is not None and rolling:
+        longest_n = max(w.n or 0 for w in rolling)
+        lookback = max((w.days for w in spec.last_days), default=0)
+        before = (pl.col(_OBS) < pl.lit(since) - pl.duration(days=lookback)).cast(pl.Int64)
+        hist = hist.filter(pl.col(_N) > _over(before.sum(), key) - longest_n)
+    hist = hist.with_columns(e for w in rolling for e in w.base_exprs(key))
+    hist = hist.with_columns(e for w in rolling for e in w.stat_exprs(spec.prefix, key))
+    keep = [*([_KEY] if by else []), _OBS, *_row_names(spec), _N]
+    keep += [c for c in hist.collect_schema().names() if c.startswith("__cum_")]
+    return hist.select(keep).collect()
+
+
+def _row_names(spec: AsOfStats) -> list[str]:
+    return [name for w in spec.last_n for name in w.names(spec.prefix)]
 
 
 def _asof(left: pl.DataFrame, right: pl.DataFrame, on: str, by: Sequence[str]) -> pl.DataFrame:
+    # On ties of `observed_at` within a key, the backward as-of join takes the last row, whose running
+    # statistics include all the tied rows (checked by tests/features/test_history.py).
     return left.join_asof(
         right,
         left_on=on,
         right_on=_OBS,
-        by=list(by) or None,
+        by=_KEY if by else None,
         strategy="backward",
         allow_exact_matches=False,
         check_sortedness=False,
@@ -282,11 +323,24 @@ def _asof(left: pl.DataFrame, right: pl.DataFrame, on: str, by: Sequence[str]) -
     )
 
 
+def _check_keys(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats, at: str) -> None:
+    clash = set(spec.names) & set(df.columns)
+    if clash:
+        raise ValueError(f"columns already in df: {sorted(clash)}")
+    for c in spec.by:
+        if df.schema[c] != history.schema[c]:
+            raise ValueError(f"key {c!r} is {df.schema[c]} in df but {history.schema[c]} in history")
+    if df.schema[at] != history.schema[spec.observed_at]:
+        raise ValueError(
+            f"{at!r} is {df.schema[at]} but {spec.observed_at!r} is {history.schema[spec.observed_at]}"
+        )
+
+
 def add_trailing_stats(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats, *, at: str) -> pl.DataFrame:
     """Add the as-of statistics of `spec` to every row of `df`, known strictly before `df[at]`.
 
     Args:
-        df: frame to enrich; must hold the `spec.by` keys and the timestamp column `at`. Its row order is kept.
+        df: frame to enrich; must hold the `spec.by` keys and the timestamp column `at`. Row order is kept.
         history: observations; must hold `spec.by`, `spec.observed_at` and the value columns. May be `df`
             itself (e.g. shipments as their own history).
         spec: what to compute and how the columns are named (`spec.names`).
@@ -297,32 +351,35 @@ def add_trailing_stats(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats,
         0 counts and a null `days_since_last_obs`; rows with a null `at` or a null key get nulls.
 
     Raises:
-        ValueError: when an output name is already a column of `df`.
+        ValueError: when an output name is already a column of `df`, or a key or time dtype differs
+            between `df` and `history`.
     """
-    clash = set(spec.names) & set(df.columns)
-    if clash:
-        raise ValueError(f"columns already in df: {sorted(clash)}")
+    _check_keys(df, history, spec, at)
     by = list(spec.by)
-    obs = _observations(history, spec)
-    left = df.with_row_index(_ROW).with_columns(pl.col(at).alias(_AT))
+    left = df.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW),
+        pl.col(at).alias(_AT),
+        *([_key(by).alias(_KEY)] if by else []),
+    )
     resort = not left[_AT].is_sorted()
     if resort:
         left = left.sort(_AT, maintain_order=True)
-
-    row_names = [name for w in spec.last_n for name in w.names(spec.prefix)]
+    obs = _observations(history, spec, since=left[_AT].min())
     cum_cols = [c for c in obs.columns if c.startswith("__cum_")]
-    out = _asof(left, obs.select(*by, _OBS, *row_names, _N, *cum_cols), _AT, by)
-    new: list[pl.Expr] = []
-    shifted = {w.days for w in spec.last_days}
-    for days in sorted(shifted):
+    out = _asof(left, obs, _AT, by)
+    for days in sorted({w.days for w in spec.last_days}):
         lag = f"__asof_at_{days}d"
         right = obs.select(
-            *by,
-            _OBS,
-            *(pl.col(c).alias(f"{c}_{days}d") for c in [_N, *cum_cols]),
+            *([_KEY] if by else []), _OBS, *(pl.col(c).alias(f"{c}_{days}d") for c in [_N, *cum_cols])
         )
         out = _asof(out.with_columns((pl.col(_AT) - pl.duration(days=days)).alias(lag)), right, lag, by)
         out = out.drop(lag, f"{_OBS}_right")
+    new: list[pl.Expr] = [
+        pl.col(name).fill_null(0.0)
+        for w in spec.last_n
+        for stat, name in zip(w.stats, w.names(spec.prefix), strict=False)
+        if stat == "count"
+    ]
     for w in spec.last_days:
         d = w.days
         for stat, name in zip(w.stats, w.names(spec.prefix), strict=True):
@@ -339,77 +396,12 @@ def add_trailing_stats(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats,
         new.append(pl.col(_N).fill_null(0).alias(f"{spec.prefix}_n_obs"))
     if spec.days_since_last:
         new.append(days_between(_OBS, _AT).alias(f"{spec.prefix}_days_since_last_obs"))
-    out = out.with_columns(new)
+    out = out.with_columns(new).select(_ROW, *spec.names)
     if resort:
         out = out.sort(_ROW)
-    return out.select(*df.columns, *spec.names)
+    return df.hstack(out.drop(_ROW))
 
 
 def _in_window(cum: str, days: int) -> pl.Expr:
     """Cumulative value strictly before `at` minus the one strictly before `at - days`."""
     return pl.col(cum).fill_null(0) - pl.col(f"{cum}_{days}d").fill_null(0)
-
-
-class TargetEncoding(BaseModel):
-    """A smoothed as-of mean of `value` per key, for high-cardinality ids (importer, seller, HS code).
-
-    `te = (sum + prior * m) / (count + m)` over the key's observations strictly before `at` (its last
-    `last_n`, or all of them). `prior=None` uses the as-of mean of `value` over all keys (leak-free); a
-    number fixes it. With no observation at all and `prior=None`, the encoding is null.
-
-    Names: `{by joined by _x_}_{value}_te_m{m}` and `{...}_{value}_n_obs` (observations used).
-
-    Example:
-        >>> TargetEncoding(by=("importer_id",), value="is_fraud", observed_at="declared_at").names
-        ('importer_id_is_fraud_te_m20', 'importer_id_is_fraud_n_obs')
-    """
-
-    model_config = _FROZEN
-
-    by: tuple[str, ...] = Field(min_length=1)
-    value: str
-    observed_at: str
-    m: float = Field(default=20.0, ge=0.0)
-    prior: float | None = None
-    last_n: int | None = Field(default=None, ge=1)
-
-    @property
-    def names(self) -> tuple[str, str]:
-        """(encoding, observation count) column names."""
-        stem = f"{'_x_'.join(self.by)}_{self.value}"
-        return f"{stem}_te_m{self.m:g}".replace(".", "_"), f"{stem}_n_obs"
-
-
-def add_target_encoding(
-    df: pl.DataFrame, history: pl.DataFrame, enc: TargetEncoding, *, at: str
-) -> pl.DataFrame:
-    """Add the smoothed as-of target encoding `enc` to every row of `df` (see `TargetEncoding`).
-
-    Args:
-        df: frame to enrich, with the `enc.by` keys and the timestamp column `at`; row order is kept.
-        history: labelled rows with `enc.by`, `enc.observed_at` and `enc.value` (boolean or numeric).
-        enc: the encoding.
-        at: the prediction moment of each row of `df`.
-
-    Returns:
-        `df` with `enc.names` appended (Float64 encoding, Int64 count).
-    """
-    te_name, n_name = enc.names
-    window = LastN(value=enc.value, n=enc.last_n, stats=("sum", "count"))
-    tmp = "__te"
-    key_spec = AsOfStats(prefix=tmp, by=enc.by, observed_at=enc.observed_at, last_n=(window,))
-    s_key, c_key = window.names(tmp)
-    out = add_trailing_stats(df, history, key_spec, at=at)
-    count = pl.col(c_key).fill_null(0.0)
-    total = pl.col(s_key).fill_null(0.0)
-    if enc.prior is None:
-        glob = LastN(value=enc.value, n=None, stats=("mean",))
-        prior_spec = AsOfStats(prefix="__te_global", observed_at=enc.observed_at, last_n=(glob,))
-        out = add_trailing_stats(out, history, prior_spec, at=at)
-        prior: pl.Expr = pl.col(glob.names("__te_global")[0])
-    else:
-        prior = pl.lit(enc.prior, dtype=pl.Float64)
-    te = pl.when(count + enc.m > 0).then((total + prior * enc.m) / (count + enc.m)).otherwise(prior)
-    return out.with_columns(te.alias(te_name), count.cast(pl.Int64).alias(n_name)).select(
-        *df.columns, te_name, n_name
-    )
