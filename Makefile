@@ -12,6 +12,7 @@ export DO_NOT_TRACK ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DVC_NO_ANALYTICS ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export OMP_WAIT_POLICY ?= passive
 
 .PHONY: setup demo test test-all bench lint contract-docs clean
 

@@ -279,5 +279,115 @@ def demo(
     console.print(f"data version:     {dv[:12] if dv else 'not versioned'} (data.dvc)")
 
 
+# ---------------------------------------------------------------------------------------------------------
+def _print_summary(name: str, summary_rows: list[dict[str, object]]) -> None:
+    import polars as pl
+
+    summary = pl.DataFrame(summary_rows)
+    wide = summary.pivot(on="model", index="metric", values="value").sort("metric")
+    table = Table(title=f"{name}: backtest (mean over folds)", title_justify="left")
+    for col in wide.columns:
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for row in wide.iter_rows():
+        table.add_row(str(row[0]), *[f"{v:.4g}" if isinstance(v, float) else "" for v in row[1:]])
+    console.print(table)
+
+
+def _shipment_config(folds: int, max_rows: int) -> object:
+    from models.shipment_tasks import ShipmentModelsConfig
+
+    base = ShipmentModelsConfig()
+    return base.model_copy(update={"n_folds": folds, "max_train_rows": max_rows or base.max_train_rows})
+
+
+@app.command()
+def train(
+    what: Annotated[str, typer.Argument(help="What to train: shipments.")] = "shipments",
+    tasks: Annotated[
+        str, typer.Option(help="Comma-separated: eta,delay,intransit,inspection,clearance.")
+    ] = "",
+    folds: Annotated[int, typer.Option(help="Rolling-origin backtest folds.")] = 3,
+    max_rows: Annotated[int, typer.Option(help="Most recent training rows per fit (0: default).")] = 0,
+    track: Annotated[bool, typer.Option(help="Log to MLflow, register, apply the promotion gate.")] = True,
+) -> None:
+    """Backtest every shipment model next to its baselines, fit, log to MLflow, register, gate."""
+    from models.shipment_tasks import TASKS
+    from pipelines.training import train_shipment_models
+
+    if what != "shipments":
+        raise _fail(f"unknown model family {what!r}; choose shipments")
+    chosen = tuple(t for t in tasks.split(",") if t) or tuple(TASKS)
+    unknown = set(chosen) - set(TASKS)
+    if unknown:
+        raise _fail(f"unknown task(s) {', '.join(sorted(unknown))}; choose from {', '.join(TASKS)}")
+    with _step(f"flow train-shipment-models ({', '.join(chosen)})"):
+        results = train_shipment_models(_shipment_config(folds, max_rows), chosen, track=track)
+    for name, res in results.items():
+        _print_summary(name, res["summary"].to_dicts())
+        decision = res["decision"]
+        if decision:
+            alias = "champion" if decision["promoted"] else "challenger"
+            console.print(f"  {decision['model']} v{decision['version']} -> {alias}: {decision['reason']}")
+        console.print(f"  model directory: {res['model_dir']}")
+
+
+@app.command()
+def backtest(
+    what: Annotated[str, typer.Argument(help="What to backtest: shipments.")] = "shipments",
+    tasks: Annotated[str, typer.Option(help="Comma-separated task names (default: all).")] = "",
+    folds: Annotated[int, typer.Option(help="Rolling-origin folds.")] = 3,
+    out: Annotated[Path, typer.Option(help="Where to write the per-fold, per-slice metrics.")] = Path(
+        "outputs/backtest"
+    ),
+) -> None:
+    """Print the comparison table of each shipment model against its baselines (no registration)."""
+    from models.shipment_tasks import TASKS, backtest_task, evaluate_task, prepare_task_frames
+    from pipelines.settings import Settings
+    from pipelines.training import backtest_summary, load_tables
+
+    if what != "shipments":
+        raise _fail(f"unknown model family {what!r}; choose shipments")
+    settings = Settings()
+    config = _shipment_config(folds, 0)
+    chosen = tuple(t for t in tasks.split(",") if t) or tuple(TASKS)
+    import polars as pl
+
+    oracle_path = settings.raw_dir / "oracle" / "shipments.parquet"
+    oracle = pl.read_parquet(oracle_path) if oracle_path.exists() else None
+    with _step("building point-in-time features"):
+        frames = prepare_task_frames(load_tables(settings.validated_dir), config, chosen)  # type: ignore[arg-type]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        with _step(f"backtest {name}"):
+            metrics = evaluate_task(backtest_task(frame, config, oracle), frame.spec)  # type: ignore[arg-type]
+        metrics.write_parquet(out / f"{name}.parquet")
+        _print_summary(name, backtest_summary(metrics).to_dicts())
+    console.print(f"per fold and slice: {out}/<task>.parquet")
+
+
+@app.command()
+def tune(
+    what: Annotated[str, typer.Argument(help="What to tune: shipments.")] = "shipments",
+    task_name: Annotated[
+        str, typer.Option("--task", help="eta, delay, intransit, inspection, clearance.")
+    ] = "eta",
+    trials: Annotated[int, typer.Option(help="Trial budget.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Time budget in seconds.")] = 600.0,
+    folds: Annotated[int, typer.Option(help="Time-ordered folds per trial.")] = 2,
+) -> None:
+    """Tune a shipment model with Optuna on time-ordered folds; the next `train` uses the best parameters."""
+    from pipelines.shipment_tuning import tune_shipment_task
+    from pipelines.tuning import StudyConfig
+
+    if what != "shipments":
+        raise _fail(f"unknown model family {what!r}; choose shipments")
+    with _step(f"tuning {task_name}: {trials} trials or {timeout:.0f} s"):
+        study = tune_shipment_task(task_name, folds, StudyConfig(n_trials=trials, timeout_seconds=timeout))
+    console.print(f"best {study.best_value:.5g} with {study.best_params}")
+    console.print(
+        f"saved to outputs/tuning/shipments-{task_name}.json; `transitcast train shipments` uses it"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

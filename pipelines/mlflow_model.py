@@ -25,7 +25,7 @@ class TransitcastPyfunc(PythonModel):
 
         self.model = load_model(context.artifacts["model_dir"])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:  # noqa: ARG002
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ARG002
         """Predict on a pandas frame of feature columns; returns a pandas frame of outputs."""
         return self.model.predict(pl.from_pandas(model_input)).to_pandas()
 

@@ -24,6 +24,8 @@ _QUIET_ENV = {
     "DVC_NO_ANALYTICS": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # LightGBM's OpenMP threads spin while waiting; on a busy 2-core machine that costs 10x. Sleep instead.
+    "OMP_WAIT_POLICY": "passive",
 }
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from features.schema import table_spec
 
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before LightGBM loads OpenMP
+
 SHARED_DATA = Path(
     os.environ.get("TRANSITCAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )

@@ -37,3 +37,30 @@ def test_ingest_flow_simulates_validates_and_writes(prefect_harness: None, small
     assert pl.read_parquet(small_world_dir / "validated" / "quarantine.parquet").height == sum(
         c["quarantined"] for c in tables.values()
     )
+
+
+@pytest.mark.flow
+def test_train_shipment_models_flow_backtests_registers_and_gates(
+    prefect_harness: None, small_world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.shipment_tasks import ShipmentModelsConfig
+    from pipelines.flows import ingest_flow
+    from pipelines.training import train_shipment_models
+
+    monkeypatch.setenv("TRANSITCAST_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("TRANSITCAST_MLFLOW_DIR", str(tmp_path / "outputs" / "mlflow"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    world = _small_world().model_copy(
+        update={"shipments": _small_world().shipments.model_copy(update={"n_shipments": 6_000})}
+    )
+    ingest_flow(simulate_world=True, simulator=world, data_dir=small_world_dir, version=False)
+    config = ShipmentModelsConfig(n_folds=1, horizon_days=21, maturity_days=30, calibration_days=21)
+    results = train_shipment_models(config, ("eta", "delay"), data_dir=small_world_dir)
+    for name in ("eta", "delay"):
+        summary = results[name]["summary"]
+        assert {"transitcast", "oracle"} <= set(summary["model"])
+        assert results[name]["decision"]["promoted"], "the first version of a model becomes champion"
+        assert (Path(results[name]["model_dir"]) / "metadata.json").exists()
+    eta = results["eta"]["summary"].filter(pl.col("metric") == "pinball")
+    pinball = dict(zip(eta["model"], eta["value"], strict=True))
+    assert pinball["transitcast"] < pinball["contract_days"]
