@@ -20,6 +20,7 @@ Method: one LightGBM booster per quantile (objective ``quantile``, ``alpha = q``
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -68,6 +69,7 @@ class QuantileRegressor(LGBMModel):
         *,
         prefix: str = "eta_days",
         log_target: bool = False,
+        floor_features: Sequence[str] = (),
         config: LGBMConfig | None = None,
     ) -> None:
         qs = tuple(float(q) for q in quantiles)
@@ -77,6 +79,7 @@ class QuantileRegressor(LGBMModel):
         self.quantiles = qs
         self.prefix = prefix
         self.log_target = log_target
+        self.floor_features = tuple(floor_features)
         self.conformal: ConformalOffsets | None = None
 
     @property
@@ -110,6 +113,15 @@ class QuantileRegressor(LGBMModel):
             calibrated: add the conformal offsets when the model has been calibrated.
         """
         raw = self.predict_raw(frame)
+        present = [c for c in self.floor_features if c in frame.columns]
+        # Business rule: these features (e.g. holidays in the transit window) can only add time. Quantile
+        # leaves are re-fitted after growth, so LightGBM's monotone constraints do not hold; floor the
+        # prediction by the ones with any subset of these features set to zero instead.
+        for k in range(1, len(present) + 1):
+            for subset in itertools.combinations(present, k):
+                zeroed = frame.with_columns(pl.lit(0).cast(frame.schema[c]).alias(c) for c in subset)
+                without = self.predict_raw(zeroed)
+                raw = {name: np.maximum(values, without[name]) for name, values in raw.items()}
         z = enforce_monotone(np.column_stack([raw[name] for name in self._names]))
         if calibrated and self.conformal is not None:
             col = self.conformal.group_col
@@ -168,7 +180,12 @@ class QuantileRegressor(LGBMModel):
         return self
 
     def _init_kwargs(self) -> dict[str, Any]:
-        return {"quantiles": list(self.quantiles), "prefix": self.prefix, "log_target": self.log_target}
+        return {
+            "quantiles": list(self.quantiles),
+            "prefix": self.prefix,
+            "log_target": self.log_target,
+            "floor_features": list(self.floor_features),
+        }
 
     def _state(self) -> dict[str, Any]:
         return {"conformal": None if self.conformal is None else self.conformal.to_dict()}

@@ -124,8 +124,16 @@ class ShipmentModelsConfig(BaseModel):
     calibration_days: int = Field(default=28, ge=1, description="last part of training used to calibrate")
     history_days: int = Field(default=365, ge=28, description="training window before each cutoff")
     max_train_rows: int = Field(default=300_000, ge=1_000, description="most recent rows kept per fit")
+    max_train_rows_by_task: dict[str, int] = Field(
+        default_factory=lambda: {"intransit": 150_000},
+        description="per-task override (in-transit has ~8 milestone rows per shipment)",
+    )
     log_target: bool = True
     calibrate_by: str | None = "mode"
+    never_shorten: tuple[str, ...] = Field(
+        default=("dest_holidays_in_window", "peak_days_in_window"),
+        description="durations are floored by the prediction without these (a holiday never shortens an ETA)",
+    )
     end: dt.datetime | None = Field(default=None, description="stop the folds here (default: end of data)")
 
 
@@ -255,6 +263,7 @@ def _new_model(task: TaskFrame, config: ShipmentModelsConfig) -> LGBMModel:
             QUANTILES,
             prefix=task.spec.output,
             log_target=config.log_target,
+            floor_features=[c for c in config.never_shorten if c in task.features.names],
             config=config.lgbm,
         )
     return CalibratedClassifier(
@@ -266,8 +275,9 @@ def fit_rows(task: TaskFrame, train: pl.DataFrame, config: ShipmentModelsConfig)
     """Fit on the older part of `train`, calibrate on its last `calibration_days`."""
     spec = task.spec
     train = train.filter(pl.col(spec.target).is_not_null()).sort(spec.time_col)
-    if train.height > config.max_train_rows:
-        train = train.tail(config.max_train_rows)
+    cap = config.max_train_rows_by_task.get(spec.name, config.max_train_rows)
+    if train.height > cap:
+        train = train.tail(cap)
     split_at = train[spec.time_col].max() - dt.timedelta(days=config.calibration_days)  # type: ignore[operator]
     older = train.filter(pl.col(spec.time_col) < split_at)
     calib_rows = train.filter(pl.col(spec.time_col) >= split_at)

@@ -254,8 +254,11 @@ def demo(
     dirty_rate: Annotated[
         float, typer.Option(help="Share of raw rows broken on purpose, to show the quarantine at work.")
     ] = 0.001,
+    train: Annotated[
+        bool, typer.Option(help="Also train, backtest and register the shipment models.")
+    ] = True,
 ) -> None:
-    """Run the whole job on the embedded default: simulate, ingest, version (Prefect flow `ingest`)."""
+    """Run the whole job on the embedded default: simulate, ingest, version, train and register models."""
     from features.simulator import SimulatorConfig
     from pipelines.flows import ingest_flow
 
@@ -269,6 +272,14 @@ def demo(
     with _step("flow ingest: simulate -> validate -> write -> version (Prefect)"):
         result = ingest_flow(simulate_world=True, simulator=config, version=version)
     console.print(_accounting_table(result["tables"], "data ingested"))
+    if train:
+        from models.shipment_tasks import ShipmentModelsConfig
+        from pipelines.training import train_shipment_models
+
+        with _step("flow train-shipment-models: backtest, fit, MLflow, registry, gate (Prefect)"):
+            trained = train_shipment_models(ShipmentModelsConfig())
+        for name, res in trained.items():
+            _print_summary(name, res["summary"].to_dicts())
     console.print(f"raw files:        {settings.raw_dir}/ (oracle/ holds the simulator's truth)")
     console.print(
         f"validated tables: {settings.validated_dir}/ "
@@ -277,6 +288,10 @@ def demo(
     console.print(f"ingest report:    {settings.validated_dir}/ingest_report.json")
     dv = result.get("data_version")
     console.print(f"data version:     {dv[:12] if dv else 'not versioned'} (data.dvc)")
+    if train:
+        console.print(f"models:           {settings.outputs_dir}/models/<task>/ (LightGBM text + JSON)")
+        store = f"sqlite:///{settings.outputs_dir}/mlflow/mlflow.db"
+        console.print(f"MLflow runs:      {store} (browse: .venv/bin/mlflow ui --backend-store-uri {store})")
 
 
 # ---------------------------------------------------------------------------------------------------------
