@@ -210,7 +210,7 @@ def prepare_task_frames(
             (1 - pl.coalesce("lane_on_time_rate_last100", "dest_mode_on_time_rate_last200")).alias(
                 "p_late_lane"
             ),
-            pl.lit(float(prevalence)).alias("p_late_prevalence"),
+            pl.lit(float(prevalence)).alias("p_late_prevalence"),  # type: ignore[arg-type]
         )
         frames["delay"] = TaskFrame(TASKS["delay"], frame, booking_set)
     if declarations is not None and {"inspection", "clearance"} & set(tasks):
@@ -313,7 +313,10 @@ def task_folds(task: TaskFrame, config: ShipmentModelsConfig) -> list[Fold]:
     times = task.frame[task.spec.time_col]
     end = config.end or times.max() + dt.timedelta(seconds=1)  # type: ignore[operator]
     return rolling_origin_folds(
-        times, n_folds=config.n_folds, horizon=dt.timedelta(days=config.horizon_days), end=end
+        times,
+        n_folds=config.n_folds,
+        horizon=dt.timedelta(days=config.horizon_days),
+        end=end,  # type: ignore[arg-type]
     )
 
 
@@ -331,7 +334,7 @@ def backtest_task(
 
     def fit_predict(train: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
         cutoff = test[spec.time_col].min()
-        train = train.filter(pl.col(spec.time_col) >= cutoff - dt.timedelta(days=config.history_days))
+        train = train.filter(pl.col(spec.time_col) >= cutoff - dt.timedelta(days=config.history_days))  # type: ignore[operator]
         model = fit_rows(task, train, config)
         return test.hstack(model.predict(test))
 
@@ -386,7 +389,7 @@ def evaluate_task(preds: pl.DataFrame, task: TaskSpec, slices: tuple[str, ...] =
         point = []
     parts = []
     for by in [(), *[(s,) for s in slices if s in preds.columns]]:
-        out = [evaluate(preds, metric_fns, systems, task.target, "cutoff", by)]
+        out = [evaluate(preds, metric_fns, systems, task.target, "cutoff", by)]  # type: ignore[arg-type]
         out += [fn(frame, systems, task.target, "cutoff", by) for fn, frame in point]
         res = pl.concat(out, how="diagonal_relaxed")
         name = by[0] if by else "overall"
