@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import optuna
 import polars as pl
 from prefect import flow, task
 
@@ -31,6 +32,7 @@ from models.shipment_tasks import (
     systems_of,
     task_folds,
 )
+from models.tuning import SEARCH_SPACES
 from pipelines.settings import Settings
 from pipelines.tracking import Tracker
 from pipelines.tuning import load_best_params
@@ -68,9 +70,12 @@ def backtest_summary(metrics: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_tuned_params(config: ShipmentModelsConfig, name: str, tuning_dir: Path) -> ShipmentModelsConfig:
-    params = load_best_params(f"shipments-{name}", tuning_dir)
-    if not params:
+    best = load_best_params(f"shipments-{name}", tuning_dir)
+    if not best:
         return config
+    # Optuna stores trial parameter names; replay the search space to get LightGBM's parameters.
+    kind = "quantile" if TASKS[name].kind == "quantile" else "classifier"
+    params = SEARCH_SPACES[kind](optuna.trial.FixedTrial(best))
     rounds = int(params.pop("num_boost_round", config.lgbm.num_boost_round))
     lgbm = config.lgbm.model_copy(
         update={"params": {**config.lgbm.params, **params}, "num_boost_round": rounds}
