@@ -46,6 +46,7 @@ __all__ = [
     "CustomsHistoryConfig",
     "Deviation",
     "HistoryKey",
+    "KCS_KEYS",
     "build_customs_history",
     "derive_key_columns",
     "feature_names",
@@ -151,6 +152,19 @@ DEFAULT_KEYS: Final[tuple[HistoryKey, ...]] = (
 )
 """Keys built from contract columns only, so any `customs_declarations` table can use them."""
 
+KCS_KEYS: Final[tuple[HistoryKey, ...]] = (
+    HistoryKey(name="hs6_departure", by=("hs_code", "attr_country_of_departure")),
+    HistoryKey(name="hs6_tax_type", by=("hs_code", "attr_tax_type")),
+    HistoryKey(
+        name="hs6_departure_mass_band", by=("hs_code", "attr_country_of_departure", "mass_band"), m=2.0
+    ),
+    HistoryKey(
+        name="hs6_departure_value_band", by=("hs_code", "attr_country_of_departure", "value_band"), m=2.0
+    ),
+)
+"""Extra keys for tables from `features.adapters.kcs`, which keeps the country of departure and the tariff
+type as `attr_*` passthrough columns. Use `keys=DEFAULT_KEYS + KCS_KEYS`."""
+
 DEFAULT_DEVIATIONS: Final[tuple[Deviation, ...]] = (
     Deviation(value="log_value_per_kg", key="hs6", by=("hs_code",)),
     Deviation(value="log_declared_value", key="hs6", by=("hs_code",)),
@@ -200,14 +214,14 @@ def _exact_text(column: str) -> pl.Expr:
 
 
 def derive_key_columns(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the `DERIVED_COLUMNS` that can be computed from the columns present (others are skipped).
+    """Add the `DERIVED_COLUMNS` that `frame` lacks and that can be computed from its columns.
 
     Args:
         frame: declarations (needs `hs_code`, `declared_value_usd`, `net_mass_kg`, `tax_rate_pct` for all
             of them).
 
     Returns:
-        `frame` with the derived columns appended (existing columns of the same name are replaced).
+        `frame` with the derived columns appended; a derived column already in `frame` is kept as it is.
     """
     cols = set(frame.columns)
     exprs: dict[str, pl.Expr] = {}
@@ -236,7 +250,7 @@ def derive_key_columns(frame: pl.DataFrame) -> pl.DataFrame:
             ],
             separator=_SEP,
         )
-    return frame.with_columns(**exprs)
+    return frame.with_columns(**{name: e for name, e in exprs.items() if name not in cols})
 
 
 def _with_label(frame: pl.DataFrame, config: CustomsHistoryConfig) -> pl.DataFrame:
