@@ -57,7 +57,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
         handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=True)],
         force=True,
     )
-    for noisy in ("httpx", "prefect", "alembic", "asyncio", "numba"):
+    for noisy in ("httpx", "prefect", "alembic", "asyncio", "numba", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
