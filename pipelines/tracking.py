@@ -7,9 +7,9 @@ directories (LightGBM native text + JSON metadata) logged as MLflow pyfunc model
 `challenger` move through `promote`, the documented promotion gate:
 
     A new model version becomes `challenger`. It replaces the `champion` only when its gate metric on the
-    SAME backtest (same data version and folds, evaluated in the same run) is better than the champion's
-    by at least `min_improvement` (relative). Otherwise the champion stays and the new version keeps the
-    `challenger` alias. The first version of a model becomes champion.
+    SAME backtest (same data version and folds; the caller re-runs the champion's config when it was
+    measured elsewhere) is better than the champion's by at least `min_improvement` (relative). Otherwise
+    the champion stays and the new version keeps the `challenger` alias. The first version becomes champion.
 
 Defaults need nothing to start: a SQLite file and an artifact folder under `outputs/mlflow/`. Any
 `MLFLOW_TRACKING_URI` (a team server) works instead. mlflow is imported lazily (it takes ~3.6 s).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -248,6 +249,14 @@ class Tracker:
         except MlflowException:
             return None
 
+    def version_config(self, registered_name: str, version: str, name: str = "config") -> dict[str, Any]:
+        """The config logged (by `log_config`) in the run that produced a model version."""
+        run_id = self.client.get_model_version(registered_name, version).run_id
+        path = self._mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{name}.json", tracking_uri=self.settings.tracking_uri
+        )
+        return dict(json.loads(Path(path).read_text()))
+
     def download_model_dir(self, registered_name: str, alias: str = CHAMPION) -> Path | None:
         """Download the transitcast model directory behind an alias (None if the alias is not set)."""
         version = self.alias_version(registered_name, alias)
@@ -284,6 +293,8 @@ class Tracker:
         champion = self.alias_version(registered_name, CHAMPION)
         if champion is None or champion_value is None:
             promoted, reason = True, "no champion yet"
+        elif not math.isfinite(champion_value):
+            promoted, reason = False, f"champion v{champion} was measured on another backtest; it stays"
         else:
             gain = (
                 (champion_value - challenger_value)

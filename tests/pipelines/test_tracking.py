@@ -87,3 +87,33 @@ def test_promotion_gate_requires_the_margin(tracker: Tracker, tmp_path: Path) ->
     v2 = _log_version(tracker, tmp_path, 2.0)
     decision = tracker.promote("test-model", v2, "brier", 0.0995, champion_value=0.100, min_improvement=0.01)
     assert not decision.promoted and "not better" in decision.reason
+
+
+def test_champion_from_another_backtest_is_backtested_again_with_its_own_config(
+    tracker: Tracker, tmp_path: Path
+) -> None:
+    from models.shipment_tasks import ShipmentModelsConfig
+    from pipelines.training import _champion_value
+
+    model_dir = tmp_path / "champ"
+    model_dir.mkdir()
+    (model_dir / "meta.json").write_text(json.dumps({"k": 1.0}))
+    code = tmp_path / "model_code.py"
+    code.write_text(MODEL_CODE)
+    x = pl.DataFrame({"x": [1.0]})
+    champion_config = ShipmentModelsConfig(n_folds=2, horizon_days=14)
+    with tracker.run("old"):
+        tracker.log_config(champion_config)
+        version = tracker.log_model_dir(model_dir, "m", "test-model", x, x, model_code=code)
+    tracker.set_version_tags("test-model", version, {"backtest_key": "old-data"})
+    tracker.promote("test-model", version, "pinball", 1.0, None)
+
+    seen: list[ShipmentModelsConfig] = []
+
+    def rebacktest(config: ShipmentModelsConfig) -> float:
+        seen.append(config)
+        return 0.75
+
+    assert _champion_value(tracker, "test-model", "old-data", rebacktest) == 1.0  # same backtest: its record
+    assert _champion_value(tracker, "test-model", "new-data", rebacktest) == 0.75  # else: measured again
+    assert seen == [champion_config]
