@@ -72,36 +72,18 @@ class MilestoneFeatureConfig(BaseModel):
     fallback_n: int = Field(default=200, ge=2)
 
 
+def _remaining_stats(prefix: str, keys: tuple[str, ...], n: int, cfg: MilestoneFeatureConfig) -> AsOfStats:
+    """Remaining days after the same milestone on past delivered parcels of a group."""
+    last = LastN(value="remaining_days", n=n, stats=("mean",), quantiles=cfg.remaining_quantiles)
+    return AsOfStats(
+        prefix=prefix, by=(*keys, "last_event"), observed_at="delivered_at", last_n=(last,), n_obs=True
+    )
+
+
 def _history_specs(cfg: MilestoneFeatureConfig) -> tuple[AsOfStats, ...]:
     return (
-        AsOfStats(
-            prefix="lane_event",
-            by=(*cfg.lane_keys, "last_event"),
-            observed_at="delivered_at",
-            last_n=(
-                LastN(
-                    value="remaining_days",
-                    n=cfg.remaining_n,
-                    stats=("mean",),
-                    quantiles=cfg.remaining_quantiles,
-                ),
-            ),
-            n_obs=True,
-        ),
-        AsOfStats(
-            prefix="dest_mode_event",
-            by=(*cfg.fallback_keys, "last_event"),
-            observed_at="delivered_at",
-            last_n=(
-                LastN(
-                    value="remaining_days",
-                    n=cfg.fallback_n,
-                    stats=("mean",),
-                    quantiles=cfg.remaining_quantiles,
-                ),
-            ),
-            n_obs=True,
-        ),
+        _remaining_stats("lane_event", tuple(cfg.lane_keys), cfg.remaining_n, cfg),
+        _remaining_stats("dest_mode_event", tuple(cfg.fallback_keys), cfg.fallback_n, cfg),
     )
 
 

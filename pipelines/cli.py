@@ -358,17 +358,14 @@ def backtest(
     """Print the comparison table of each shipment model against its baselines (no registration)."""
     from models.shipment_tasks import TASKS, backtest_task, evaluate_task, prepare_task_frames
     from pipelines.settings import Settings
-    from pipelines.training import backtest_summary, load_tables
+    from pipelines.training import backtest_summary, load_oracle, load_tables
 
     if what != "shipments":
         raise _fail(f"unknown model family {what!r}; choose shipments")
     settings = Settings()
     config = _shipment_config(folds, 0)
     chosen = tuple(t for t in tasks.split(",") if t) or tuple(TASKS)
-    import polars as pl
-
-    oracle_path = settings.raw_dir / "oracle" / "shipments.parquet"
-    oracle = pl.read_parquet(oracle_path) if oracle_path.exists() else None
+    oracle = load_oracle(settings.raw_dir)
     with _step("building point-in-time features"):
         frames = prepare_task_frames(load_tables(settings.validated_dir), config, chosen)  # type: ignore[arg-type]
     out.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from pipelines.tuning import load_best_params
 from pipelines.versioning import current_data_version
 from serving.plots import coverage_figure, reliability_figure
 
-__all__ = ["backtest_summary", "load_tables", "train_shipment_models"]
+__all__ = ["backtest_summary", "load_oracle", "load_tables", "train_shipment_models"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ def load_tables(validated_dir: Path, names: tuple[str, ...] = SHIPMENT_TABLES) -
         for n in names
         if (validated_dir / f"{n}.parquet").exists()
     }
+
+
+def load_oracle(raw_dir: Path) -> pl.DataFrame | None:
+    """The simulator's per-shipment truth, when the raw folder came from the simulator (else None)."""
+    path = raw_dir / "oracle" / "shipments.parquet"
+    return pl.read_parquet(path) if path.exists() else None
 
 
 def backtest_summary(metrics: pl.DataFrame) -> pl.DataFrame:
@@ -153,8 +159,7 @@ def train_shipment_models(
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     config = config or ShipmentModelsConfig()
     tables = load_tables(settings.validated_dir)
-    oracle_path = settings.raw_dir / "oracle" / "shipments.parquet"
-    oracle = pl.read_parquet(oracle_path) if oracle_path.exists() else None
+    oracle = load_oracle(settings.raw_dir)
     frames = prepare_task_frames(tables, config, tasks)
     tracker = Tracker() if track else None
     results: dict[str, Any] = {}
