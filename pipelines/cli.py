@@ -401,5 +401,9 @@ def tune(
     )
 
 
+# The demand, serving and planning stages keep their commands in their own modules, which register them on
+# `app` (imported last, so `app` and the helpers above exist when they load).
+from pipelines import cli_demand, cli_planning, cli_serving  # noqa: E402,F401,I001
+
 if __name__ == "__main__":  # pragma: no cover
     app()
