@@ -1,0 +1,272 @@
+"""Stage: models (demand). One global LightGBM demand forecaster with calibrated count quantiles.
+
+Reads feature frames from `features.demand_features`; `DemandModel.save` writes the usual LightGBM text +
+``metadata.json`` directory (see `models.lgbm`), with the calibration state inside the metadata.
+`forecast_demand` turns validated tables + a fitted model + a cutoff into the forecast contract frame.
+
+Method:
+    * Direct multi-horizon: one Tweedie booster (``demand_mean``) over all series and horizons, with the
+      horizon as a feature; censored target weeks (stock-outs) are never training targets.
+    * Distribution: negative binomial around the mean, ``Var = mu + phi * mu^2``, with ``phi`` estimated by
+      moments per volume class x horizon bucket on a calibration window later than the training rows.
+    * Calibration: for each volume class and nominal level ``tau`` the level actually used, ``tau'``, is
+      chosen on the calibration window so that the share of ``y <= q(tau')`` reaches ``tau`` (integer
+      quantiles of integer demand: ``y <= q`` holds iff ``F(y - 1) < tau'``). Quantiles are monotone in
+      ``tau'`` and ``tau'`` is monotone in ``tau``, so P50 <= P80 <= P90 <= P95 always.
+    * Cross-horizon dependence for sample paths: ``path_rho``, the lag-1 correlation of the normal scores of
+      the randomised PIT across consecutive horizons of the same series and origin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from features.demand_features import DemandFeatureConfig, build_demand_features, demand_feature_set
+from features.demand_panel import build_weekly_panel, extend_panel, iso_week_label
+from features.shipment_features import FeatureSet
+from models.lgbm import LGBMConfig, LGBMModel
+from models.quantile import enforce_monotone
+
+__all__ = [
+    "DEMAND_QUANTILES",
+    "DemandModel",
+    "FORECAST_SCHEMA",
+    "forecast_demand",
+    "horizon_bucket",
+    "new_demand_model",
+]
+
+logger = logging.getLogger(__name__)
+
+DEMAND_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
+_Q_NAMES = [f"demand_q{int(round(q * 100))}" for q in DEMAND_QUANTILES]
+_MIN_GROUP = 50
+FORECAST_SCHEMA: dict[str, pl.DataType] = {
+    "forecast_week": pl.String(),
+    "cutoff_date": pl.Date(),
+    "warehouse_id": pl.String(),
+    "sku_id": pl.String(),
+    "horizon": pl.Int32(),
+    "week_start": pl.Date(),
+    "demand_mean": pl.Float64(),
+    **{name: pl.Float64() for name in _Q_NAMES},
+    "volume_class": pl.String(),
+    "model_version": pl.String(),
+    "data_version": pl.String(),
+}
+
+
+def horizon_bucket(horizon: np.ndarray) -> np.ndarray:
+    """Horizon bucket for the dispersion: 0 for weeks 1-4, 1 for 5-8, 2 beyond."""
+    return np.where(horizon <= 4, 0, np.where(horizon <= 8, 1, 2))
+
+
+def _nb_params(mu: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = 1.0 / np.maximum(phi, 1e-4)
+    return n, n / (n + np.maximum(mu, 1e-9))
+
+
+class DemandModel(LGBMModel):
+    """Global Tweedie LightGBM for weekly demand plus a calibrated negative-binomial predictive distribution.
+
+    Args:
+        features: the columns the model reads (`features.demand_features.demand_feature_set`).
+        config: training settings; ``params`` may override ``tweedie_variance_power``.
+        feature_config: the feature builder settings, saved with the model.
+
+    Example:
+        >>> model = DemandModel(demand_feature_set()).fit(train, "y").calibrate(calib, "y")  # doctest: +SKIP
+        >>> model.predict(rows)  # demand_mean, demand_q50 ... demand_q95  # doctest: +SKIP
+    """
+
+    kind = "demand"
+
+    def __init__(
+        self,
+        features: FeatureSet,
+        *,
+        config: LGBMConfig | None = None,
+        feature_config: DemandFeatureConfig | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(features, config=config, output_col="demand_mean")
+        if isinstance(feature_config, Mapping):  # from saved metadata
+            feature_config = DemandFeatureConfig(**feature_config)
+        self.feature_config = feature_config or DemandFeatureConfig()
+        self.dispersion: dict[str, float] = {}
+        self.levels: dict[str, list[float]] = {}
+        self.path_rho: float | None = None
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """``demand_mean`` then the quantile columns."""
+        return ("demand_mean", *_Q_NAMES)
+
+    def _booster_specs(self) -> dict[str, dict[str, Any]]:
+        power = self.config.params.get("tweedie_variance_power", 1.2)
+        return {"mean": {"objective": "tweedie", "tweedie_variance_power": power}}
+
+    def predict_mean(self, frame: pl.DataFrame) -> np.ndarray:
+        """The Tweedie mean per row (>= 0)."""
+        return np.maximum(self.predict_raw(frame)["mean"], 0.0)
+
+    def _phi(self, frame: pl.DataFrame) -> np.ndarray:
+        classes = frame.get_column("volume_class").cast(pl.String).fill_null("new").to_numpy()
+        buckets = horizon_bucket(frame.get_column("horizon").to_numpy())
+        default = self.dispersion.get("*", 0.5)
+        return np.array(
+            [self.dispersion.get(f"{c}|{b}", default) for c, b in zip(classes, buckets, strict=True)],
+            dtype=np.float64,
+        )
+
+    def _levels(self, frame: pl.DataFrame) -> np.ndarray:
+        classes = frame.get_column("volume_class").cast(pl.String).fill_null("new").to_numpy()
+        nominal = list(DEMAND_QUANTILES)
+        table = {c: np.asarray(self.levels.get(c, self.levels.get("*", nominal))) for c in set(classes)}
+        return np.vstack([table[c] for c in classes]) if len(classes) else np.empty((0, len(nominal)))
+
+    def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        mu = np.maximum(raw["mean"], 0.0)
+        n, p = _nb_params(mu, self._phi(frame))
+        levels = self._levels(frame)
+        q = stats.nbinom.ppf(levels, n[:, None], p[:, None])
+        q = enforce_monotone(np.nan_to_num(q, nan=0.0, posinf=0.0))
+        return {"demand_mean": mu, **{name: q[:, j] for j, name in enumerate(_Q_NAMES)}}
+
+    def calibrate(self, calib: pl.DataFrame, target: str = "y", *, seed: int = 0) -> DemandModel:
+        """Fit dispersion, calibrated levels and the path correlation on a later calibration window.
+
+        Args:
+            calib: rows later in time than the training rows, with a non-null `target` (uncensored weeks),
+                ``volume_class``, ``horizon``, and for the path correlation ``warehouse_id``, ``sku_id``,
+                ``origin_week``.
+            target: target column.
+            seed: seed of the randomised PIT.
+
+        Returns:
+            self, calibrated.
+        """
+        data = calib.filter(pl.col(target).is_not_null())
+        if data.height == 0:
+            raise ValueError("empty calibration frame (no uncensored target weeks)")
+        mu = self.predict_mean(data)
+        y = data.get_column(target).cast(pl.Float64).to_numpy()
+        classes = data.get_column("volume_class").cast(pl.String).fill_null("new").to_numpy()
+        buckets = horizon_bucket(data.get_column("horizon").to_numpy())
+
+        def moments(mask: np.ndarray) -> float:
+            num = ((y[mask] - mu[mask]) ** 2 - mu[mask]).mean()
+            return float(np.clip(num / max((mu[mask] ** 2).mean(), 1e-9), 1e-3, 20.0))
+
+        self.dispersion = {"*": moments(np.ones_like(y, dtype=bool))}
+        for c in np.unique(classes):
+            for b in np.unique(buckets):
+                mask = (classes == c) & (buckets == b)
+                if mask.sum() >= _MIN_GROUP:
+                    self.dispersion[f"{c}|{b}"] = moments(mask)
+        n, p = _nb_params(mu, self._phi(data))
+        below = np.where(y > 0, stats.nbinom.cdf(y - 1, n, p), 0.0)  # F(y - 1)
+        self.levels = {"*": self._fit_levels(below)}
+        for c in np.unique(classes):
+            mask = classes == c
+            if mask.sum() >= _MIN_GROUP:
+                self.levels[str(c)] = self._fit_levels(below[mask])
+        at = stats.nbinom.cdf(y, n, p)
+        rng = np.random.default_rng(seed)
+        pit = below + rng.uniform(size=y.size) * (at - below)
+        self.path_rho = self._fit_rho(data, pit)
+        logger.info("demand calibration: levels %s, rho %.3f", self.levels, self.path_rho)
+        return self
+
+    @staticmethod
+    def _fit_levels(below: np.ndarray) -> list[float]:
+        ordered = np.sort(below)
+        out = []
+        for tau in DEMAND_QUANTILES:
+            k = max(int(np.ceil(tau * ordered.size)) - 1, 0)
+            out.append(float(np.clip(ordered[k] + 1e-9, 0.01, 0.999)))
+        return np.maximum.accumulate(out).tolist()
+
+    @staticmethod
+    def _fit_rho(data: pl.DataFrame, pit: np.ndarray) -> float | None:
+        needed = {"warehouse_id", "sku_id", "origin_week", "horizon"}
+        if not needed <= set(data.columns):
+            return None
+        z = stats.norm.ppf(np.clip(pit, 1e-6, 1 - 1e-6))
+        frame = data.select(*needed).with_columns(_z=pl.Series(z))
+        nxt = frame.with_columns(pl.col("horizon") - 1).rename({"_z": "_z1"})
+        pairs = frame.join(nxt, on=["warehouse_id", "sku_id", "origin_week", "horizon"], how="inner")
+        if pairs.height < _MIN_GROUP:
+            return None
+        corr = np.corrcoef(pairs.get_column("_z").to_numpy(), pairs.get_column("_z1").to_numpy())[0, 1]
+        return float(np.clip(np.nan_to_num(corr), 0.0, 0.95))
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {"feature_config": self.feature_config.model_dump(mode="json")}
+
+    def _state(self) -> dict[str, Any]:
+        return {"dispersion": self.dispersion, "levels": self.levels, "path_rho": self.path_rho}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        self.dispersion = dict(state.get("dispersion", {}))
+        self.levels = {k: list(v) for k, v in state.get("levels", {}).items()}
+        self.path_rho = state.get("path_rho")
+
+
+def new_demand_model(
+    config: LGBMConfig | None = None, feature_config: DemandFeatureConfig | None = None
+) -> DemandModel:
+    """A `DemandModel` over the default feature set of `feature_config`."""
+    fc = feature_config or DemandFeatureConfig()
+    return DemandModel(demand_feature_set(fc), config=config, feature_config=fc)
+
+
+def forecast_demand(
+    tables: Mapping[str, pl.DataFrame],
+    model: DemandModel,
+    cutoff: dt.date,
+    *,
+    model_version: str = "",
+    data_version: str = "",
+) -> pl.DataFrame:
+    """The forecast contract frame for every series with sales before `cutoff` (a Monday).
+
+    Args:
+        tables: validated tables by name; reads ``warehouse_sales`` and, when present, ``skus`` and
+            ``warehouses``.
+        model: a fitted, calibrated `DemandModel`.
+        cutoff: first forecast day; must be a Monday. Only sales strictly before it are used.
+        model_version: written to ``model_version``.
+        data_version: written to ``data_version`` (may be "").
+
+    Returns:
+        The frame of `FORECAST_SCHEMA`, one row per series x horizon, sorted by series and horizon.
+    """
+    if cutoff.weekday() != 0:
+        raise ValueError(f"cutoff must be a Monday (the first day of the ISO week), got {cutoff}")
+    if "warehouse_sales" not in tables:
+        raise ValueError("tables must include 'warehouse_sales'")
+    panel = build_weekly_panel(tables["warehouse_sales"], tables.get("skus"), cutoff=cutoff)
+    panel = extend_panel(panel, cutoff)
+    rows = build_demand_features(
+        panel, tables.get("warehouses"), origins=[cutoff], config=model.feature_config
+    )
+    preds = model.predict(rows)
+    return (
+        rows.select("warehouse_id", "sku_id", "horizon", "week_start", "volume_class")
+        .hstack(preds)
+        .with_columns(
+            forecast_week=pl.lit(iso_week_label(cutoff)),
+            cutoff_date=pl.lit(cutoff, dtype=pl.Date),
+            model_version=pl.lit(model_version),
+            data_version=pl.lit(data_version),
+        )
+        .select([pl.col(c).cast(t) for c, t in FORECAST_SCHEMA.items()])
+        .sort("warehouse_id", "sku_id", "horizon")
+    )
