@@ -123,6 +123,4 @@ def promise_dates(
         promise_days_expr(target, prefix)
     )
     micros = (pl.col("promise_days") * 86_400_000_000).round(0).cast(pl.Int64)
-    return out.with_columns(
-        (created + pl.duration(microseconds=micros)).dt.date().alias("promise_date")
-    )
+    return out.with_columns((created + pl.duration(microseconds=micros)).dt.date().alias("promise_date"))

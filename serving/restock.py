@@ -213,8 +213,10 @@ def plan_restock(
         (pl.col("holding_cost_usd_per_unit_week") if "holding_cost_usd_per_unit_week" in warehouses.columns
          else pl.lit(0.06)).fill_null(0.06).alias("holding_usd_week"),
     )  # fmt: skip
-    cls = classes.select(*_SERIES, "abc_class") if classes is not None else pl.DataFrame(
-        schema={"warehouse_id": pl.String, "sku_id": pl.String, "abc_class": pl.String}
+    cls = (
+        classes.select(*_SERIES, "abc_class")
+        if classes is not None
+        else pl.DataFrame(schema={"warehouse_id": pl.String, "sku_id": pl.String, "abc_class": pl.String})
     )
     base = (
         keys.join(positions.select(*_SERIES, "on_hand_units", "on_order_units"), on=_SERIES, how="left")

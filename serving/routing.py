@@ -317,9 +317,7 @@ def recommend_routes(
     options = route_options(orders, lanes, stock, config)
     if options.is_empty():
         return rank_routes(
-            options.with_columns(
-                *(pl.lit(None, pl.Float64).alias(f"eta_days_q{q}") for q in (50, 80, 95))
-            ),
+            options.with_columns(*(pl.lit(None, pl.Float64).alias(f"eta_days_q{q}") for q in (50, 80, 95))),
             config,
         )
     scores = scorer(options)
