@@ -39,8 +39,15 @@ from pipelines.tracking import Tracker
 from pipelines.tuning import load_best_params
 from pipelines.versioning import current_data_version
 from serving.plots import coverage_figure, reliability_figure
+from serving.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
 
-__all__ = ["backtest_summary", "load_oracle", "load_tables", "train_shipment_models"]
+__all__ = [
+    "backtest_summary",
+    "load_oracle",
+    "load_tables",
+    "train_shipment_models",
+    "write_feature_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,20 @@ def _importance(model: LGBMModel) -> pl.DataFrame:
     return pl.DataFrame(rows).sort("booster", "gain", descending=[False, True])
 
 
+def write_feature_snapshot(
+    tables: dict[str, pl.DataFrame], config: ShipmentModelsConfig, models_dir: Path
+) -> Path:
+    """Write the feature snapshot the Predictor reads (`serving.snapshot`) into `models_dir/snapshot/`."""
+    version = current_data_version()
+    snapshot = build_snapshot(
+        tables,
+        booking=config.booking,
+        milestone=config.milestone,
+        data_version=version.md5 if version else None,
+    )
+    return write_snapshot(snapshot, models_dir / SNAPSHOT_DIR)
+
+
 @task(name="backtest-task")
 def _backtest(frame: TaskFrame, config: ShipmentModelsConfig, oracle: pl.DataFrame | None) -> pl.DataFrame:
     return backtest_task(frame, config, oracle)
@@ -164,6 +185,7 @@ def train_shipment_models(
     tracker = Tracker() if track else None
     results: dict[str, Any] = {}
     models_dir = settings.outputs_dir / "models"
+    snapshot_dir = write_feature_snapshot(tables, config, models_dir)
     for name, frame in frames.items():
         task_config = _with_tuned_params(config, name, settings.outputs_dir / "tuning")
         preds = _backtest(frame, task_config, oracle)
@@ -188,6 +210,9 @@ def train_shipment_models(
                 else coverage_figure(metrics, f"{name}: coverage")
             )
             tracker.log_figure(fig, f"figures/{name}_calibration.png")
+            if name == "eta":  # the Predictor reads the snapshot of the eta version's run
+                # Tracker has no public directory logger yet; its mlflow module is the adapter's own.
+                tracker._mlflow.log_artifacts(str(snapshot_dir), artifact_path=SNAPSHOT_DIR)
             tracker.log_frame(_importance(model), f"importance/{name}.csv")
             example = frame.frame.select(frame.features.names).head(5)
             version = tracker.log_model_dir(model_dir, name, registered, example, model.predict(example))

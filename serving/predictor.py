@@ -105,7 +105,7 @@ class PredictorInfo:
 
 
 def coerce_shipments(shipments: pl.DataFrame) -> pl.DataFrame:
-    """Contract `shipments` rows to score, with contract dtypes; `delivered_at`/`status` added when absent.
+    """Contract `shipments` columns of rows to score, with contract dtypes; `delivered_at`/`status` added.
 
     Raises:
         ValueError: naming the missing columns, the column that cannot take its contract type, or the
@@ -114,8 +114,9 @@ def coerce_shipments(shipments: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in INPUT_COLUMNS if c not in shipments.columns]
     if missing:
         raise ValueError(f"shipments: missing required column(s) {missing}")
-    spec = table_spec("shipments")
-    schema = spec.schema
+    schema = table_spec("shipments").schema
+    # Only contract columns go on: anything else (e.g. a caller's own features) could clash with features.
+    shipments = shipments.select(c for c in shipments.columns if c in schema)
     casts = []
     for name in shipments.columns:
         if name not in schema:
