@@ -317,20 +317,25 @@ def _shipment_config(folds: int, max_rows: int) -> object:
 
 @app.command()
 def train(
-    what: Annotated[str, typer.Argument(help="What to train: shipments.")] = "shipments",
+    what: Annotated[str, typer.Argument(help="What to train: shipments or demand.")] = "shipments",
     tasks: Annotated[
         str, typer.Option(help="Comma-separated: eta,delay,intransit,inspection,clearance.")
     ] = "",
-    folds: Annotated[int, typer.Option(help="Rolling-origin backtest folds.")] = 3,
+    folds: Annotated[
+        int, typer.Option(help="Rolling-origin backtest folds (demand uses at least 6 cutoffs).")
+    ] = 3,
     max_rows: Annotated[int, typer.Option(help="Most recent training rows per fit (0: default).")] = 0,
     track: Annotated[bool, typer.Option(help="Log to MLflow, register, apply the promotion gate.")] = True,
 ) -> None:
-    """Backtest every shipment model next to its baselines, fit, log to MLflow, register, gate."""
+    """Backtest every shipment model (or the demand model) next to its baselines, fit, log, register, gate."""
+    if what == "demand":
+        cli_demand.train_demand_command(folds=folds, track=track)
+        return
     from models.shipment_tasks import TASKS
     from pipelines.training import train_shipment_models
 
     if what != "shipments":
-        raise _fail(f"unknown model family {what!r}; choose shipments")
+        raise _fail(f"unknown model family {what!r}; choose shipments or demand")
     chosen = tuple(t for t in tasks.split(",") if t) or tuple(TASKS)
     unknown = set(chosen) - set(TASKS)
     if unknown:
@@ -348,20 +353,23 @@ def train(
 
 @app.command()
 def backtest(
-    what: Annotated[str, typer.Argument(help="What to backtest: shipments.")] = "shipments",
+    what: Annotated[str, typer.Argument(help="What to backtest: shipments or demand.")] = "shipments",
     tasks: Annotated[str, typer.Option(help="Comma-separated task names (default: all).")] = "",
-    folds: Annotated[int, typer.Option(help="Rolling-origin folds.")] = 3,
+    folds: Annotated[int, typer.Option(help="Rolling-origin folds (demand uses at least 6).")] = 3,
     out: Annotated[Path, typer.Option(help="Where to write the per-fold, per-slice metrics.")] = Path(
         "outputs/backtest"
     ),
 ) -> None:
-    """Print the comparison table of each shipment model against its baselines (no registration)."""
+    """Print each shipment model (or demand) against its baselines (no registration)."""
+    if what == "demand":
+        cli_demand.backtest_demand_command(folds=folds, out=out)
+        return
     from models.shipment_tasks import TASKS, backtest_task, evaluate_task, prepare_task_frames
     from pipelines.settings import Settings
     from pipelines.training import backtest_summary, load_oracle, load_tables
 
     if what != "shipments":
-        raise _fail(f"unknown model family {what!r}; choose shipments")
+        raise _fail(f"unknown model family {what!r}; choose shipments or demand")
     settings = Settings()
     config = _shipment_config(folds, 0)
     chosen = tuple(t for t in tasks.split(",") if t) or tuple(TASKS)
@@ -379,7 +387,7 @@ def backtest(
 
 @app.command()
 def tune(
-    what: Annotated[str, typer.Argument(help="What to tune: shipments.")] = "shipments",
+    what: Annotated[str, typer.Argument(help="What to tune: shipments or demand.")] = "shipments",
     task_name: Annotated[
         str, typer.Option("--task", help="eta, delay, intransit, inspection, clearance.")
     ] = "eta",
@@ -387,12 +395,15 @@ def tune(
     timeout: Annotated[float, typer.Option(help="Time budget in seconds.")] = 600.0,
     folds: Annotated[int, typer.Option(help="Time-ordered folds per trial.")] = 2,
 ) -> None:
-    """Tune a shipment model with Optuna on time-ordered folds; the next `train` uses the best parameters."""
+    """Tune a shipment model (or demand) with Optuna on time-ordered folds; the next `train` uses the best."""
+    if what == "demand":
+        cli_demand.tune_demand_command(trials=trials, timeout=timeout, folds=folds)
+        return
     from pipelines.shipment_tuning import tune_shipment_task
     from pipelines.tuning import StudyConfig
 
     if what != "shipments":
-        raise _fail(f"unknown model family {what!r}; choose shipments")
+        raise _fail(f"unknown model family {what!r}; choose shipments or demand")
     with _step(f"tuning {task_name}: {trials} trials or {timeout:.0f} s"):
         study = tune_shipment_task(task_name, folds, StudyConfig(n_trials=trials, timeout_seconds=timeout))
     console.print(f"best {study.best_value:.5g} with {study.best_params}")

@@ -43,6 +43,7 @@ from pipelines.versioning import current_data_version
 __all__ = [
     "DEMAND_TABLES",
     "demand_summary",
+    "slice_metrics",
     "load_demand_oracle",
     "load_demand_tables",
     "train_demand",
@@ -87,7 +88,8 @@ def demand_summary(metrics: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _sliced_metrics(preds: pl.DataFrame) -> pl.DataFrame:
+def slice_metrics(preds: pl.DataFrame) -> pl.DataFrame:
+    """Demand metrics per cutoff: overall, per warehouse and per volume class (`slice`, `slice_value`)."""
     models = model_columns(preds)
     parts = [demand_metrics(preds, models).with_columns(slice=pl.lit("overall"), slice_value=pl.lit(""))]
     for col in ("warehouse_id", "volume_class"):
@@ -160,7 +162,7 @@ def train_demand(
     prepared = prepare_demand(tables, config)
     panel, feats = prepared
     preds = _backtest(tables, config, oracle, prepared)
-    metrics = _sliced_metrics(preds)
+    metrics = slice_metrics(preds)
     summary = demand_summary(metrics)
     last_week = panel.get_column("week_start").max()
     assert isinstance(last_week, dt.date)
