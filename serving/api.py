@@ -164,21 +164,23 @@ class MicroBatcher:
         self.window_s = window_s
         self.max_rows = max_rows
         self.metrics = metrics
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Item] | None = None
         self._worker: asyncio.Task[None] | None = None
 
     async def score(self, predictor: Predictor, frame: pl.DataFrame) -> pl.DataFrame:
         """`predictor.predict_shipments(frame)`, possibly computed together with other requests."""
-        if self._queue is None or self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.create_task(self._run(self._queue))
-        future: asyncio.Future[pl.DataFrame] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._worker is None or self._worker.done() or self._loop is not loop:
+            self._loop, self._queue = loop, asyncio.Queue()
+            self._worker = loop.create_task(self._run(self._queue))
+        future: asyncio.Future[pl.DataFrame] = loop.create_future()
         self._queue.put_nowait(_Item(predictor, frame, future))
         return await future
 
     async def close(self) -> None:
         """Stop the worker."""
-        if self._worker is not None:
+        if self._worker is not None and self._loop is asyncio.get_running_loop():
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker

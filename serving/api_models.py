@@ -39,13 +39,15 @@ __all__ = [
 MODES = ("postal", "dedicated_line", "express", "overseas_warehouse", "air", "rail", "sea", "road")
 INCOTERMS = ("DDP", "DAP", "DDU", "DPU", "EXW", "FCA", "CPT", "CIP", "FAS", "FOB", "CFR", "CIF")
 EVENT_TYPES = (
-    "created",
     "picked_up",
-    "export_customs_cleared",
+    "arrived_origin_hub",
+    "export_cleared",
     "linehaul_departed",
     "linehaul_arrived",
-    "import_customs_cleared",
+    "import_customs_entered",
     "customs_held",
+    "customs_released",
+    "last_mile_received",
     "out_for_delivery",
     "delivery_failed",
     "delivered",
@@ -134,13 +136,15 @@ class EventIn(BaseModel):
 
     shipment_id: Id
     event: Literal[
-        "created",
         "picked_up",
-        "export_customs_cleared",
+        "arrived_origin_hub",
+        "export_cleared",
         "linehaul_departed",
         "linehaul_arrived",
-        "import_customs_cleared",
+        "import_customs_entered",
         "customs_held",
+        "customs_released",
+        "last_mile_received",
         "out_for_delivery",
         "delivery_failed",
         "delivered",
