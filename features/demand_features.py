@@ -27,7 +27,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.calendar import country_holidays, daily_calendar
 from features.demand_panel import SERIES
@@ -42,13 +42,16 @@ __all__ = [
 ]
 
 
+_REQUIRED_WINDOWS = (4, 13, 26)
+
+
 class DemandFeatureConfig(BaseModel):
     """Which lags, windows and horizons the demand features use.
 
     Attributes:
         horizons: forecast horizons in weeks (1..horizons).
         lags: lags of the weekly demand estimate, in weeks before the origin (1 = the last complete week).
-        windows: rolling-mean windows in weeks.
+        windows: rolling-mean windows in weeks; must include 4, 13 and 26.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -56,6 +59,23 @@ class DemandFeatureConfig(BaseModel):
     horizons: int = Field(default=16, ge=1, le=36)
     lags: tuple[int, ...] = (1, 2, 3, 4)
     windows: tuple[int, ...] = (4, 8, 13, 26, 52)
+
+    @field_validator("lags", "windows")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or min(value) < 1:
+            raise ValueError(f"lags and windows must be non-empty and >= 1, got {value}")
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _required_windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        missing = sorted(set(_REQUIRED_WINDOWS) - set(value))
+        if missing:
+            raise ValueError(
+                f"windows must include {_REQUIRED_WINDOWS} (trend and aggregates); missing {missing}"
+            )
+        return value
 
 
 _CAL_COLS = ["days_singles_day", "days_black_friday", "days_christmas", "days_to_cny", "week_of_year"]

@@ -10,7 +10,8 @@ One row per series and ISO week (``week_start`` is the Monday):
 * ``is_censored``: the SKU was out of stock on at least one day of the week, so ``units`` is a lower bound of
   demand. ``demand_obs`` is ``units`` on uncensored weeks and null on censored ones (the training target);
   ``demand_est`` is a censoring-aware demand estimate used for lag features: ``units`` scaled up to seven
-  in-stock days (a stock-out day counts as half a selling day), null when fewer than two selling days remain;
+  selling days (``selling_days``: an in-stock day counts 1, a stock-out day with sales 0.5, a stock-out day
+  without sales 0), null when fewer than two selling days remain;
 * ``hist_weeks``: weeks of history before this week; ``age_weeks``: weeks since launch (launch date from
   `skus` when given, else the first week with a sales row);
 * ``volume_class``: from the mean weekly demand estimate over the weeks *before* this one (point in time):
@@ -124,6 +125,14 @@ def build_weekly_panel(
             pl.col("units_sold").sum().cast(pl.Float64).alias("units"),
             pl.len().cast(pl.Int32).alias("n_days"),
             pl.col("is_stockout").cast(pl.Int32).sum().alias("stockout_days"),
+            # An in-stock day sells a full day; a stock-out day with sales about half; one without none.
+            pl.when(~pl.col("is_stockout"))
+            .then(1.0)
+            .when(pl.col("units_sold") > 0)
+            .then(0.5)
+            .otherwise(0.0)
+            .sum()
+            .alias("selling_days"),
             price.cast(pl.Float64).alias("price_usd"),
             promo.cast(pl.Int32).alias("promo_days"),
         )
@@ -131,9 +140,7 @@ def build_weekly_panel(
     grid = (
         weekly.group_by(SERIES)
         .agg(pl.col("week_start").min().alias("first_week"))
-        .with_columns(
-            week_start=pl.date_ranges(pl.col("first_week"), pl.lit(last_week), interval="1w")
-        )
+        .with_columns(week_start=pl.date_ranges(pl.col("first_week"), pl.lit(last_week), interval="1w"))
         .explode("week_start")
     )
     panel = grid.join(weekly, on=[*SERIES, "week_start"], how="left").with_columns(
@@ -141,6 +148,7 @@ def build_weekly_panel(
         pl.col("n_days").fill_null(0),
         pl.col("stockout_days").fill_null(0),
         pl.col("promo_days").fill_null(0),
+        pl.col("selling_days").fill_null(0.0),
     )
     if skus is not None and "launch_date" in skus.columns:
         launch = skus.select("sku_id", pl.col("launch_date").dt.truncate("1w").alias("launch_week"))
@@ -150,9 +158,8 @@ def build_weekly_panel(
         start = pl.col("first_week")
     if skus is not None and "category" in skus.columns:
         panel = panel.join(skus.select("sku_id", "category"), on="sku_id", how="left")
-    selling_days = (
-        pl.when(pl.col("n_days") > 0).then(pl.col("n_days")).otherwise(7) - 0.5 * pl.col("stockout_days")
-    )
+    # Days without a sales row (zero-filled) count as in-stock selling days.
+    selling_days = pl.col("selling_days") + (7 - pl.col("n_days")).clip(0)
     censored = pl.col("stockout_days") > 0
     panel = (
         panel.sort([*SERIES, "week_start"])
