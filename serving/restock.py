@@ -241,7 +241,7 @@ def plan_restock(
     if base["service_target"].is_null().any():
         raise ValueError(f"service_by_class has no target for classes {base['abc_class'].unique().to_list()}")
     if keys.is_empty():
-        return base
+        raise ValueError("no SKU x warehouse is in both the demand paths and the stock positions")
     d = _path_array(paths, keys)
     n_s, n_p, n_h = d.shape
     alpha = base["service_target"].to_numpy()
