@@ -1,0 +1,176 @@
+"""Model tests for models.demand / models.demand_tasks on a small seeded simulated world."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from features.simulator.demand import DemandConfig, simulate_demand
+from models.demand import FORECAST_SCHEMA, DemandModel, forecast_demand
+from models.demand_paths import sample_paths
+from models.demand_tasks import (
+    DemandTaskConfig,
+    baseline_predictions,
+    demand_backtest,
+    demand_metrics,
+    fit_demand_model,
+    model_columns,
+    prepare_demand,
+)
+from models.lgbm import LGBMConfig
+
+START, END = dt.date(2023, 1, 2), dt.date(2025, 3, 30)
+CUTOFF = dt.date(2024, 10, 14)  # Black Friday 2024-11-29 falls in horizon 7
+CONFIG = DemandTaskConfig(
+    lgbm=LGBMConfig(
+        num_boost_round=120, early_stopping_rounds=20, num_threads=1, params={"learning_rate": 0.1}
+    ),
+    train_weeks=60,
+    calib_origins=6,
+    origin_step=2,
+)
+Q = ["demand_q50", "demand_q80", "demand_q90", "demand_q95"]
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, pl.DataFrame]:
+    tables, oracle = simulate_demand(DemandConfig(n_skus=12), START, END, np.random.default_rng(3))
+    return {**tables, "oracle": oracle["demand_weekly"]}
+
+
+@pytest.fixture(scope="module")
+def prepared(world: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return prepare_demand(world, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def model(prepared: tuple[pl.DataFrame, pl.DataFrame]) -> DemandModel:
+    return fit_demand_model(prepared[1], CUTOFF, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def forecast(world: dict[str, pl.DataFrame], model: DemandModel) -> pl.DataFrame:
+    return forecast_demand(world, model, CUTOFF, model_version="m1", data_version="d1")
+
+
+def test_demand_quantiles_never_cross(
+    prepared: tuple[pl.DataFrame, pl.DataFrame], model: DemandModel
+) -> None:
+    preds = model.predict(prepared[1].filter(pl.col("origin_week") >= CUTOFF))
+    q = preds.select(Q).to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all()
+    assert (q >= 0).all() and np.allclose(q, np.round(q))  # integer quantiles of integer demand
+    assert (preds["demand_mean"] >= 0).all()
+
+
+def test_demand_model_learns_no_target_after_cutoff(model: DemandModel) -> None:
+    assert model.training_["n_rows"] > 0
+    assert model.levels and model.dispersion and model.path_rho is not None
+    nominal = [0.5, 0.8, 0.9, 0.95]
+    assert all(abs(a - b) < 0.3 for a, b in zip(model.levels["*"], nominal, strict=True))
+
+
+def test_demand_save_load_parity(
+    tmp_path: Path, prepared: tuple[pl.DataFrame, pl.DataFrame], model: DemandModel
+) -> None:
+    rows = prepared[1].filter(pl.col("origin_week") == CUTOFF)
+    loaded = DemandModel.load(model.save(tmp_path / "demand"))
+    assert loaded.predict(rows).equals(model.predict(rows))
+    assert loaded.feature_config == model.feature_config
+    assert loaded.path_rho == model.path_rho
+
+
+def test_forecast_follows_the_contract(forecast: pl.DataFrame) -> None:
+    assert forecast.schema == pl.Schema(FORECAST_SCHEMA)
+    assert forecast["forecast_week"].unique().to_list() == ["2024-W42"]
+    per_series = forecast.group_by("warehouse_id", "sku_id").agg(pl.col("horizon").sort())
+    assert all(h.to_list() == list(range(1, 17)) for h in per_series["horizon"])
+    first = forecast.filter(pl.col("horizon") == 1)["week_start"].unique().to_list()
+    assert first == [CUTOFF]
+    assert forecast["model_version"].unique().to_list() == ["m1"]
+    paths = sample_paths(forecast, n_paths=50)
+    assert paths.height == forecast.height * 50
+
+
+def test_forecast_rejects_a_cutoff_that_is_not_a_monday(
+    world: dict[str, pl.DataFrame], model: DemandModel
+) -> None:
+    with pytest.raises(ValueError, match="Monday"):
+        forecast_demand(world, model, CUTOFF + dt.timedelta(days=1))
+
+
+def test_forecast_ignores_sales_on_or_after_the_cutoff(
+    world: dict[str, pl.DataFrame], model: DemandModel, forecast: pl.DataFrame
+) -> None:
+    future = world["warehouse_sales"].filter(pl.col("date") >= CUTOFF).with_columns(pl.col("units_sold") * 10)
+    changed = {
+        **world,
+        "warehouse_sales": pl.concat([world["warehouse_sales"].filter(pl.col("date") < CUTOFF), future]),
+    }
+    assert forecast_demand(changed, model, CUTOFF, model_version="m1", data_version="d1").equals(forecast)
+
+
+def test_peak_week_forecast_is_higher_than_an_ordinary_week(forecast: pl.DataFrame) -> None:
+    by_week = forecast.group_by("horizon").agg(pl.col("demand_mean").sum()).sort("horizon")
+    peak = by_week.filter(pl.col("horizon") == 7)["demand_mean"][0]  # week of Black Friday 2024
+    ordinary = by_week.filter(pl.col("horizon") == 2)["demand_mean"][0]  # late October
+    assert peak > 1.2 * ordinary
+
+
+def test_stockout_weeks_do_not_pull_the_forecast_down(
+    world: dict[str, pl.DataFrame], model: DemandModel, forecast: pl.DataFrame
+) -> None:
+    top = (
+        forecast.filter(pl.col("horizon") <= 4)
+        .group_by("warehouse_id", "sku_id")
+        .agg(pl.col("demand_mean").sum())
+    )
+    wh, sku = top.sort("demand_mean", descending=True).row(0)[:2]
+    window = pl.col("date").is_between(CUTOFF - dt.timedelta(days=56), CUTOFF - dt.timedelta(days=1))
+    target = (pl.col("warehouse_id") == wh) & (pl.col("sku_id") == sku) & window
+    sales = world["warehouse_sales"]
+
+    def mean_next_4(flagged: bool) -> float:
+        changed = sales.with_columns(
+            pl.when(target).then(0).otherwise(pl.col("units_sold")).alias("units_sold"),
+            pl.when(target).then(flagged).otherwise(pl.col("is_stockout")).alias("is_stockout"),
+        )
+        out = forecast_demand({**world, "warehouse_sales": changed}, model, CUTOFF)
+        sel = out.filter(
+            (pl.col("warehouse_id") == wh) & (pl.col("sku_id") == sku) & (pl.col("horizon") <= 4)
+        )
+        return float(sel["demand_mean"].sum())
+
+    original = float(top.sort("demand_mean", descending=True)["demand_mean"][0])
+    stocked_out, true_zeros = mean_next_4(True), mean_next_4(False)
+    assert stocked_out > 1.05 * true_zeros
+    assert stocked_out >= 0.85 * original
+
+
+def test_baselines_have_monotone_quantiles(prepared: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    panel, feats = prepared
+    rows = baseline_predictions(panel, feats.filter(pl.col("origin_week") == CUTOFF))
+    for m in ("seasonal_naive", "moving_average"):
+        q = rows.select([f"{m}_q{p}" for p in (50, 80, 90, 95)]).to_numpy()
+        assert (np.diff(q, axis=1) >= 0).all(), m
+
+
+@pytest.mark.slow
+def test_demand_backtest_beats_moving_average_and_is_calibrated(
+    world: dict[str, pl.DataFrame], prepared: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    preds = demand_backtest(world, CONFIG, oracle=world["oracle"], prepared=prepared)
+    assert preds["cutoff"].n_unique() == 6
+    metrics = demand_metrics(preds, model_columns(preds))
+    mean = metrics.group_by("model", "metric").agg(pl.col("value").mean())
+
+    def value(model: str, metric: str) -> float:
+        return float(mean.filter((pl.col("model") == model) & (pl.col("metric") == metric))["value"][0])
+
+    assert value("lgbm", "scaled_pinball") < value("moving_average", "scaled_pinball")
+    assert value("oracle", "scaled_pinball") < value("lgbm", "scaled_pinball")
+    assert abs(value("lgbm", "coverage_q90") - 0.9) < 0.06
