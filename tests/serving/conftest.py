@@ -17,8 +17,7 @@ from serving.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
 TABLES = ("shipments", "shipment_events", "customs_declarations", "lanes")
 
 
-@pytest.fixture(scope="session")
-def serving_world() -> dict[str, pl.DataFrame]:
+def make_world() -> dict[str, pl.DataFrame]:
     """Validated contract tables of a ~4,000-shipment world (seeded)."""
     base = SimulatorConfig(start_date=dt.date(2024, 9, 2), end_date=dt.date(2025, 2, 28), seed=21)
     config = base.model_copy(
@@ -29,6 +28,12 @@ def serving_world() -> dict[str, pl.DataFrame]:
     )
     sim = simulate(config)
     return validate_tables({n: sim.tables[n] for n in TABLES}).valid
+
+
+@pytest.fixture(scope="session")
+def serving_world() -> dict[str, pl.DataFrame]:
+    """Validated contract tables of a ~4,000-shipment world (seeded)."""
+    return make_world()
 
 
 def train_models(world: dict[str, pl.DataFrame], out: Path, seed: int = 0) -> Path:
