@@ -265,6 +265,7 @@ class Predictor:
         Raises:
             LookupError: when `transitcast-eta` has no version with `alias`.
         """
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
         from mlflow import MlflowClient
 
@@ -275,11 +276,9 @@ class Predictor:
             raise LookupError(f"no version of {REGISTERED_PREFIX}eta has the alias {alias!r} at {uri}")
         models: dict[str, LGBMModel] = {}
         for task, version in versions.items():
-            root = Path(
-                mlflow.artifacts.download_artifacts(
-                    f"models:/{REGISTERED_PREFIX}{task}/{version}", tracking_uri=uri
-                )
-            )
+            # The version's own artifact location: no models:/ URI, so no separate registry URI to resolve.
+            source = client.get_model_version_download_uri(f"{REGISTERED_PREFIX}{task}", version)
+            root = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri))
             models[task] = load_model(root / "artifacts" / "model_dir")
         run_id = client.get_model_version(f"{REGISTERED_PREFIX}eta", versions["eta"]).run_id
         snapshot: FeatureSnapshot | None = None
