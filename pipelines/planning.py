@@ -118,12 +118,13 @@ def _restock(
     tables: dict[str, pl.DataFrame], paths: pl.DataFrame, plan_date: dt.date, config: RestockConfig
 ) -> pl.DataFrame:
     rep, sales, skus = tables["replenishments"], tables["warehouse_sales"], tables["skus"]
+    lead = lead_time_samples(rep, plan_date)
     plan = plan_restock(
         paths,
-        stock_positions(sales, rep, plan_date),
+        stock_positions(sales, rep, plan_date, lead),
         skus,
         tables["warehouses"],
-        lead_time_samples(rep, plan_date),
+        lead,
         freight_rates(rep, skus, plan_date),
         abc_classes(sales, skus, plan_date, config),
         config,

@@ -103,17 +103,26 @@ def freight_rates(
     return pl.DataFrame(rows, schema=schema, orient="row").sort("warehouse_id", "mode")
 
 
-def stock_positions(sales: pl.DataFrame, replenishments: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+def stock_positions(
+    sales: pl.DataFrame,
+    replenishments: pl.DataFrame,
+    as_of: dt.date,
+    lead_samples: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """On hand and on order per SKU x warehouse at the start of `as_of`.
 
     Args:
         sales: the contract `warehouse_sales` table.
         replenishments: the contract table.
         as_of: plan date.
+        lead_samples: `lead_time_samples(...)`; when given, each open lot gets an expected due date: its
+            departure + the median lead time of its warehouse x mode, at least 1 day after `as_of` (a lot
+            already overdue is expected tomorrow).
 
     Returns:
         `warehouse_id`, `sku_id`, `on_hand_units` (last `on_hand_end` before `as_of`, 0 if null),
-        `on_order_units` (shipped before `as_of`, not received before it), `stock_date`.
+        `on_order_units` (shipped before `as_of`, not received before it), `stock_date`; with `lead_samples`
+        also `on_order_lots` and `on_order_due_days` (lists, one entry per open lot).
     """
     t = _as_of_ts(as_of)
     on_hand = (
@@ -125,18 +134,30 @@ def stock_positions(sales: pl.DataFrame, replenishments: pl.DataFrame, as_of: dt
             pl.col("date").last().alias("stock_date"),
         )
     )
-    on_order = (
-        replenishments.filter(
-            (pl.col("shipped_at") < t) & (pl.col("received_at").is_null() | (pl.col("received_at") >= t))
+    open_lots = replenishments.filter(
+        (pl.col("shipped_at") < t) & (pl.col("received_at").is_null() | (pl.col("received_at") >= t))
+    ).with_columns(pl.col("mode").cast(pl.String))
+    aggs = [pl.col("units").sum().cast(pl.Int64).alias("on_order_units")]
+    if lead_samples is not None:
+        median = lead_samples.group_by("warehouse_id", "mode").agg(pl.col("lead_days").median().alias("_med"))
+        age = (t - pl.col("shipped_at")).dt.total_microseconds() / _DAY_US
+        open_lots = open_lots.join(median, on=["warehouse_id", "mode"], how="left").with_columns(
+            (pl.col("_med").fill_null(30.0) - age).clip(1.0, None).alias("_due")
         )
-        .group_by("warehouse_id", "sku_id")
-        .agg(pl.col("units").sum().cast(pl.Int64).alias("on_order_units"))
+        aggs += [
+            pl.col("units").cast(pl.Int64).alias("on_order_lots"),
+            pl.col("_due").alias("on_order_due_days"),
+        ]
+    on_order = open_lots.group_by("warehouse_id", "sku_id").agg(aggs)
+    out = on_hand.join(on_order, on=["warehouse_id", "sku_id"], how="full", coalesce=True).with_columns(
+        pl.col("on_hand_units", "on_order_units").fill_null(0)
     )
-    return (
-        on_hand.join(on_order, on=["warehouse_id", "sku_id"], how="full", coalesce=True)
-        .with_columns(pl.col("on_hand_units", "on_order_units").fill_null(0))
-        .sort("warehouse_id", "sku_id")
-    )
+    if lead_samples is not None:
+        out = out.with_columns(
+            pl.col("on_order_lots").fill_null(pl.lit([], pl.List(pl.Int64))),
+            pl.col("on_order_due_days").fill_null(pl.lit([], pl.List(pl.Float64))),
+        )
+    return out.sort("warehouse_id", "sku_id")
 
 
 def lane_reliability(replenishments: pl.DataFrame, as_of: dt.date, lookback_days: int = 365) -> pl.DataFrame:

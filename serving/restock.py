@@ -14,8 +14,10 @@ The policy, per series and per candidate mode (sea, rail, air: each mode the war
    week-to-week dependence of the paths. Weekly quantiles are never summed.
 2. **Order-up-to level** `S` = the `service_target` quantile of `D_p` (per ABC class), rounded up.
    Safety stock = `S - mean(D_p)`.
-3. **Order** = `S - (on hand + on order)` when positive, rounded up to the case pack and at least the
-   minimum order quantity; 0 otherwise.
+3. **Order** = the `service_target` quantile of `D_p - position_p` when positive (= `S - (on hand + on
+   order)` when everything on order arrives within the window), rounded up to the case pack and at least the
+   minimum order quantity; 0 otherwise. `position_p` = on hand + the on-order lots due within path p's lead
+   time + review period, when the positions carry lots with due days (`stock_positions(..., lead_samples)`).
 4. **Cost of the mode** for this order over one cycle: freight (fixed + per kg) + in-transit holding
    (capital cost of the goods during the mean lead time) + on-hand holding (expected leftover at the end of
    the cycle plus half the review-period demand, for one review period, at the warehouse's holding cost) +
@@ -123,6 +125,21 @@ def _path_array(paths: pl.DataFrame, keys: pl.DataFrame) -> np.ndarray:
     return p["units"].to_numpy().reshape(n_s, n_p, n_h)
 
 
+def _lots(base: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """On-order lots [S, K] (units, days until due); one lot due at day 0 per series without lot columns."""
+    if "on_order_lots" not in base.columns:
+        return base["on_order_units"].to_numpy().astype(float)[:, None], np.zeros((base.height, 1))
+    units = base["on_order_lots"].fill_null([]).to_list()
+    due = base["on_order_due_days"].fill_null([]).to_list()
+    k = max(1, max((len(u) for u in units), default=1))
+    u_arr, d_arr = np.zeros((base.height, k)), np.full((base.height, k), np.inf)
+    for i, (u, dd) in enumerate(zip(units, due, strict=True)):
+        if len(u) != len(dd):
+            raise ValueError(f"series {i}: on_order_lots and on_order_due_days differ in length")
+        u_arr[i, : len(u)], d_arr[i, : len(dd)] = u, dd
+    return u_arr, d_arr
+
+
 def _cover_demand(d: np.ndarray, cover_weeks: np.ndarray) -> np.ndarray:
     """Demand over `cover_weeks` [S, P] (fractional last week) from paths `d` [S, P, H]."""
     h = np.arange(d.shape[2])
@@ -179,7 +196,11 @@ def plan_restock(
         paths: demand sample paths from the plan week on (`warehouse_id, sku_id, path_id, horizon, units`,
             horizon 1 = the week starting on the plan date).
         positions: `warehouse_id, sku_id, on_hand_units, on_order_units`
-            (`serving.lead_times.stock_positions`).
+            (`serving.lead_times.stock_positions`), optionally `on_order_lots` (list of units) and
+            `on_order_due_days` (list of days until each lot is expected): with them, a lot counts on a
+            path only if it is due within that path's lead time +
+            review period (so a fast air order is not cancelled by sea stock arriving after it is needed);
+            without them all of `on_order_units` counts.
         skus: the contract table (`unit_cost_usd`, `price_usd`, `weight_kg`, `case_pack`, `min_order_units`).
         warehouses: the contract table (`capacity_units`, `holding_cost_usd_per_unit_week`).
         lead_samples: `warehouse_id, mode, lead_days` (`serving.lead_times.lead_time_samples`).
@@ -218,8 +239,13 @@ def plan_restock(
         if classes is not None
         else pl.DataFrame(schema={"warehouse_id": pl.String, "sku_id": pl.String, "abc_class": pl.String})
     )
+    lots = [c for c in ("on_order_lots", "on_order_due_days") if c in positions.columns]
+    if len(lots) == 1:
+        raise ValueError("positions need both on_order_lots and on_order_due_days, or neither")
     base = (
-        keys.join(positions.select(*_SERIES, "on_hand_units", "on_order_units"), on=_SERIES, how="left")
+        keys.join(
+            positions.select(*_SERIES, "on_hand_units", "on_order_units", *lots), on=_SERIES, how="left"
+        )
         .join(sku, on="sku_id", how="left")
         .join(wh_cols, on="warehouse_id", how="left")
         .join(cls, on=_SERIES, how="left")
@@ -242,10 +268,12 @@ def plan_restock(
         raise ValueError(f"service_by_class has no target for classes {base['abc_class'].unique().to_list()}")
     if keys.is_empty():
         raise ValueError("no SKU x warehouse is in both the demand paths and the stock positions")
-    d = _path_array(paths, keys)
+    base = base.sort(_SERIES)  # joins do not keep row order: align every array with the paths array
+    d = _path_array(paths, base.select(_SERIES))
     n_s, n_p, n_h = d.shape
     alpha = base["service_target"].to_numpy()
-    position = (base["on_hand_units"] + base["on_order_units"]).to_numpy().astype(float)
+    on_hand = base["on_hand_units"].to_numpy().astype(float)
+    lot_units, lot_due = _lots(base)
     case, moq = base["case_pack"].to_numpy().astype(float), base["min_order_units"].to_numpy().astype(float)
     weight, unit_cost = base["weight_kg"].to_numpy(), base["unit_cost_usd"].to_numpy()
     short_cost = np.maximum(base["price_usd"].to_numpy() - unit_cost, 0.0) + config.stockout_penalty_usd
@@ -255,7 +283,7 @@ def plan_restock(
 
     per_mode: dict[str, dict[str, np.ndarray]] = {}
     for k, mode in enumerate(config.modes):
-        arrays = _mode_arrays(keys, lead_samples, freight, mode, n_p, config.seed + k)
+        arrays = _mode_arrays(base.select(_SERIES), lead_samples, freight, mode, n_p, config.seed + k)
         if arrays is None:
             continue
         lead, fixed, per_kg, ok = arrays
@@ -266,8 +294,12 @@ def plan_restock(
             raise ValueError(f"{mode}: cover of {too_long:.1f} weeks exceeds the {n_h} weeks of demand paths")
         dem = _cover_demand(d, np.nan_to_num(cover_w))
         s_level = np.ceil(np.array([np.quantile(dem[i], alpha[i]) for i in range(n_s)]))
-        qty = _round_order(s_level - position, case, moq)
-        after = position[:, None] + qty[:, None]
+        # on order counts on a path only when it is due before the end of that path's cover window
+        window = np.nan_to_num(lead) + config.review_days
+        pos = on_hand[:, None] + (lot_units[:, None, :] * (lot_due[:, None, :] <= window[:, :, None])).sum(-1)
+        need = np.ceil(np.array([np.quantile(dem[i] - pos[i], alpha[i]) for i in range(n_s)]))
+        qty = _round_order(need, case, moq)
+        after = pos + qty[:, None]
         short = np.maximum(dem - after, 0.0).mean(axis=1)
         left = np.maximum(after - dem, 0.0).mean(axis=1)
         lead_ok = np.where(ok[:, None], lead, 0.0)

@@ -222,3 +222,25 @@ def test_abc_classes_by_revenue() -> None:
     skus = pl.DataFrame({"sku_id": ["a", "b", "c", "d"], "price_usd": [1.0] * 4})
     out = abc_classes(sales, skus, dt.date(2025, 1, 10), RestockConfig())
     assert dict(zip(out["sku_id"], out["abc_class"], strict=True)) == {"a": "A", "b": "B", "c": "B", "d": "C"}
+
+
+def test_on_order_due_after_the_window_does_not_cover_the_need() -> None:
+    # 10/week, lead 7 d (+ review 7 d) = 2 weeks cover -> need 20. 30 units on order:
+    # due in 3 days they cover it (no order); due in 40 days they arrive too late (order 20).
+    lead, fr = _lanes([7.0] * 5)
+    inputs = _inputs(on_hand=0, on_order=30, case=1)
+    soon = inputs | {
+        "positions": inputs["positions"].with_columns(
+            pl.Series("on_order_lots", [[30]]), pl.Series("on_order_due_days", [[3.0]])
+        )
+    }
+    late = inputs | {
+        "positions": inputs["positions"].with_columns(
+            pl.Series("on_order_lots", [[30]]), pl.Series("on_order_due_days", [[40.0]])
+        )
+    }
+    assert _plan(_paths([[10.0]] * 3), soon, lead, fr)["order_units"][0] == 0
+    assert _plan(_paths([[10.0]] * 3), late, lead, fr)["order_units"][0] == 20
+    assert (
+        _plan(_paths([[10.0]] * 3), inputs, lead, fr)["order_units"][0] == 0
+    )  # no lots: all on order counts
