@@ -25,7 +25,8 @@ by `scorer`, which must return one row per input row, in order, with `eta_days_q
 * `expected_cost_usd` = freight + duties + `p_late` x `late_penalty_usd`;
 * `is_feasible` = `p_on_time >= on_time_target` (the chance constraint);
 * `rank` 1.. : feasible options first, then by expected cost (ties: faster q50, then option id). If no option
-  is feasible, the best remains rank 1 and the order's `reason` says the constraint could not be met.
+  is feasible, the one with the highest P(on time) is rank 1 (ties by expected cost) and the `reason` says
+  the constraint could not be met.
 """
 
 from __future__ import annotations
@@ -258,10 +259,18 @@ def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
         (pl.col("freight_usd") + pl.col("duties_usd") + pl.col("late_cost_usd")).alias("expected_cost_usd"),
         (pl.col("p_on_time") >= config.on_time_target).alias("is_feasible"),
     )
-    out = out.sort(
-        "order_id", pl.col("is_feasible").not_(), "expected_cost_usd", "eta_days_q50", "option_id"
-    ).with_columns(pl.int_range(1, pl.len() + 1).over("order_id").cast(pl.Int32).alias("rank"))
+    # Feasible options by expected cost; an order without any feasible option gets the most reliable one
+    # first (the chance constraint is then missed by as little as possible), ties by cost.
     any_feasible = pl.col("is_feasible").any().over("order_id")
+    infeasible_key = pl.when(any_feasible).then(pl.lit(0.0)).otherwise(-pl.col("p_on_time"))
+    out = out.sort(
+        "order_id",
+        pl.col("is_feasible").not_(),
+        infeasible_key,
+        "expected_cost_usd",
+        "eta_days_q50",
+        "option_id",
+    ).with_columns(pl.int_range(1, pl.len() + 1).over("order_id").cast(pl.Int32).alias("rank"))
     reason = (
         pl.when(pl.col("is_feasible"))
         .then(
@@ -279,7 +288,7 @@ def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
         .then(pl.format("infeasible: P(on time) {}% < target", (pl.col("p_on_time") * 100).round(1)))
         .otherwise(
             pl.format(
-                "no option meets the {}% target; cheapest expected cost shown (P(on time) {}%)",
+                "no option meets the {}% target; the most reliable first (P(on time) {}%)",
                 pl.lit(round(config.on_time_target * 100, 1)),
                 (pl.col("p_on_time") * 100).round(1),
             )

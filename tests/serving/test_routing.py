@@ -95,9 +95,12 @@ def test_recommend_routes_warehouse_wins_when_stocked() -> None:
 
 
 def test_recommend_routes_no_feasible_option_says_so() -> None:
-    out = recommend_routes(_orders(1), fake_scorer, LANES, None, RoutingConfig(on_time_target=0.99))
+    out = recommend_routes(_orders(4), fake_scorer, LANES, None, RoutingConfig(on_time_target=0.99))
     assert not out["is_feasible"].any()
-    assert out.filter(pl.col("rank") == 1)["reason"][0].startswith("no option meets")
+    best = out.filter(pl.col("rank") == 1)
+    assert best["reason"][0].startswith("no option meets")
+    assert best["p_on_time"][0] == out["p_on_time"].max()  # the most reliable option comes first
+    assert best["mode"].cast(pl.String)[0] == "express"
 
 
 def test_recommend_routes_uses_model_p_late_when_given() -> None:
