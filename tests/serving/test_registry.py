@@ -12,6 +12,7 @@ from serving.api_settings import ApiSettings
 from serving.predictor import Predictor, registry_versions
 
 
+@pytest.mark.slow  # imports mlflow and logs two model versions (~15 s)
 def test_predictor_from_registry_follows_the_champion_alias(
     models_dir: Path, open_rows: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -30,9 +31,7 @@ def test_predictor_from_registry_follows_the_champion_alias(
                 tracker.log_model_dir(eta_dir, "eta", "transitcast-eta", example, example.rename({"x": "y"}))
             )
     tracker.client.set_registered_model_alias("transitcast-eta", CHAMPION, versions[0])
-    settings = ApiSettings(
-        api_keys="k", model_alias=CHAMPION, mlflow_tracking_uri=uri, models_dir=models_dir
-    )
+    settings = ApiSettings(api_keys="k", model_alias=CHAMPION, mlflow_tracking_uri=uri, models_dir=models_dir)
     first = source_version(settings)
     predictor = Predictor.from_registry(CHAMPION, tracking_uri=uri, snapshot_dir=models_dir / "snapshot")
     assert predictor.info.model_version == f"eta:v{versions[0]}"
