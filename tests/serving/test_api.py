@@ -229,3 +229,13 @@ def test_api_event_literal_matches_the_contract() -> None:
     from serving.api_models import EventIn
 
     assert get_args(EventIn.model_fields["event"].annotation) == EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    ("path", "model"), [("/v1/eta", "EtaRequest"), ("/v1/route", "RouteRequest")], ids=["eta", "route"]
+)
+def test_api_openapi_examples_are_valid_requests(client: TestClient, path: str, model: str) -> None:
+    spec = client.get("/openapi.json").json()
+    example = spec["components"]["schemas"][model]["examples"][0]
+    r = client.post(path, json=example, headers=AUTH)
+    assert r.status_code == 200, r.text
