@@ -222,12 +222,12 @@ class MicroBatcher:
             self.metrics.batch_rows.observe(frame.height)
         try:
             out = await asyncio.to_thread(predictor.predict_shipments, frame)
-        except ValueError:
+        except ValueError as exc:
             if len(live) > 1:  # let each request get its own error
                 for item in live:
                     await self._execute([item])
                 return
-            _settle(live[0].future, exc=_unprocessable(str(_last_error(predictor, live[0].frame))))
+            _settle(live[0].future, exc=_unprocessable(str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
             for item in live:
@@ -238,14 +238,6 @@ class MicroBatcher:
             part = out.slice(offset, h).with_columns(item.frame.get_column("shipment_id"))
             _settle(item.future, result=part)
             offset += h
-
-
-def _last_error(predictor: Predictor, frame: pl.DataFrame) -> str:
-    try:
-        predictor.predict_shipments(frame)
-    except ValueError as exc:
-        return str(exc)
-    return "invalid input"
 
 
 def _settle(

@@ -239,3 +239,44 @@ def test_api_openapi_examples_are_valid_requests(client: TestClient, path: str, 
     example = spec["components"]["schemas"][model]["examples"][0]
     r = client.post(path, json=example, headers=AUTH)
     assert r.status_code == 200, r.text
+
+
+class _FakePredictor:
+    """Doubles `x`; refuses frames holding a negative `x` (as the Predictor refuses invalid rows)."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict_shipments(self, frame: pl.DataFrame) -> pl.DataFrame:
+        self.calls.append(frame.height)
+        if (frame["x"] < 0).any():
+            raise ValueError("x: must be >= 0")
+        return frame.select("shipment_id", (pl.col("x") * 2).alias("y"))
+
+
+def test_micro_batcher_groups_requests_and_isolates_a_bad_one() -> None:
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from serving.api import MicroBatcher
+
+    fake = _FakePredictor()
+    batcher = MicroBatcher(window_s=0.05, max_rows=100)
+
+    async def run() -> list[object]:
+        frames = [pl.DataFrame({"shipment_id": [f"s{i}"], "x": [float(i)]}) for i in range(5)]
+        frames.append(pl.DataFrame({"shipment_id": ["bad"], "x": [-1.0]}))
+        results = await asyncio.gather(
+            *(batcher.score(fake, f) for f in frames),
+            return_exceptions=True,  # type: ignore[arg-type]
+        )
+        await batcher.close()
+        return results
+
+    results = asyncio.run(run())
+    assert fake.calls[0] == 6  # one call for the six concurrent requests ...
+    good = [r for r in results if isinstance(r, pl.DataFrame)]
+    assert [(r["shipment_id"][0], r["y"][0]) for r in good] == [(f"s{i}", 2.0 * i) for i in range(5)]
+    bad = results[-1]
+    assert isinstance(bad, HTTPException) and bad.status_code == 422  # ... and only the bad one fails
