@@ -315,6 +315,7 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
     w = World(t, start, args.weeks, args.series, args.seed)
     forecast, source = _forecaster(t, start, args.forecast)
     targets = [float(x) for x in args.targets.split(",")]
+    modes = tuple(args.modes.split(","))
     zs = [float(x) for x in args.z.split(",")]
     ours = {f"ours T={x:.2f}": Replay(w, f"ours T={x:.2f}") for x in targets}
     ours["ours ABC (97/93/85)"] = Replay(w, "ours ABC")
@@ -332,15 +333,21 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
         classes = abc_classes(t["warehouse_sales"], t["skus"], d0, RestockConfig())
         for name, r in ours.items():
             if "ABC" in name:
-                cfg = RestockConfig(seed=week)
+                cfg = RestockConfig(seed=week, modes=modes)
             else:
                 x = float(name.split("=")[1])
-                cfg = RestockConfig(seed=week, service_by_class={"A": x, "B": x, "C": x})
+                cfg = RestockConfig(seed=week, modes=modes, service_by_class={"A": x, "B": x, "C": x})
             pos = r.positions(keys, week * 7)
             plan = plan_restock(paths, pos, t["skus"], t["warehouses"], lead, fr, classes, cfg)
             plan = keys.join(plan, on=["warehouse_id", "sku_id"], how="left", maintain_order="left")
-            qty = plan["order_units"].fill_null(0).to_numpy()
-            r.order(week, qty, plan["mode"].fill_null("sea").to_list())
+            r.order(
+                week, plan["order_units"].fill_null(0).to_numpy(), plan["mode"].fill_null("sea").to_list()
+            )
+            r.order(
+                week,
+                plan["expedite_units"].fill_null(0).to_numpy(),
+                plan["expedite_mode"].fill_null("air").to_list(),
+            )
         for name, r in classic.items():
             _classic(w, r, t, week, float(name.split("=")[1]), mean_lead)
         for r in [*ours.values(), *classic.values()]:
@@ -564,8 +571,9 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=250)
     ap.add_argument("--paths", type=int, default=100)
     ap.add_argument("--forecast", choices=("model", "oracle"), default="model")
-    ap.add_argument("--targets", default="0.80,0.90,0.95,0.98")
-    ap.add_argument("--z", default="0.84,1.28,1.64,2.05,2.6")
+    ap.add_argument("--modes", default="sea,rail,air", help="replenishment modes our policy may choose")
+    ap.add_argument("--targets", default="0.50,0.70,0.80,0.90,0.95,0.98")
+    ap.add_argument("--z", default="0.84,1.28,1.64,2.05,2.6,3.2")
     ap.add_argument("--orders", type=int, default=1500)
     ap.add_argument("--route-start", default="2025-10-20")
     ap.add_argument("--promise-days", type=int, default=10)

@@ -21,8 +21,9 @@ The policy, per series and per candidate mode (sea, rail, air: each mode the war
 4. **Cost of the mode** for this order over one cycle: freight (fixed + per kg) + in-transit holding
    (capital cost of the goods during the mean lead time) + on-hand holding (expected leftover at the end of
    the cycle plus half the review-period demand, for one review period, at the warehouse's holding cost) +
-   expected stock-out cost (expected units short at the end of the cycle x lost margin + penalty). The mode
-   with the lowest total is chosen (ties: the faster one).
+   expected stock-out cost (expected units short at the end of the cycle x lost margin + penalty). The
+   regular mode is the cheapest per kg (sea); when it would arrive too late (P(stock-out before it can
+   arrive) > 1 - target) the mode with the lowest total is chosen (ties: the faster one).
 5. **Limits.** Per warehouse, on hand + on order + new orders never exceed `capacity_units` (a conservative
    bound: it ignores the demand sold before the goods arrive). Over all warehouses, the purchase value +
    freight of new orders never exceeds `budget_usd` when set. Lines are served in priority order (class A
@@ -61,6 +62,9 @@ class RestockConfig(BaseModel):
         capital_rate_per_year: cost of capital on goods in transit (share of unit cost per year).
         stockout_penalty_usd: goodwill cost per unit short, on top of the lost margin.
         budget_usd: cap on purchase value + freight of all new orders, or None.
+        expedite_only: use a faster mode than the regular (cheapest per kg) one only when the regular mode
+            would arrive too late (P(stock-out before it can arrive) > 1 - target). Myopic one-cycle costs
+            otherwise favour small weekly air top-ups, which cost more over a season (see docs/decisions.md).
         seed: lead-time draws.
     """
 
@@ -75,6 +79,7 @@ class RestockConfig(BaseModel):
     capital_rate_per_year: float = Field(default=0.15, ge=0)
     stockout_penalty_usd: float = Field(default=1.0, ge=0)
     budget_usd: float | None = Field(default=None, ge=0)
+    expedite_only: bool = True
     seed: int = 0
 
 
@@ -298,6 +303,12 @@ def plan_restock(
         window = np.nan_to_num(lead) + config.review_days
         pos = on_hand[:, None] + (lot_units[:, None, :] * (lot_due[:, None, :] <= window[:, :, None])).sum(-1)
         need = np.ceil(np.array([np.quantile(dem[i] - pos[i], alpha[i]) for i in range(n_s)]))
+        # risk of running out before an order by this mode could arrive (what only a faster mode can fix)
+        lead_dem = _cover_demand(d, np.nan_to_num(lead) / 7.0)
+        lead_pos = on_hand[:, None] + (lot_units[:, None, :] * (lot_due[:, None, :] <= lead[:, :, None])).sum(
+            -1
+        )
+        early_risk = (lead_dem > lead_pos).mean(axis=1)
         qty = _round_order(need, case, moq)
         after = pos + qty[:, None]
         short = np.maximum(dem - after, 0.0).mean(axis=1)
@@ -312,12 +323,12 @@ def plan_restock(
             "ok": ok, "lead_mean": mean_lead,
             "lead_p90": np.where(ok, np.quantile(lead_ok, 0.9, axis=1), np.nan),
             "cover_weeks": np.where(ok, np.nan_to_num(cover_w).mean(axis=1), np.nan),
-            "dem_mean": dem.mean(axis=1), "S": s_level, "qty": qty, "freight": freight_usd,
+            "dem_mean": dem.mean(axis=1), "S": s_level, "qty": qty, "need": need, "freight": freight_usd,
             "transit": transit,
             "holding": holding, "stockout": stockout, "short": short,
             "p_stockout": (dem > after).mean(axis=1), "dem_for_fill": dem.mean(axis=1),
             "total": np.where(ok, freight_usd + transit + holding + stockout, np.inf),
-            "fixed": np.nan_to_num(fixed), "per_kg": np.nan_to_num(per_kg),
+            "fixed": np.nan_to_num(fixed), "per_kg": np.nan_to_num(per_kg), "early_risk": early_risk,
         }  # fmt: skip
     if not per_mode:
         raise ValueError("no lead-time history for any candidate mode; cannot plan")
@@ -326,34 +337,50 @@ def plan_restock(
     speed = np.stack([np.nan_to_num(per_mode[m]["lead_mean"], nan=np.inf) for m in modes], axis=1)
     qtys = np.stack([per_mode[m]["qty"] for m in modes], axis=1)
     rate = np.stack([np.where(per_mode[m]["ok"], per_mode[m]["per_kg"], np.inf) for m in modes], axis=1)
-    # An order goes by the cheapest mode in total; without an order anywhere, the stats are those of the
-    # regular (cheapest-freight) mode.
-    best = np.where(
-        qtys.max(axis=1) > 0,
-        np.lexsort((speed.T, totals.T), axis=0)[0],
-        rate.argmin(axis=1),
-    )
+    # The regular mode is the cheapest per kg. A faster mode is considered when the regular one would
+    # arrive too late (P(stock-out before it can arrive) above 1 - target) or always with
+    # `expedite_only=False`; then the order goes by the cheapest mode in total expected cost.
+    regular = rate.argmin(axis=1)
     rows = np.arange(n_s)
-    pick = {k: np.stack([per_mode[m][k] for m in modes], axis=1)[rows, best] for k in per_mode[modes[0]]}
+    early = np.stack([per_mode[m]["early_risk"] for m in modes], axis=1)[rows, regular]
+    open_choice = ~np.full(n_s, config.expedite_only) | (early > 1.0 - alpha)
+    cheapest_total = np.lexsort((speed.T, totals.T), axis=0)[0]
+    best = np.where((qtys.max(axis=1) > 0) & open_choice, cheapest_total, regular)
+    pick = {k: np.stack([per_mode[m][k] for m in modes], axis=1)[rows, regular] for k in per_mode[modes[0]]}
+    fast = {k: np.stack([per_mode[m][k] for m in modes], axis=1)[rows, best] for k in per_mode[modes[0]]}
+    # Dual sourcing: the faster mode ships what is needed before the regular mode could arrive; the regular
+    # mode still ships the rest of the need over its own (longer) window, so the pipeline keeps flowing.
+    expedite = np.where(best != regular, fast["qty"], 0).astype(np.int64)
+    case, moq_units = base["case_pack"].to_numpy(), base["min_order_units"].to_numpy()
+    regular_qty = np.where(
+        best != regular,
+        _round_order(pick["need"] - expedite, case.astype(float), moq_units.astype(float)),
+        pick["qty"],
+    ).astype(np.int64)
+    reg_freight = np.where(regular_qty > 0, pick["fixed"] + pick["per_kg"] * regular_qty * weight, 0.0)
     alt = [
         "; ".join(f"{m} {per_mode[m]['total'][i]:.0f}" for m in modes if np.isfinite(per_mode[m]["total"][i]))
         for i in range(n_s)
     ]
     plan = base.with_columns(
-        pl.Series("mode", [modes[j] for j in best]),
+        pl.Series("mode", [modes[j] for j in regular]),
         pl.Series("lead_days_mean", pick["lead_mean"]).round(1),
         pl.Series("lead_days_p90", pick["lead_p90"]).round(1),
         pl.Series("cover_weeks", pick["cover_weeks"]).round(2),
         pl.Series("demand_cover_mean", pick["dem_mean"]).round(1),
         pl.Series("order_up_to_units", pick["S"].astype(np.int64)),
-        pl.Series("order_units_unconstrained", pick["qty"].astype(np.int64)),
-        pl.Series("freight_usd", pick["freight"]).round(2),
-        pl.Series("transit_holding_usd", pick["transit"]).round(2),
-        pl.Series("holding_usd", pick["holding"]).round(2),
-        pl.Series("stockout_cost_usd", pick["stockout"]).round(2),
-        pl.Series("expected_cost_usd", pick["total"]).round(2),
-        pl.Series("p_stockout", pick["p_stockout"]).round(3),
-        pl.Series("expected_short_units", pick["short"]).round(2),
+        pl.Series("order_units_unconstrained", regular_qty),
+        pl.Series("freight_usd", reg_freight).round(2),
+        pl.Series("expedite_mode", [modes[j] if j != r else None for j, r in zip(best, regular, strict=True)],
+                  dtype=pl.String),
+        pl.Series("expedite_units_unconstrained", expedite),
+        pl.Series("transit_holding_usd", fast["transit"]).round(2),
+        pl.Series("holding_usd", fast["holding"]).round(2),
+        pl.Series("stockout_cost_usd", fast["stockout"]).round(2),
+        pl.Series("expected_cost_usd", fast["total"]).round(2),
+        pl.Series("p_stockout", fast["p_stockout"]).round(3),
+        pl.Series("p_stockout_before_regular", early).round(3),
+        pl.Series("expected_short_units", fast["short"]).round(2),
         pl.Series("mode_costs", alt),
         pl.Series("weekly_demand_mean", d[:, :, : min(4, n_h)].sum(axis=2).mean(axis=1) / min(4, n_h)),
     ).with_columns(
@@ -362,60 +389,88 @@ def plan_restock(
         (pl.col("on_hand_units") / pl.col("weekly_demand_mean").clip(1e-9, None))
         .round(1)
         .alias("weeks_of_cover"),
-    )
-    plan = _apply_limits(plan, pick["fixed"], pick["per_kg"], config)
+    )  # fmt: skip
+    plan = _apply_limits(plan, (fast["fixed"], fast["per_kg"]), (pick["fixed"], pick["per_kg"]), config)
     return _with_reason(plan)
 
 
-def _apply_limits(
-    plan: pl.DataFrame, fixed: np.ndarray, per_kg: np.ndarray, config: RestockConfig
-) -> pl.DataFrame:
-    """Cut order lines, in priority order, so capacity (per warehouse) and budget (overall) hold."""
-    n = plan.height
-    want = plan["order_units_unconstrained"].to_numpy().astype(np.int64)
-    qty = want.copy()
+def _fit_lines(
+    plan: pl.DataFrame,
+    want: np.ndarray,
+    rates: tuple[np.ndarray, np.ndarray],
+    room: dict[str, float],
+    budget: list[float],
+) -> tuple[np.ndarray, list[str]]:
+    """Fit order lines in priority order (class A first, then the largest stock-out cost avoided per unit)
+    into the warehouses' remaining room and the remaining budget (both updated in place)."""
+    fixed, per_kg = rates
     case = plan["case_pack"].to_numpy().astype(np.int64)
     moq = np.ceil(plan["min_order_units"].to_numpy() / case).astype(np.int64) * case
-    unit_cost = plan["unit_cost_usd"].to_numpy()
-    var_cost = unit_cost + per_kg * plan["weight_kg"].to_numpy()  # purchase + freight per unit
-    class_rank = plan["abc_class"].to_numpy()
+    var_cost = plan["unit_cost_usd"].to_numpy() + per_kg * plan["weight_kg"].to_numpy()  # purchase + freight
     avoided = plan["stockout_cost_usd"].to_numpy() / np.maximum(want, 1)
-    priority = np.lexsort((-avoided, class_rank))
-    note = [""] * n
+    priority = np.lexsort((-avoided, plan["abc_class"].to_numpy()))
     wh = plan["warehouse_id"].to_list()
-    cap = dict(zip(wh, plan["capacity_units"].to_list(), strict=True))
-    used = dict.fromkeys(cap, 0)
-    for w, pos in zip(wh, plan["inventory_position"].to_list(), strict=True):
-        used[w] += int(pos)
-    budget_left = np.inf if config.budget_usd is None else float(config.budget_usd)
+    qty = want.copy()
+    note = [""] * plan.height
     for i in priority:
         if want[i] <= 0:
             continue
-        room = want[i] if cap[wh[i]] is None else max(int(cap[wh[i]]) - used[wh[i]], 0)
-        fit = min(int(want[i]), room // case[i] * case[i])
+        space = int(min(room[wh[i]], 1e15))
+        fit = min(int(want[i]), space // case[i] * case[i])
         by_budget = False
-        if np.isfinite(budget_left):
-            afford = int(max(budget_left - fixed[i], 0.0) // max(var_cost[i], 1e-9))
+        if np.isfinite(budget[0]):
+            afford = int(max(budget[0] - fixed[i], 0.0) // max(var_cost[i], 1e-9))
             if afford // case[i] * case[i] < fit:
                 fit, by_budget = afford // case[i] * case[i], True
         if fit < moq[i]:
             fit = 0
         if fit < want[i]:
-            why = [w for w, hit in (("capacity", room < want[i]), ("budget", by_budget)) if hit]
+            why = [w for w, hit in (("capacity", space < want[i]), ("budget", by_budget)) if hit]
             note[i] = f"cut from {want[i]} by {' and '.join(why)}"
-        used[wh[i]] += int(fit)
+        room[wh[i]] -= fit
         if fit > 0:
-            budget_left -= fit * var_cost[i] + fixed[i]
+            budget[0] -= fit * var_cost[i] + fixed[i]
         qty[i] = fit
-    freight = np.where(qty > 0, fixed + per_kg * qty * plan["weight_kg"].to_numpy(), 0.0)
+    return qty, note
+
+
+def _apply_limits(
+    plan: pl.DataFrame,
+    fast_rates: tuple[np.ndarray, np.ndarray],
+    regular_rates: tuple[np.ndarray, np.ndarray],
+    config: RestockConfig,
+) -> pl.DataFrame:
+    """Cut lines so capacity (per warehouse: on hand + on order + new orders) and budget (overall) hold.
+
+    Expedite lines are served first (they prevent the nearest stock-outs), then the regular ones.
+    """
+    room: dict[str, float] = {}
+    for w, cap, pos in plan.select("warehouse_id", "capacity_units", "inventory_position").iter_rows():
+        room[w] = room.get(w, float("inf") if cap is None else float(cap)) - pos
+    room = {w: max(v, 0.0) for w, v in room.items()}
+    budget = [np.inf if config.budget_usd is None else float(config.budget_usd)]
+    exp_want = plan["expedite_units_unconstrained"].to_numpy().astype(np.int64)
+    exp_qty, exp_note = _fit_lines(plan, exp_want, fast_rates, room, budget)
+    reg_want = plan["order_units_unconstrained"].to_numpy().astype(np.int64)
+    reg_qty, reg_note = _fit_lines(plan, reg_want, regular_rates, room, budget)
+    weight = plan["weight_kg"].to_numpy()
+    reg_freight = np.where(reg_qty > 0, regular_rates[0] + regular_rates[1] * reg_qty * weight, 0.0)
+    exp_freight = np.where(exp_qty > 0, fast_rates[0] + fast_rates[1] * exp_qty * weight, 0.0)
+    notes = [
+        "; ".join(x for x in (f"expedite {e}" if e else "", r) if x)
+        for e, r in zip(exp_note, reg_note, strict=True)
+    ]
     return plan.with_columns(
-        pl.Series("order_units", qty),
-        pl.Series("freight_usd", freight).round(2),
-        pl.Series("limit_note", note, dtype=pl.String),
+        pl.Series("order_units", reg_qty),
+        pl.Series("expedite_units", exp_qty),
+        pl.Series("freight_usd", reg_freight + exp_freight).round(2),
+        pl.Series("limit_note", notes, dtype=pl.String),
     ).with_columns(
         (pl.col("order_units") // pl.col("case_pack")).alias("order_cases"),
-        (pl.col("order_units") * pl.col("unit_cost_usd")).round(2).alias("order_value_usd"),
-        (pl.col("order_units") > 0).alias("is_order"),
+        ((pl.col("order_units") + pl.col("expedite_units")) * pl.col("unit_cost_usd"))
+        .round(2)
+        .alias("order_value_usd"),
+        ((pl.col("order_units") + pl.col("expedite_units")) > 0).alias("is_order"),
     )
 
 
@@ -433,11 +488,18 @@ def _with_reason(plan: pl.DataFrame) -> pl.DataFrame:
         pl.col("on_hand_units"),
         pl.col("on_order_units"),
         pl.col("inventory_position"),
-        pl.when(pl.col("is_order"))
-        .then(pl.format("order {} ({} cases of {}) by {} (expected cost USD: {})",
-                        "order_units", "order_cases", "case_pack", "mode", "mode_costs"))
+        pl.when(pl.col("order_units") > 0)
+        .then(pl.format("order {} ({} cases of {}) by {}", "order_units", "order_cases", "case_pack", "mode"))
+        .when(pl.col("expedite_units") > 0)
+        .then(pl.format("no {} order (the expedite covers the need)", "mode"))
         .otherwise(pl.lit("no order (position covers the target)")),
     )  # fmt: skip
+    expedite = pl.format(
+        "; expedite {} by {}: P(stock-out before {} arrives) {}% (expected cost USD: {})",
+        "expedite_units", "expedite_mode", "mode", (pl.col("p_stockout_before_regular") * 100).round(0),
+        "mode_costs",
+    )  # fmt: skip
+    reason = pl.when(pl.col("expedite_units") > 0).then(pl.concat_str(reason, expedite)).otherwise(reason)
     cut = pl.concat_str(reason, pl.lit("; "), "limit_note")
     reason = pl.when(pl.col("limit_note") != "").then(cut).otherwise(reason)
     return plan.with_columns(reason.alias("reason")).sort("warehouse_id", "sku_id")

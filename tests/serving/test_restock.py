@@ -156,15 +156,19 @@ def test_capacity_and_budget_are_never_exceeded(
     cfg = RestockConfig(handling_days=2.0, modes=("sea", "air"), budget_usd=budget)
     plan = plan_restock(data["paths"], data["positions"], data["skus"], whs, lead, fr, data["classes"], cfg)
     existing = int(data["positions"]["on_hand_units"].sum())
-    assert plan["order_units"].sum() <= max(capacity - existing, 0)
+    assert (plan["order_units"] + plan["expedite_units"]).sum() <= max(capacity - existing, 0)
     spend = (plan["order_value_usd"] + plan["freight_usd"]).sum()
     if budget is not None:
         assert spend <= budget + 0.05
-    assert (plan["order_units"] % plan["case_pack"] == 0).all()
-    ordered = plan.filter("is_order")
-    assert (ordered["order_units"] >= ordered["min_order_units"]).all()
-    assert (plan["order_units"] <= plan["order_units_unconstrained"]).all()
-    cut = plan.filter(pl.col("order_units") < pl.col("order_units_unconstrained"))
+    for col in ("order_units", "expedite_units"):
+        assert (plan[col] % plan["case_pack"] == 0).all()
+        placed = plan.filter(pl.col(col) > 0)
+        assert (placed[col] >= placed["min_order_units"]).all()
+        assert (plan[col] <= plan[f"{col.removesuffix('_units')}_units_unconstrained"]).all()
+    cut = plan.filter(
+        (pl.col("order_units") < pl.col("order_units_unconstrained"))
+        | (pl.col("expedite_units") < pl.col("expedite_units_unconstrained"))
+    )
     assert cut["reason"].str.contains("cut from").all()
 
 
@@ -172,13 +176,16 @@ def test_mode_choice_big_order_by_sea_small_urgent_by_air() -> None:
     lead, fr = _lanes([35.0] * 10, [7.0] * 10)
     cfg = CFG.model_copy(update={"modes": ("sea", "air"), "handling_days": 0.0})
     big = _plan(_paths([[200.0]] * 5), _inputs(on_hand=0, case=1), lead, fr, cfg)
-    assert big["mode"][0] == "sea"
+    assert big["mode"][0] == "sea" and big["expedite_units"][0] == 0
     # almost nothing needed and a high fixed sea fee: air wins
     fr_small = fr.with_columns(pl.when(pl.col("mode") == "sea").then(500.0).otherwise(pl.col("fixed_usd"))
                                .alias("fixed_usd"))  # fmt: skip
     small = _plan(_paths([[1.0]] * 5), _inputs(on_hand=0, case=1), lead, fr_small, cfg)
-    assert small["mode"][0] == "air"
-    assert "air" in small["reason"][0] and "sea" in small["mode_costs"][0]
+    assert small["expedite_mode"][0] == "air" and small["expedite_units"][0] > 0
+    assert "expedite" in small["reason"][0] and "sea" in small["mode_costs"][0]
+    # with enough stock to last until sea arrives there is no reason to fly
+    calm = _plan(_paths([[1.0]] * 5), _inputs(on_hand=6, case=1), lead, fr_small, cfg)
+    assert calm["expedite_units"][0] == 0 and calm["expedite_mode"][0] is None
 
 
 def test_plan_errors_are_clear() -> None:
