@@ -121,13 +121,12 @@ def origin_features(panel: pl.DataFrame, config: DemandFeatureConfig | None = No
     cfg = config or DemandFeatureConfig()
     est = pl.col("demand_est")
     past = est.shift(1)
-    units_past = pl.col("units").shift(1)
     exprs: list[pl.Expr] = [est.shift(k).alias(f"lag_{k}") for k in cfg.lags]
     exprs += [past.rolling_mean(w, min_samples=1).alias(f"roll_mean_{w}") for w in cfg.windows]
     exprs += [
         past.rolling_std(13, min_samples=2).alias("roll_std_13"),
         past.rolling_max(13, min_samples=1).alias("roll_max_13"),
-        (units_past == 0).cast(pl.Float64).rolling_mean(13, min_samples=1).alias("zero_share_13"),
+        (past == 0).cast(pl.Float64).rolling_mean(13, min_samples=1).alias("zero_share_13"),
         pl.col("is_censored")
         .shift(1)
         .cast(pl.Float64)

@@ -7,6 +7,10 @@ Reads feature frames from `features.demand_features`; `DemandModel.save` writes 
 Method:
     * Direct multi-horizon: one Tweedie booster (``demand_mean``) over all series and horizons, with the
       horizon as a feature; censored target weeks (stock-outs) are never training targets.
+    * Exposure: the booster learns the *rate* ``y / exposure`` where the exposure is the series' recent level
+      (`exposure_expr`); the mean is the rate times the exposure. Series of every size then share the same
+      multiplicative seasonal and peak effects, and each series weighs the same in the loss, as in the
+      scaled metrics.
     * Distribution: negative binomial around the mean, ``Var = mu + phi * mu^2``, with ``phi`` estimated by
       moments per volume class x horizon bucket on a calibration window later than the training rows.
     * Calibration: for each volume class and nominal level ``tau`` the level actually used, ``tau'``, is
@@ -22,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import polars as pl
@@ -38,6 +42,7 @@ __all__ = [
     "DEMAND_QUANTILES",
     "DemandModel",
     "FORECAST_SCHEMA",
+    "exposure_expr",
     "forecast_demand",
     "horizon_bucket",
     "new_demand_model",
@@ -48,6 +53,7 @@ logger = logging.getLogger(__name__)
 DEMAND_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
 _Q_NAMES = [f"demand_q{int(round(q * 100))}" for q in DEMAND_QUANTILES]
 _MIN_GROUP = 50
+_RATE = "_demand_rate"
 FORECAST_SCHEMA: dict[str, pl.DataType] = {
     "forecast_week": pl.String(),
     "cutoff_date": pl.Date(),
@@ -61,6 +67,14 @@ FORECAST_SCHEMA: dict[str, pl.DataType] = {
     "model_version": pl.String(),
     "data_version": pl.String(),
 }
+
+
+def exposure_expr() -> pl.Expr:
+    """A series' recent weekly level known at the origin: the 26-week mean demand estimate, else the
+    category x warehouse 13-week mean (cold start), plus 0.1 so that it is never zero."""
+    return (
+        pl.coalesce(pl.col("roll_mean_26"), pl.col("cat_wh_mean_13"), pl.lit(0.0)).cast(pl.Float64) + 0.1
+    ).alias("exposure")
 
 
 def horizon_bucket(horizon: np.ndarray) -> np.ndarray:
@@ -94,8 +108,10 @@ class DemandModel(LGBMModel):
         *,
         config: LGBMConfig | None = None,
         feature_config: DemandFeatureConfig | Mapping[str, Any] | None = None,
+        exposure: bool = True,
     ) -> None:
         super().__init__(features, config=config, output_col="demand_mean")
+        self.exposure = exposure
         if isinstance(feature_config, Mapping):  # from saved metadata
             feature_config = DemandFeatureConfig(**feature_config)
         self.feature_config = feature_config or DemandFeatureConfig()
@@ -111,6 +127,34 @@ class DemandModel(LGBMModel):
     def _booster_specs(self) -> dict[str, dict[str, Any]]:
         power = self.config.params.get("tweedie_variance_power", 1.2)
         return {"mean": {"objective": "tweedie", "tweedie_variance_power": power}}
+
+    def _exposure(self, frame: pl.DataFrame) -> np.ndarray:
+        """The series' recent level (see module doc); ones when exposure is off."""
+        if not self.exposure:
+            return np.ones(frame.height)
+        return frame.select(exposure_expr()).to_series().to_numpy()
+
+    def fit(
+        self,
+        train: pl.DataFrame,
+        target: str,
+        *,
+        valid: pl.DataFrame | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Fit the Tweedie booster on ``target / exposure`` (see `LGBMModel.fit` for the arguments)."""
+        if not self.exposure:
+            return super().fit(train, target, valid=valid, params=params)
+        rate = (pl.col(target) / exposure_expr()).alias(_RATE)
+        valid = None if valid is None else valid.with_columns(rate)
+        super().fit(train.with_columns(rate), _RATE, valid=valid, params=params)
+        self.training_["target"] = target
+        return self
+
+    def predict_raw(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        """The booster's mean times the exposure, by booster name (``mean``)."""
+        raw = super().predict_raw(frame)
+        return {"mean": raw["mean"] * self._exposure(frame)}
 
     def predict_mean(self, frame: pl.DataFrame) -> np.ndarray:
         """The Tweedie mean per row (>= 0)."""
@@ -208,7 +252,7 @@ class DemandModel(LGBMModel):
         return float(np.clip(np.nan_to_num(corr), 0.0, 0.95))
 
     def _init_kwargs(self) -> dict[str, Any]:
-        return {"feature_config": self.feature_config.model_dump(mode="json")}
+        return {"feature_config": self.feature_config.model_dump(mode="json"), "exposure": self.exposure}
 
     def _state(self) -> dict[str, Any]:
         return {"dispersion": self.dispersion, "levels": self.levels, "path_rho": self.path_rho}

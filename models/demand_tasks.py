@@ -75,7 +75,7 @@ class DemandTaskConfig(BaseModel):
     origin_step: int = Field(default=4, ge=1)
     train_weeks: int = Field(default=104, ge=8)
     calib_origins: int = Field(default=8, ge=1)
-    refit: bool = True
+    refit: bool = False
 
 
 def prepare_demand(
