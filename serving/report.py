@@ -211,6 +211,16 @@ def _risk_chart(summary: pl.DataFrame) -> Figure:
     return fig
 
 
+def _lines_by_mode(orders: pl.DataFrame) -> dict[str, int]:
+    """Order lines per mode, regular and expedite lines counted separately."""
+    counts: dict[str, int] = {}
+    for col, units in (("mode", "order_units"), ("expedite_mode", "expedite_units")):
+        if col in orders.columns:
+            for mode, n in orders.filter(pl.col(units) > 0).group_by(col).len().iter_rows():
+                counts[str(mode)] = counts.get(str(mode), 0) + int(n)
+    return dict(sorted(counts.items()))
+
+
 def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -225,7 +235,7 @@ def _records(df: pl.DataFrame, digits: int = 2) -> list[dict[str, Any]]:
 
 _PLAN_COLUMNS = [
     "warehouse_id", "sku_id", "abc_class", "service_target", "mode", "order_units", "order_cases",
-    "case_pack",
+    "case_pack", "expedite_mode", "expedite_units",
     "order_value_usd", "freight_usd", "on_hand_units", "on_order_units", "order_up_to_units",
     "safety_stock_units", "cover_weeks", "lead_days_mean", "lead_days_p90", "weeks_of_cover", "p_stockout",
     "expected_cost_usd", "reason",
@@ -266,10 +276,10 @@ def write_report(report: PlannerReport, out_dir: Path, exports_dir: Path | None 
         generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals={
             "n_orders": int(orders.height),
-            "units": int(orders["order_units"].sum()) if orders.height else 0,
+            "units": int((orders["order_units"] + orders["expedite_units"]).sum()) if orders.height else 0,
             "value": float(orders["order_value_usd"].sum()) if orders.height else 0.0,
             "freight": float(orders["freight_usd"].sum()) if orders.height else 0.0,
-            "by_mode": dict(orders.group_by("mode").len().sort("mode").iter_rows()) if orders.height else {},
+            "by_mode": _lines_by_mode(orders),
         },
         summary=_records(summary),
         orders=_records(orders.select(plan_cols).head(200)),
