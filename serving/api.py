@@ -258,17 +258,17 @@ def _unprocessable(message: str) -> HTTPException:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Dependencies
+# Dependencies (async: FastAPI would run plain functions in its thread pool, a GIL hop per request)
 # ---------------------------------------------------------------------------------------------------------
 _api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     """The app's settings."""
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     """The Predictor being served (503 while none is loaded)."""
     predictor = request.app.state.holder.predictor
     if predictor is None:
@@ -276,7 +276,7 @@ def get_predictor(request: Request) -> Predictor:
     return predictor  # type: ignore[no-any-return]
 
 
-def require_api_key(request: Request, key: Annotated[str | None, Depends(_api_key_scheme)] = None) -> None:
+async def require_api_key(request: Request, key: Annotated[str | None, Depends(_api_key_scheme)] = None) -> None:
     """401 unless the request carries a configured API key (or authentication is off)."""
     settings: ApiSettings = request.app.state.settings
     if settings.auth_disabled:
