@@ -40,6 +40,7 @@ __all__ = [
     "demand_backtest",
     "demand_metrics",
     "model_columns",
+    "needed_origins",
     "fit_demand_model",
     "prepare_demand",
 ]
@@ -81,8 +82,8 @@ class DemandTaskConfig(BaseModel):
 def prepare_demand(
     tables: Mapping[str, pl.DataFrame], config: DemandTaskConfig | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The weekly panel and the feature rows of every origin (features are point in time, so one build
-    serves every backtest fold).
+    """The weekly panel and the feature rows of the origins the backtest folds and the final fit read
+    (features are point in time, so one build serves every fold).
 
     Returns:
         ``(panel, features)``.
@@ -91,8 +92,24 @@ def prepare_demand(
     if "warehouse_sales" not in tables:
         raise ValueError("tables must include 'warehouse_sales'")
     panel = build_weekly_panel(tables["warehouse_sales"], tables.get("skus"))
-    feats = build_demand_features(panel, tables.get("warehouses"), config=cfg.features)
+    last = panel.get_column("week_start").max()
+    assert isinstance(last, dt.date)
+    cutoffs = backtest_cutoffs(panel, cfg.n_cutoffs, cfg.step_weeks, cfg.features.horizons)
+    origins = sorted({o for c in [*cutoffs, last + dt.timedelta(weeks=1)] for o in needed_origins(c, cfg)})
+    feats = build_demand_features(panel, tables.get("warehouses"), origins=origins, config=cfg.features)
     return panel, feats
+
+
+def needed_origins(cutoff: dt.date, config: DemandTaskConfig) -> list[dt.date]:
+    """The origin weeks `fit_demand_model` reads for `cutoff` (training grid and calibration window) and
+    the cutoff itself, so that features are built only where they are used."""
+    train_first, calib_first, calib_last = _windows(cutoff, config)
+    step = dt.timedelta(weeks=config.origin_step)
+    n_train = (calib_first - train_first).days // (7 * config.origin_step)
+    train = [calib_first - step * (k + 1) for k in range(n_train)]
+    calib = [calib_first + dt.timedelta(weeks=k) for k in range(config.calib_origins)]
+    assert calib[-1] == calib_last
+    return [*train, *calib, cutoff]
 
 
 def backtest_cutoffs(panel: pl.DataFrame, n_cutoffs: int, step_weeks: int, horizons: int) -> list[dt.date]:

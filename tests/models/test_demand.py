@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features.demand_features import build_demand_features
+from features.demand_panel import build_weekly_panel
 from features.simulator.demand import DemandConfig, simulate_demand
 from models.demand import FORECAST_SCHEMA, DemandModel, forecast_demand
 from models.demand_paths import sample_paths
@@ -19,6 +21,7 @@ from models.demand_tasks import (
     demand_metrics,
     fit_demand_model,
     model_columns,
+    needed_origins,
     prepare_demand,
 )
 from models.lgbm import LGBMConfig
@@ -44,7 +47,8 @@ def world() -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def prepared(world: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return prepare_demand(world, CONFIG)
+    panel = build_weekly_panel(world["warehouse_sales"], world["skus"])
+    return panel, build_demand_features(panel, world["warehouses"], config=CONFIG.features)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +82,7 @@ def test_demand_save_load_parity(
     tmp_path: Path, prepared: tuple[pl.DataFrame, pl.DataFrame], model: DemandModel
 ) -> None:
     rows = prepared[1].filter(pl.col("origin_week") == CUTOFF)
+    assert rows.height > 0
     loaded = DemandModel.load(model.save(tmp_path / "demand"))
     assert loaded.predict(rows).equals(model.predict(rows))
     assert loaded.feature_config == model.feature_config
@@ -174,3 +179,12 @@ def test_demand_backtest_beats_moving_average_and_is_calibrated(
     assert value("lgbm", "scaled_pinball") < value("moving_average", "scaled_pinball")
     assert value("oracle", "scaled_pinball") < value("lgbm", "scaled_pinball")
     assert abs(value("lgbm", "coverage_q90") - 0.9) < 0.06
+
+
+def test_prepare_demand_builds_only_the_origins_the_folds_read(world: dict[str, pl.DataFrame]) -> None:
+    panel, feats = prepare_demand(world, CONFIG)
+    built = set(feats["origin_week"].unique().to_list())
+    last = panel["week_start"].max()
+    final = last + dt.timedelta(weeks=1)  # the cutoff of the final fit: no panel row yet
+    assert set(needed_origins(final, CONFIG)) - {final} <= built
+    assert len(built) < panel["week_start"].n_unique()
