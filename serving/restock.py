@@ -24,11 +24,12 @@ The policy, per series and per candidate mode (sea, rail, air: each mode the war
    expected stock-out cost (expected units short at the end of the cycle x lost margin + penalty). The
    regular mode is the cheapest per kg (sea); when it would arrive too late (P(stock-out before it can
    arrive) > 1 - target) the mode with the lowest total is chosen (ties: the faster one).
-5. **Limits.** Per warehouse, on hand + on order + new orders never exceed `capacity_units` (a conservative
-   bound: it ignores the demand sold before the goods arrive). Over all warehouses, the purchase value +
-   freight of new orders never exceeds `budget_usd` when set. Lines are served in priority order (class A
-   first, then the largest expected stock-out cost avoided per unit); a line that does not fit is cut to the
-   largest case multiple that fits and is at least the MOQ, or dropped. Its reason says so.
+5. **Limits.** Per warehouse, the expected stock when the regular order lands (on hand + on order - mean
+   demand over the regular lead time) + new orders never exceeds `capacity_units`. Over all warehouses,
+   the purchase value + freight of new orders never exceeds `budget_usd` when set. Lines are served in
+   priority order (expedites, then class A first, then the largest expected stock-out cost avoided per
+   unit); a line that does not fit is cut to the largest case multiple that fits and is at least the MOQ,
+   or dropped. Its reason says so.
 
 Each line carries its reason: cover (lead time + review), target (quantile, class), on hand, on order, mode
 (and the cost of the alternatives).
@@ -329,6 +330,7 @@ def plan_restock(
             "p_stockout": (dem > after).mean(axis=1), "dem_for_fill": dem.mean(axis=1),
             "total": np.where(ok, freight_usd + transit + holding + stockout, np.inf),
             "fixed": np.nan_to_num(fixed), "per_kg": np.nan_to_num(per_kg), "early_risk": early_risk,
+            "lead_dem_mean": lead_dem.mean(axis=1),
         }  # fmt: skip
     if not per_mode:
         raise ValueError("no lead-time history for any candidate mode; cannot plan")
@@ -386,10 +388,18 @@ def plan_restock(
     ).with_columns(
         (pl.col("order_up_to_units") - pl.col("demand_cover_mean")).round(1).alias("safety_stock_units"),
         (pl.col("on_hand_units") + pl.col("on_order_units")).alias("inventory_position"),
+        pl.Series("demand_over_lead_mean", pick["lead_dem_mean"]).round(1),
         (pl.col("on_hand_units") / pl.col("weekly_demand_mean").clip(1e-9, None))
         .round(1)
         .alias("weeks_of_cover"),
     )  # fmt: skip
+    plan = plan.with_columns(
+        (pl.col("inventory_position") - pl.col("demand_over_lead_mean"))
+        .clip(0, None)
+        .ceil()
+        .cast(pl.Int64)
+        .alias("stock_at_arrival_units")
+    )
     plan = _apply_limits(plan, (fast["fixed"], fast["per_kg"]), (pick["fixed"], pick["per_kg"]), config)
     return _with_reason(plan)
 
@@ -440,13 +450,18 @@ def _apply_limits(
     regular_rates: tuple[np.ndarray, np.ndarray],
     config: RestockConfig,
 ) -> pl.DataFrame:
-    """Cut lines so capacity (per warehouse: on hand + on order + new orders) and budget (overall) hold.
+    """Cut lines so capacity (per warehouse) and budget (overall) hold.
+
+    Capacity: the expected stock when the regular order lands (`stock_at_arrival_units` = on hand + on
+    order - mean demand over the regular lead time, at least 0) plus the new orders stays within
+    `capacity_units`.
 
     Expedite lines are served first (they prevent the nearest stock-outs), then the regular ones.
     """
     room: dict[str, float] = {}
-    for w, cap, pos in plan.select("warehouse_id", "capacity_units", "inventory_position").iter_rows():
-        room[w] = room.get(w, float("inf") if cap is None else float(cap)) - pos
+    cols = ("warehouse_id", "capacity_units", "stock_at_arrival_units")
+    for w, cap, stock in plan.select(cols).iter_rows():
+        room[w] = room.get(w, float("inf") if cap is None else float(cap)) - stock
     room = {w: max(v, 0.0) for w, v in room.items()}
     budget = [np.inf if config.budget_usd is None else float(config.budget_usd)]
     exp_want = plan["expedite_units_unconstrained"].to_numpy().astype(np.int64)

@@ -155,7 +155,8 @@ def test_capacity_and_budget_are_never_exceeded(
                         "holding_cost_usd_per_unit_week": [0.05]})  # fmt: skip
     cfg = RestockConfig(handling_days=2.0, modes=("sea", "air"), budget_usd=budget)
     plan = plan_restock(data["paths"], data["positions"], data["skus"], whs, lead, fr, data["classes"], cfg)
-    existing = int(data["positions"]["on_hand_units"].sum())
+    existing = int(plan["stock_at_arrival_units"].sum())
+    assert existing <= data["positions"]["on_hand_units"].sum()  # demand until arrival only lowers it
     assert (plan["order_units"] + plan["expedite_units"]).sum() <= max(capacity - existing, 0)
     spend = (plan["order_value_usd"] + plan["freight_usd"]).sum()
     if budget is not None:
