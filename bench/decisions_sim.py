@@ -573,7 +573,7 @@ def main() -> None:
     ap.add_argument("--forecast", choices=("model", "oracle"), default="model")
     ap.add_argument("--modes", default="sea,rail,air", help="replenishment modes our policy may choose")
     ap.add_argument("--targets", default="0.50,0.70,0.80,0.90,0.95,0.98")
-    ap.add_argument("--z", default="0.84,1.28,1.64,2.05,2.6,3.2")
+    ap.add_argument("--z", default="0.84,1.28,1.64,2.05,2.6,3.2,4.0")
     ap.add_argument("--orders", type=int, default=1500)
     ap.add_argument("--route-start", default="2025-10-20")
     ap.add_argument("--promise-days", type=int, default=10)
