@@ -7,7 +7,7 @@ figures are a floor for a separate client machine):
 
 * single-shipment `POST /v1/eta` at concurrency 1, 10 and 100 for `--seconds` each: p50/p99 latency and
   requests/s;
-* batched `POST /v1/eta` (`--batch` shipments per request, concurrency 4): shipments/s;
+* batched `POST /v1/eta` (`--batch` shipments per request, `--batch-concurrency` 2): shipments/s;
 * a `--soak`-second run at concurrency 10: every non-200 answer or transport error counts as an error.
 
 Every phase is bounded in time. Run alone: `transitcast bench serving_api` (or `python
@@ -163,7 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each latency phase")
     parser.add_argument("--soak", type=float, default=60.0, help="soak duration")
-    parser.add_argument("--batch", type=int, default=100, help="shipments per batched request")
+    parser.add_argument("--batch", type=int, default=500, help="shipments per batched request")
+    parser.add_argument("--batch-concurrency", type=int, default=2, help="concurrent batched requests")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 100])
     args = parser.parse_args()
     if not (ROOT / "outputs" / "models" / "snapshot" / "snapshot.json").exists():
@@ -190,8 +191,8 @@ def main() -> None:
             )
             record("serving_api", dataset, system, "requests_per_s", n / args.seconds, "req/s", COMMAND)
             record("serving_api", dataset, system, "errors", errors, "requests", COMMAND)
-        lat, errors, n = asyncio.run(_drive(port, batches, 4, args.seconds))
-        system = f"/v1/eta {args.batch} shipments, c=4"
+        lat, errors, n = asyncio.run(_drive(port, batches, args.batch_concurrency, args.seconds))
+        system = f"/v1/eta {args.batch} shipments, c={args.batch_concurrency}"
         record("serving_api", dataset, system, "shipments_per_s", n * args.batch / args.seconds,
                "shipments/s", COMMAND)  # fmt: skip
         record("serving_api", dataset, system, "p99_latency_ms", _quantile(lat, 0.99) * 1000, "ms", COMMAND)
