@@ -206,6 +206,7 @@ def build_demand_features(
     *,
     origins: Sequence[dt.date] | None = None,
     config: DemandFeatureConfig | None = None,
+    keep: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Feature rows for every series x origin x horizon, with the target of each row.
 
@@ -214,6 +215,9 @@ def build_demand_features(
         warehouses: `warehouses` table (``warehouse_id``, ``country``) for destination holidays; optional.
         origins: origin weeks (Mondays) to build; None builds every week of the panel.
         config: lags, windows, horizons.
+        keep: optional filter on the origin rows (``warehouse_id``, ``sku_id``, ``origin_week``) applied
+            before the horizons are expanded, e.g. a seeded hash sample of series x origin for large
+            catalogues.
 
     Returns:
         ``warehouse_id``, ``sku_id``, ``origin_week``, ``horizon`` (Int32), ``week_start`` (target week),
@@ -224,6 +228,8 @@ def build_demand_features(
     orig = origin_features(panel, cfg)
     if origins is not None:
         orig = orig.filter(pl.col("origin_week").is_in(list(origins)))
+    if keep is not None:
+        orig = orig.filter(keep)
     horizons = pl.DataFrame({"horizon": pl.int_range(1, cfg.horizons + 1, eager=True).cast(pl.Int32)})
     rows = orig.join(horizons, how="cross").with_columns(
         week_start=pl.col("origin_week") + pl.duration(weeks=pl.col("horizon") - 1)
