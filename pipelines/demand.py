@@ -7,7 +7,7 @@ Thin wiring over `models.demand_tasks` / `models.demand` / `models.demand_paths`
 * ``outputs/models/demand/``: the model directory (LightGBM text + ``metadata.json``) and
   ``backtest_metrics.parquet`` / ``backtest_predictions.parquet``;
 * ``outputs/forecasts/demand/<YYYY-Www>/``: ``forecast.parquet``, ``paths.parquet``, ``metadata.json`` (the
-  forecast output contract in docs/demand-forecast.md);
+  forecast output contract in docs/demand-forecast.md) and ``fan_chart.png``;
 * ``outputs/tuning/demand/``: the Optuna study and best parameters;
 * an MLflow run with the backtest metrics, a coverage figure and the registered model
   ``transitcast-demand`` (promotion gate on the lgbm scaled pinball loss).
@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 from prefect import flow, task
 
-from features.demand_panel import iso_week_label, iso_week_start
+from features.demand_panel import build_weekly_panel, iso_week_label, iso_week_start
 from models.demand import DEMAND_QUANTILES, DemandModel, forecast_demand
 from models.demand_paths import sample_paths
 from models.demand_tasks import (
@@ -43,6 +43,7 @@ from pipelines.versioning import current_data_version
 __all__ = [
     "DEMAND_TABLES",
     "demand_summary",
+    "fan_chart",
     "slice_metrics",
     "load_demand_oracle",
     "load_demand_tables",
@@ -213,6 +214,7 @@ def weekly_forecast(
     model_dir: Path | None = None,
     n_paths: int = 200,
     seed: int = 0,
+    chart: bool = True,
 ) -> Path:
     """Write the weekly demand forecast, sample paths and metadata for one ISO week.
 
@@ -224,6 +226,7 @@ def weekly_forecast(
         model_dir: model directory (default ``<outputs>/models/demand``, written by `train_demand`).
         n_paths: sample paths per series.
         seed: seed of the sample paths.
+        chart: also write ``fan_chart.png`` (history and forecast bands of the 4 largest series).
 
     Returns:
         The output folder ``<outputs>/forecasts/demand/<YYYY-Www>/``.
@@ -255,6 +258,9 @@ def weekly_forecast(
     out.mkdir(parents=True, exist_ok=True)
     forecast.write_parquet(out / "forecast.parquet")
     paths.write_parquet(out / "paths.parquet")
+    if chart:
+        panel = build_weekly_panel(tables["warehouse_sales"], tables.get("skus"), cutoff=cutoff)
+        fan_chart(forecast, panel, out / "fan_chart.png")
     meta = {
         "model_name": REGISTERED_NAME,
         "model_version": model_version,
@@ -273,6 +279,57 @@ def weekly_forecast(
     (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log.info("demand forecast %s: %d rows -> %s", label, forecast.height, out)
     return out
+
+
+def fan_chart(
+    forecast: pl.DataFrame, panel: pl.DataFrame, path: Path, n_series: int = 4, history_weeks: int = 26
+) -> Path:
+    """Write a PNG fan chart (history, P50 and the P50-P95 / P80-P90 bands) of the largest series.
+
+    Args:
+        forecast: the forecast contract frame.
+        panel: the weekly panel (history: ``units`` per ``week_start``).
+        path: PNG file to write.
+        n_series: how many series (largest expected demand over the horizon).
+        history_weeks: weeks of history before the cutoff.
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = (
+        forecast.group_by("warehouse_id", "sku_id")
+        .agg(pl.col("demand_mean").sum())
+        .sort("demand_mean", "warehouse_id", "sku_id", descending=[True, False, False])
+        .head(n_series)
+    )
+    cutoff = forecast["cutoff_date"][0]
+    fig, axes = plt.subplots(len(top), 1, figsize=(8, 2.4 * max(len(top), 1)), squeeze=False)
+    for ax, (wh, sku, _) in zip(axes[:, 0], top.iter_rows(), strict=False):
+        hist = panel.filter(
+            (pl.col("warehouse_id") == wh)
+            & (pl.col("sku_id") == sku)
+            & (pl.col("week_start") < cutoff)
+            & (pl.col("week_start") >= cutoff - dt.timedelta(weeks=history_weeks))
+        )
+        fc = forecast.filter((pl.col("warehouse_id") == wh) & (pl.col("sku_id") == sku)).sort("horizon")
+        ax.plot(hist["week_start"], hist["units"], color="black", linewidth=1, label="sales")
+        ax.fill_between(fc["week_start"], fc["demand_q50"], fc["demand_q95"], alpha=0.2, label="P50-P95")
+        ax.fill_between(fc["week_start"], fc["demand_q80"], fc["demand_q90"], alpha=0.3, label="P80-P90")
+        ax.plot(fc["week_start"], fc["demand_q50"], linewidth=1.5, label="P50")
+        ax.plot(fc["week_start"], fc["demand_mean"], linestyle="--", linewidth=1, label="mean")
+        ax.set_title(f"{wh} / {sku}", fontsize=9)
+        ax.set_ylabel("units / week", fontsize=8)
+    axes[0, 0].legend(fontsize=7, ncol=5, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def tune_demand(n_trials: int = 10, n_cutoffs: int = 2, timeout_seconds: float | None = None) -> Any:

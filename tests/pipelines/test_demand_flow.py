@@ -57,6 +57,7 @@ def test_train_demand_and_weekly_forecast_flows_write_the_contract(
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["n_paths"] == 20 and meta["cutoff_date"] == "2024-11-04"
     assert meta["quantiles"] == [0.5, 0.8, 0.9, 0.95]
+    assert (out / "fan_chart.png").stat().st_size > 0
 
     latest = weekly_forecast(data_dir=small_world_dir, outputs_dir=outputs, n_paths=5)
     assert latest.name == "2025-W01"  # the week after the last sales day (Sunday 2024-12-29)
