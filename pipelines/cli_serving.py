@@ -57,6 +57,8 @@ def score(
 ) -> None:
     """Score a file of shipments: ETA quantiles, p_late, customs risk, clearance, promise date."""
     out = out_path or Path("outputs/scores") / f"{in_path.stem}_scores.parquet"
+    if not in_path.exists():
+        raise _fail(f"{in_path} not found")
     try:
         if flow:
             from pipelines.scoring import batch_score

@@ -76,3 +76,21 @@ def test_batch_score_flow_scores_a_file(
     out = pl.read_parquet(tmp_path / "scores" / "out.parquet")
     assert out["shipment_id"].to_list() == rows["shipment_id"].to_list()
     assert out["eta_days_q50"].null_count() == 0
+
+
+def test_score_command_writes_the_scores(models_dir: Path, rows: pl.DataFrame, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    rows.head(40).write_parquet(tmp_path / "in.parquet")
+    out = tmp_path / "scores.parquet"
+    args = ["score", "--in", str(tmp_path / "in.parquet"), "--out", str(out), "--models-dir", str(models_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "scored 40 shipments" in result.output
+    assert pl.read_parquet(out).height == 40
+    missing = CliRunner().invoke(
+        app, ["score", "--in", str(tmp_path / "nope.parquet"), "--models-dir", str(models_dir)]
+    )
+    assert missing.exit_code == 2 and "nope.parquet" in missing.output

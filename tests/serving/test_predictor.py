@@ -97,3 +97,12 @@ def test_predictor_version_is_stable_across_loads(models_dir: Path, predictor: P
     again = Predictor.from_dir(models_dir)
     assert again.info.model_version == predictor.info.model_version
     assert again.info.snapshot_version == predictor.info.snapshot_version
+
+
+def test_predictor_shipment_ids_do_not_change_predictions(
+    predictor: Predictor, open_rows: pl.DataFrame
+) -> None:
+    renamed = open_rows.with_columns(pl.format("other-{}", pl.int_range(pl.len())).alias("shipment_id"))
+    a = predictor.predict_shipments(open_rows).drop("shipment_id")
+    b = predictor.predict_shipments(renamed).drop("shipment_id")
+    assert_frame_equal(a, b)
