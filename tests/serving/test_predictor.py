@@ -106,3 +106,26 @@ def test_predictor_shipment_ids_do_not_change_predictions(
     a = predictor.predict_shipments(open_rows).drop("shipment_id")
     b = predictor.predict_shipments(renamed).drop("shipment_id")
     assert_frame_equal(a, b)
+
+
+def test_predictor_in_transit_features_equal_training_snapshots(
+    predictor: Predictor, serving_world: dict[str, pl.DataFrame], models_dir: Path
+) -> None:
+    from features.milestones import build_milestone_snapshots
+
+    ships, events = serving_world["shipments"], serving_world["shipment_events"]
+    booking = build_booking_features(
+        ships, lanes=serving_world["lanes"], declarations=serving_world["customs_declarations"]
+    )
+    training = build_milestone_snapshots(ships, events, booking)
+    delivered = ships.filter(pl.col("status") == "delivered").tail(200).head(6)
+    model = load_model(models_dir / "intransit")
+    for row in delivered.iter_rows(named=True):
+        scans = events.filter(pl.col("shipment_id") == row["shipment_id"]).sort("event_at")
+        at = scans["event_at"][2]  # right after the third scan, before delivery
+        expected = model.predict(
+            training.filter((pl.col("shipment_id") == row["shipment_id"]) & (pl.col("snapshot_at") == at))
+        )
+        rows = ships.filter(pl.col("shipment_id") == row["shipment_id"]).drop("delivered_at", "status")
+        got = predictor.predict_shipments(rows, scans, as_of=at).select(expected.columns)
+        assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
