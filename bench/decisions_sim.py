@@ -274,7 +274,8 @@ def _classic(
 
 
 def _forecaster(t: dict[str, pl.DataFrame], start: dt.date, kind: str):  # noqa: ANN202
-    """Weekly forecast function: the issue-4 demand model trained before `start`, or the oracle."""
+    """Weekly forecast function, its label and the path correlation: the issue-4 demand model trained
+    before `start` (with its estimated `path_rho`), or the oracle (rho 0.5)."""
     if kind == "oracle":
         truth = pl.read_parquet(DATA / "raw" / "oracle" / "demand_weekly.parquet")
 
@@ -287,12 +288,17 @@ def _forecaster(t: dict[str, pl.DataFrame], start: dt.date, kind: str):  # noqa:
                 .filter(pl.len().over("warehouse_id", "sku_id") == 16)
             )
 
-        return oracle, "oracle weekly quantiles"
-    from models.demand_tasks import DemandTaskConfig, fit_demand_model, prepare_demand
+        return oracle, "oracle weekly quantiles", 0.5
+    from features.demand_features import build_demand_features
+    from features.demand_panel import build_weekly_panel
+    from models.demand_tasks import DemandTaskConfig, fit_demand_model, needed_origins
 
     cfg = DemandTaskConfig()
     t0 = time.perf_counter()
-    _, feats = prepare_demand(t, cfg)
+    panel = build_weekly_panel(t["warehouse_sales"], t["skus"])
+    replay = [start + dt.timedelta(weeks=k) for k in range(60)]
+    origins = sorted(set(needed_origins(start, cfg)) | set(replay))
+    feats = build_demand_features(panel, t["warehouses"], origins=origins, config=cfg.features)
     model = fit_demand_model(feats, start, cfg)
     log.info("demand model fitted before %s in %.0f s", start, time.perf_counter() - t0)
 
@@ -301,7 +307,12 @@ def _forecaster(t: dict[str, pl.DataFrame], start: dt.date, kind: str):  # noqa:
         preds = model.predict(rows)
         return rows.select("warehouse_id", "sku_id", "horizon", "week_start").hstack(preds)
 
-    return forecast, f"demand model fitted before {start}"
+    rho = model.path_rho
+    return (
+        forecast,
+        f"demand model fitted before {start}, path rho {rho if rho is None else round(rho, 2)}",
+        rho,
+    )
 
 
 def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list[dict[str, object]]:
@@ -313,7 +324,7 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
 
     start = dt.date.fromisoformat(args.start)
     w = World(t, start, args.weeks, args.series, args.seed)
-    forecast, source = _forecaster(t, start, args.forecast)
+    forecast, source, rho = _forecaster(t, start, args.forecast)
     targets = [float(x) for x in args.targets.split(",")]
     modes = tuple(args.modes.split(","))
     zs = [float(x) for x in args.z.split(",")]
@@ -324,7 +335,7 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
     for week in range(w.weeks):
         d0 = start + dt.timedelta(weeks=week)
         fc = forecast(d0).join(keys, on=["warehouse_id", "sku_id"])
-        paths = sample_paths(fc, n_paths=args.paths, seed=args.seed + week, rho=0.5)
+        paths = sample_paths(fc, n_paths=args.paths, seed=args.seed + week, rho=rho)
         lead = lead_time_samples(t["replenishments"], d0)
         fr = fit_freight(t["replenishments"], t["skus"], d0)
         sea = lead.filter(pl.col("mode") == "sea").group_by("warehouse_id").agg(pl.col("lead_days").mean())
@@ -359,7 +370,8 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
         m = r.metrics(args.warmup)
         m |= {"policy": name, "modes": ", ".join(f"{k} {v}" for k, v in sorted(r.modes.items()))}
         rows.append(m)
-    data = f"sim {args.series} series x {args.weeks} wk from {args.start} ({source})"
+    packs = ", no case packs/MOQ" if args.no_packs else ""
+    data = f"sim {args.series} series x {args.weeks} wk from {args.start} ({source}{packs})"
     return [{"dataset": data, **row} for row in rows]
 
 
@@ -580,6 +592,7 @@ def main() -> None:
     ap.add_argument("--late-penalty", type=float, default=15.0)
     ap.add_argument("--route-targets", default="0.3,0.5,0.7,0.8,0.9,0.95,0.99")
     ap.add_argument("--p-late-source", choices=("model", "eta"), default="eta")
+    ap.add_argument("--no-packs", action="store_true", help="what-if: case pack 1 and no MOQ")
     ap.add_argument("--skip-restock", action="store_true")
     ap.add_argument("--skip-routing", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -587,6 +600,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t = _tables()
     cmd = COMMAND
+    if args.no_packs:  # what-if: no case packs or MOQs, for both policies
+        t["skus"] = t["skus"].with_columns(
+            pl.lit(1, pl.Int32).alias("case_pack"), pl.lit(0, pl.Int32).alias("min_order_units")
+        )
+        cmd += " --no-packs"
     if not args.skip_restock:
         t0 = time.perf_counter()
         rows = restock_replay(args, t)

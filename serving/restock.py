@@ -124,7 +124,9 @@ def _path_array(paths: pl.DataFrame, keys: pl.DataFrame) -> np.ndarray:
     """Paths as an array [series, path, horizon] in the order of `keys`."""
     p = paths.join(keys.with_row_index("_s"), on=_SERIES, how="inner").sort("_s", "path_id", "horizon")
     n_s = keys.height
-    n_h = int(p["horizon"].max())
+    n_h = int(p["horizon"].n_unique())
+    if p.is_empty() or p["horizon"].min() != 1 or p["horizon"].max() != n_h:
+        raise ValueError("paths must cover horizons 1..H (horizon 1 = the week starting on the plan date)")
     n_p = p.height // (n_s * n_h)
     if n_p * n_s * n_h != p.height:
         raise ValueError("paths must hold the same paths x horizons 1..H for every series")
