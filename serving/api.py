@@ -43,10 +43,10 @@ from serving.api_models import (
     EtaResponse,
     ForecastResponse,
     ModelsResponse,
-    OrderIn,
     RouteRequest,
     RouteResponse,
     events_frame,
+    orders_frame,
     shipments_frame,
 )
 from serving.api_settings import ApiSettings
@@ -276,7 +276,9 @@ async def get_predictor(request: Request) -> Predictor:
     return predictor  # type: ignore[no-any-return]
 
 
-async def require_api_key(request: Request, key: Annotated[str | None, Depends(_api_key_scheme)] = None) -> None:
+async def require_api_key(
+    request: Request, key: Annotated[str | None, Depends(_api_key_scheme)] = None
+) -> None:
     """401 unless the request carries a configured API key (or authentication is off)."""
     settings: ApiSettings = request.app.state.settings
     if settings.auth_disabled:
@@ -359,30 +361,6 @@ async def eta(body: EtaRequest, request: Request, predictor: PredictorDep, setti
     return _json({"model_version": info.model_version, "data_version": info.data_version}, out, "predictions")
 
 
-_ORDER_SCHEMA: dict[str, Any] = {
-    "order_id": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
-    "origin_hub": pl.String,
-    "destination_country": pl.String,
-    "weight_kg": pl.Float64,
-    "declared_value_usd": pl.Float64,
-    "promised_date": pl.Date,
-    "sku_id": pl.String,
-    "units": pl.Int64,
-    "hs_code": pl.String,
-    "item_count": pl.Int32,
-    "incoterm": pl.String,
-    "destination_region": pl.String,
-}
-
-
-def _orders_frame(orders: list[OrderIn]) -> pl.DataFrame:
-    frame = pl.DataFrame([o.model_dump() for o in orders], schema=_ORDER_SCHEMA, orient="row")
-    if frame["units"].null_count() == frame.height:
-        frame = frame.drop("units")
-    return frame.with_columns(pl.col("hs_code").fill_null("000000"))
-
-
 @v1.post(
     "/route",
     response_model=RouteResponse,
@@ -405,7 +383,7 @@ async def route(body: RouteRequest, request: Request, predictor: PredictorDep) -
     config = RoutingConfig(**body.options.model_dump())
     try:
         out = await asyncio.to_thread(
-            recommend_routes, _orders_frame(body.orders), predictor.predict_shipments, lanes, stock, config
+            recommend_routes, orders_frame(body.orders), predictor.predict_shipments, lanes, stock, config
         )
     except ValueError as exc:
         raise _unprocessable(str(exc)) from exc

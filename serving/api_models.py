@@ -32,6 +32,7 @@ __all__ = [
     "ShipmentIn",
     "StockIn",
     "events_frame",
+    "orders_frame",
     "shipments_frame",
 ]
 
@@ -411,3 +412,28 @@ _SHIPMENT_SCHEMA: dict[str, Any] = {
     "incoterm": pl.String,
     "promised_date": pl.Date,
 }
+
+
+_ORDER_SCHEMA: dict[str, Any] = {
+    "order_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+    "origin_hub": pl.String,
+    "destination_country": pl.String,
+    "weight_kg": pl.Float64,
+    "declared_value_usd": pl.Float64,
+    "promised_date": pl.Date,
+    "sku_id": pl.String,
+    "units": pl.Int64,
+    "hs_code": pl.String,
+    "item_count": pl.Int32,
+    "incoterm": pl.String,
+    "destination_region": pl.String,
+}
+
+
+def orders_frame(orders: list[OrderIn]) -> pl.DataFrame:
+    """Request orders as the frame `serving.routing.recommend_routes` reads (HS code 000000 when absent)."""
+    frame = pl.DataFrame([o.model_dump() for o in orders], schema=_ORDER_SCHEMA, orient="row")
+    if frame["units"].null_count() == frame.height:
+        frame = frame.drop("units")
+    return frame.with_columns(pl.col("hs_code").fill_null("000000"))
