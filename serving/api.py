@@ -9,9 +9,10 @@ Endpoints: `POST /v1/eta`, `POST /v1/route`, `GET /v1/forecast/{warehouse_id}/{s
 key in the `X-API-Key` header unless authentication was explicitly turned off.
 
 Hot swap: a background task polls the model source every `poll_seconds` (registry alias versions, or the
-local models' fingerprints); when it changed, the new Predictor is loaded in a worker thread *beside* the
-old one and swapped in with one reference assignment. A request holds the Predictor it started with, so
-none fails or is dropped during a swap. `POST /v1/admin/reload` does the same at once.
+local models' fingerprints); when it changed (and stayed so for one more poll), the new Predictor is loaded
+in a worker thread *beside* the old one and swapped in with one reference assignment. A request holds the
+Predictor it started with, so none fails or is dropped during a swap. `POST /v1/admin/reload` does the
+same at once.
 
 Online micro-batching: single-shipment requests that arrive together are scored in one Predictor call
 (`MicroBatcher`), so throughput grows with concurrency while each request still gets its own rows back.
@@ -112,6 +113,7 @@ class ModelHolder:
         self.predictor: Predictor | None = None
         self.source_version: str | None = None
         self.last_error: str | None = None
+        self._pending: str | None = None
         self._lock = asyncio.Lock()
 
     async def reload(self, *, force: bool = False) -> bool:
@@ -123,8 +125,12 @@ class ModelHolder:
         async with self._lock:
             try:
                 version = await asyncio.to_thread(self.versioner, self.settings)
-                if not force and self.predictor is not None and version == self.source_version:
-                    return False
+                if not force and self.predictor is not None:
+                    if version == self.source_version:
+                        return False
+                    if version != self._pending:  # reload once the source is stable for one poll
+                        self._pending = version
+                        return False
                 predictor = await asyncio.to_thread(self.loader, self.settings)
             except Exception as exc:  # noqa: BLE001 - keep serving the current models whatever failed
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -138,7 +144,8 @@ class ModelHolder:
             return True
 
     async def poll(self, seconds: float) -> None:
-        """Reload whenever the source changes, checking every `seconds`."""
+        """Reload when the source changed and then stayed the same for one more check (`seconds` apart),
+        so a folder being rewritten file by file is not loaded half-way."""
         while True:
             await asyncio.sleep(seconds)
             await self.reload()
