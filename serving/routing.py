@@ -19,9 +19,9 @@ by `scorer`, which must return one row per input row, in order, with `eta_days_q
 * `duties_usd` = destination duty rate x declared value when the value is over the de minimis threshold in
   force on the order day and the order ships from China (a warehouse order was imported in bulk; its duties
   are in the landed unit cost, the same for every option, so they do not move the ranking);
-* `p_late` = the scorer's `p_late` (delay model, P(delivered after `promised_date`)) when present and
-  `config.p_late_source == "model"`, else from the ETA quantiles (the piecewise-linear CDF and exponential
-  tail of `serving.promise`) at the days between `created_at` and the end of `promised_date`;
+* `p_late` = from the ETA quantiles (the piecewise-linear CDF and exponential tail of `serving.promise`) at
+  the days between `created_at` and the end of `promised_date`, or, with `p_late_source="model"`, the
+  scorer's `p_late` (delay model) when present;
 * `expected_cost_usd` = freight + duties + `p_late` x `late_penalty_usd`;
 * `is_feasible` = `p_on_time >= on_time_target` (the chance constraint);
 * `rank` 1.. : feasible options first, then by expected cost (ties: faster q50, then option id). If no option
@@ -81,8 +81,9 @@ class RoutingConfig(BaseModel):
     Attributes:
         on_time_target: chance constraint, P(delivered by the promise) >= this.
         late_penalty_usd: cost of one late delivery (refunds, support, lost repeat purchase).
-        p_late_source: "model" uses the scorer's delay probability when it returns one; "eta" always derives
-            P(late) from the ETA quantiles.
+        p_late_source: "eta" (default) derives P(late) from the ETA quantiles; "model" uses the scorer's
+            delay probability when it returns one. In the routing replay (docs/decisions.md) the delay model
+            was overconfident for promises unlike the ones it was trained on; the ETA route was calibrated.
         include_warehouse: consider fulfilment from overseas warehouses with stock.
         duty_rates: ISO-2 -> duty rate on a formal entry (default: the reference world's rates).
     """
@@ -91,7 +92,7 @@ class RoutingConfig(BaseModel):
 
     on_time_target: float = Field(default=0.9, gt=0, lt=1)
     late_penalty_usd: float = Field(default=15.0, ge=0)
-    p_late_source: Literal["model", "eta"] = "model"
+    p_late_source: Literal["model", "eta"] = "eta"
     include_warehouse: bool = True
     duty_rates: dict[str, float] | None = None
 

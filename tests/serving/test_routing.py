@@ -107,7 +107,7 @@ def test_recommend_routes_uses_model_p_late_when_given() -> None:
     def scorer(rows: pl.DataFrame) -> pl.DataFrame:
         return fake_scorer(rows).with_columns(pl.lit(0.5).alias("p_late"))
 
-    out = recommend_routes(_orders(40), scorer, LANES, None, RoutingConfig())
+    out = recommend_routes(_orders(40), scorer, LANES, None, RoutingConfig(p_late_source="model"))
     assert out["p_late"].to_list() == [0.5] * out.height
     eta_only = recommend_routes(_orders(40), scorer, LANES, None, RoutingConfig(p_late_source="eta"))
     assert eta_only["p_late"].max() < 0.01
