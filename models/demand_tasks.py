@@ -31,7 +31,16 @@ from features.demand_features import DemandFeatureConfig, build_demand_features
 from features.demand_panel import SERIES, build_weekly_panel
 from models.demand import DEMAND_QUANTILES, DemandModel, new_demand_model
 from models.lgbm import LGBMConfig
-from models.metrics import coverage, evaluate, mase, pinball, scaled_pinball, seasonal_naive_scale
+from models.metrics import (
+    coverage,
+    evaluate,
+    mase,
+    pinball,
+    rmsse,
+    scaled_pinball,
+    seasonal_naive_scale,
+    wrmsse,
+)
 
 __all__ = [
     "DemandTaskConfig",
@@ -43,6 +52,7 @@ __all__ = [
     "needed_origins",
     "fit_demand_model",
     "prepare_demand",
+    "series_scales",
 ]
 
 logger = logging.getLogger(__name__)
@@ -249,15 +259,42 @@ def baseline_predictions(panel: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFram
     ).drop("_ly", *[f"_yoy_{s}" for s in _Q_SUFFIX])
 
 
+def series_scales(panel: pl.DataFrame, cutoff: dt.date, skus: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per series, from the weeks before `cutoff`: ``scale`` (mean absolute one-week change, the MASE and
+    scaled-pinball denominator), ``scale_sq`` (mean squared change, RMSSE) and ``weight`` (revenue over the
+    last 52 weeks: units x weekly price, the SKU list price where no price was recorded; WRMSSE)."""
+    past = panel.filter(pl.col("week_start") < cutoff)
+    est = past.drop_nulls("demand_est")
+    scale = seasonal_naive_scale(est, "demand_est", SERIES, "week_start", season_length=1)
+    scale_sq = seasonal_naive_scale(est, "demand_est", SERIES, "week_start", power=2, scale_col="scale_sq")
+    price = pl.col("price_usd") if "price_usd" in past.columns else pl.lit(None, pl.Float64)
+    if skus is not None and "price_usd" in skus.columns:
+        past = past.join(skus.select("sku_id", pl.col("price_usd").alias("_list")), on="sku_id", how="left")
+        price = price.fill_null(pl.col("_list"))
+    revenue = (
+        past.filter(pl.col("week_start") >= cutoff - dt.timedelta(weeks=52))
+        .group_by(SERIES)
+        .agg((pl.col("units") * price.fill_null(1.0)).sum().alias("weight"))
+    )
+    return scale.join(scale_sq, on=SERIES, how="full", coalesce=True).join(
+        revenue, on=SERIES, how="full", coalesce=True
+    )
+
+
 def demand_metrics(frame: pl.DataFrame, models: Sequence[str], by: Sequence[str] = ()) -> pl.DataFrame:
-    """Scaled pinball, pinball, coverage and MASE of `models` on an evaluation frame (cutoff column
-    ``cutoff``, target ``y``, scale column ``scale``)."""
+    """Scaled pinball, pinball, coverage, MASE, and when the columns are there RMSSE (``scale_sq``) and
+    revenue-weighted WRMSSE (``weight``), of `models` on an evaluation frame (cutoff column ``cutoff``,
+    target ``y``, scale column ``scale``)."""
     metrics = [
         partial(scaled_pinball, quantiles=DEMAND_QUANTILES),
         partial(pinball, quantiles=DEMAND_QUANTILES),
         partial(coverage, quantiles=DEMAND_QUANTILES),
         mase,
     ]
+    if "scale_sq" in frame.columns:
+        metrics.append(rmsse)
+    if {"scale_sq", "weight", *SERIES} <= set(frame.columns):
+        metrics.append(wrmsse)
     return evaluate(frame, metrics, list(models), "y", "cutoff", by)
 
 
@@ -291,16 +328,9 @@ def demand_backtest(
         preds = model.predict(test).rename(
             {"demand_mean": MODEL_NAME, **{f"demand_{s}": f"{MODEL_NAME}_{s}" for s in _Q_SUFFIX}}
         )
-        scale = seasonal_naive_scale(
-            panel.filter(pl.col("week_start") < cutoff).drop_nulls("demand_est"),
-            "demand_est",
-            SERIES,
-            "week_start",
-            season_length=1,
-        )
         fold = (
             baseline_predictions(panel, test.hstack(preds))
-            .join(scale, on=SERIES, how="left")
+            .join(series_scales(panel, cutoff, tables.get("skus")), on=SERIES, how="left")
             .with_columns(cutoff=pl.lit(cutoff))
         )
         parts.append(fold)
@@ -315,7 +345,7 @@ def demand_backtest(
         )
         out = out.join(orc, on=["week_start", *SERIES], how="left")
     models = model_columns(out)
-    keep = ["cutoff", *SERIES, "horizon", "week_start", "volume_class", "y", "scale"]
+    keep = ["cutoff", *SERIES, "horizon", "week_start", "volume_class", "y", "scale", "scale_sq", "weight"]
     return out.select(keep + [c for m in models for c in (m, *[f"{m}_{s}" for s in _Q_SUFFIX])])
 
 

@@ -34,6 +34,8 @@ def _print_table(title: str, summary: Any, metrics: tuple[str, ...]) -> None:
 
 
 _HEADLINE = (
+    "wrmsse",
+    "rmsse",
     "scaled_pinball",
     "pinball",
     "mase",

@@ -176,6 +176,7 @@ def test_demand_backtest_beats_moving_average_and_is_calibrated(
     def value(model: str, metric: str) -> float:
         return float(mean.filter((pl.col("model") == model) & (pl.col("metric") == metric))["value"][0])
 
+    assert {"rmsse", "wrmsse"} <= set(metrics["metric"])
     assert value("lgbm", "scaled_pinball") < value("moving_average", "scaled_pinball")
     assert value("oracle", "scaled_pinball") < value("lgbm", "scaled_pinball")
     assert abs(value("lgbm", "coverage_q90") - 0.9) < 0.06
