@@ -36,7 +36,6 @@ from models.demand_tasks import (
     model_columns,
     prepare_demand,
 )
-from models.lgbm import LGBMConfig
 from pipelines.settings import Settings
 from pipelines.versioning import current_data_version
 
@@ -332,9 +331,22 @@ def fan_chart(
     return path
 
 
-def tune_demand(n_trials: int = 10, n_cutoffs: int = 2, timeout_seconds: float | None = None) -> Any:
-    """Optuna study ``demand`` over the shared LightGBM space: mean lgbm scaled pinball over `n_cutoffs`
-    rolling cutoffs. Best parameters land in ``outputs/tuning/demand/demand.json`` for `train_demand`."""
+def tune_demand(
+    n_trials: int = 10,
+    n_cutoffs: int = 2,
+    timeout_seconds: float | None = None,
+    *,
+    config: DemandTaskConfig | None = None,
+    data_dir: Path | None = None,
+    outputs_dir: Path | None = None,
+) -> Any:
+    """Optuna study ``demand`` over the shared LightGBM space: mean lgbm scaled pinball over the last
+    `n_cutoffs` rolling cutoffs (time-ordered, pruned between cutoffs). Best parameters land in
+    ``<outputs>/tuning/demand/demand.json``, which `train_demand` reads.
+
+    Returns:
+        The Optuna study.
+    """
     import optuna
 
     from models.backtest import Fold
@@ -343,8 +355,13 @@ def tune_demand(n_trials: int = 10, n_cutoffs: int = 2, timeout_seconds: float |
     from models.tuning import lgbm_space, make_objective
     from pipelines.tuning import StudyConfig, run_study
 
-    settings = Settings()
-    base = DemandTaskConfig()
+    kwargs: dict[str, Any] = {}
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    if outputs_dir is not None:
+        kwargs["outputs_dir"] = outputs_dir
+    settings = Settings(**kwargs)
+    base = config or DemandTaskConfig()
     tables = load_demand_tables(settings.validated_dir)
     prepared = prepare_demand(tables, base)
     horizon = dt.timedelta(weeks=base.features.horizons)
@@ -353,10 +370,18 @@ def tune_demand(n_trials: int = 10, n_cutoffs: int = 2, timeout_seconds: float |
 
     def score(params: dict[str, Any], fold: Fold) -> float:
         rounds = int(params.pop("num_boost_round", base.lgbm.num_boost_round))
-        lgbm = LGBMConfig(params=params, num_boost_round=rounds, early_stopping_rounds=None)
+        lgbm = base.lgbm.model_copy(
+            update={
+                "params": {**base.lgbm.params, **params},
+                "num_boost_round": rounds,
+                "early_stopping_rounds": None,
+            }
+        )
         cfg = base.model_copy(update={"lgbm": lgbm, "n_cutoffs": 1})
         preds = demand_backtest(
-            tables, cfg.model_copy(update={"step_weeks": 1}), prepared=_upto(prepared, fold.cutoff)
+            tables,
+            cfg.model_copy(update={"step_weeks": 1}),
+            prepared=_upto(prepared, fold.cutoff, base.features.horizons),
         )
         sp = scaled_pinball(preds, [MODEL_NAME], "y", None, quantiles=DEMAND_QUANTILES)
         return float(sp.filter(pl.col("metric") == "scaled_pinball")["value"][0])
@@ -369,8 +394,10 @@ def tune_demand(n_trials: int = 10, n_cutoffs: int = 2, timeout_seconds: float |
     return study
 
 
-def _upto(prepared: tuple[pl.DataFrame, pl.DataFrame], cutoff: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _upto(
+    prepared: tuple[pl.DataFrame, pl.DataFrame], cutoff: dt.date, horizons: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Panel and features truncated so that the last backtest cutoff is `cutoff` (targets until its end)."""
     panel, feats = prepared
-    end = cutoff + dt.timedelta(weeks=16)
+    end = cutoff + dt.timedelta(weeks=horizons)
     return panel.filter(pl.col("week_start") < end), feats.filter(pl.col("origin_week") <= cutoff)

@@ -61,3 +61,25 @@ def test_train_demand_and_weekly_forecast_flows_write_the_contract(
 
     latest = weekly_forecast(data_dir=small_world_dir, outputs_dir=outputs, n_paths=5)
     assert latest.name == "2025-W01"  # the week after the last sales day (Sunday 2024-12-29)
+
+
+def test_tune_demand_writes_best_params_that_train_demand_reads(tmp_path: Path) -> None:
+    from features.simulator.demand import DemandConfig, simulate_demand
+    from models.demand_tasks import DemandTaskConfig
+    from models.lgbm import LGBMConfig
+    from pipelines.demand import _tuned_config, tune_demand
+
+    data = tmp_path / "data"
+    (data / "validated").mkdir(parents=True)
+    tables, _ = simulate_demand(
+        DemandConfig(n_skus=4), dt.date(2023, 1, 2), dt.date(2024, 12, 29), np.random.default_rng(2)
+    )
+    for name in ("warehouse_sales", "skus", "warehouses"):
+        tables[name].write_parquet(data / "validated" / f"{name}.parquet")
+    config = DemandTaskConfig(lgbm=LGBMConfig(num_threads=1), train_weeks=40, calib_origins=4)
+    study = tune_demand(2, 2, 120, config=config, data_dir=data, outputs_dir=tmp_path / "outputs")
+    assert len(study.trials) == 2
+    best = json.loads((tmp_path / "outputs" / "tuning" / "demand" / "demand.json").read_text())
+    assert best
+    tuned = _tuned_config(config, tmp_path / "outputs" / "tuning" / "demand")
+    assert tuned.lgbm.params["learning_rate"] == study.best_params["learning_rate"]
