@@ -530,7 +530,7 @@ def wrmsse(
     _check_columns(df, [*models, scale_col, weight_col, *series_cols])
     data = df.filter((pl.col(scale_col) > 0) & (pl.col(weight_col) > 0) & pl.col(target_col).is_not_null())
     y, scale = _target(target_col), pl.col(scale_col).cast(pl.Float64)
-    per_series = data.group_by([*keys, *series_cols]).agg(
+    per_series = data.group_by([*keys, *[c for c in series_cols if c not in keys]]).agg(
         pl.col(weight_col).first().cast(pl.Float64).alias("_w"),
         *[((y - pl.col(m)).pow(2) / scale).mean().sqrt().alias(m) for m in models],
     )

@@ -42,3 +42,18 @@ def test_wrmsse_weights_series_rmsse() -> None:
     assert out.to_dicts() == [{"model": "m", "metric": "wrmsse", "value": pytest.approx(0.75)}]
     zero_weight = wrmsse(df.with_columns(weight=pl.lit(0.0)), ["m"], "y", None)
     assert zero_weight.height == 0 or zero_weight["value"].is_null().all()
+
+
+def test_wrmsse_by_a_series_column() -> None:
+    df = pl.DataFrame(
+        {
+            "warehouse_id": ["W", "W", "V"],
+            "sku_id": ["A", "B", "A"],
+            "y": [2.0, 1.0, 4.0],
+            "m": [1.0, 1.0, 2.0],
+            "scale_sq": [1.0, 1.0, 1.0],
+            "weight": [1.0, 1.0, 2.0],
+        }
+    )
+    out = wrmsse(df, ["m"], "y", None, by=["warehouse_id"]).sort("warehouse_id")
+    assert out["value"].to_list() == [pytest.approx(2.0), pytest.approx(0.5)]

@@ -25,7 +25,7 @@ def test_train_demand_and_weekly_forecast_flows_write_the_contract(
     monkeypatch.setenv("TRANSITCAST_MLFLOW_DIR", str(outputs / "mlflow"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tables, oracle = simulate_demand(
-        DemandConfig(n_skus=6), dt.date(2023, 1, 2), dt.date(2024, 12, 29), np.random.default_rng(5)
+        DemandConfig(n_skus=4), dt.date(2023, 1, 2), dt.date(2024, 12, 29), np.random.default_rng(5)
     )
     (small_world_dir / "validated").mkdir(parents=True)
     (small_world_dir / "raw" / "oracle").mkdir(parents=True)
@@ -33,7 +33,7 @@ def test_train_demand_and_weekly_forecast_flows_write_the_contract(
         tables[name].write_parquet(small_world_dir / "validated" / f"{name}.parquet")
     oracle["demand_weekly"].write_parquet(small_world_dir / "raw" / "oracle" / "demand_weekly.parquet")
     config = DemandTaskConfig(
-        lgbm=LGBMConfig(num_boost_round=40, early_stopping_rounds=10, num_threads=1),
+        lgbm=LGBMConfig(num_boost_round=25, early_stopping_rounds=10, num_threads=1),
         train_weeks=40,
         calib_origins=4,
     )
@@ -63,6 +63,7 @@ def test_train_demand_and_weekly_forecast_flows_write_the_contract(
     assert latest.name == "2025-W01"  # the week after the last sales day (Sunday 2024-12-29)
 
 
+@pytest.mark.slow
 def test_tune_demand_writes_best_params_that_train_demand_reads(tmp_path: Path) -> None:
     from features.simulator.demand import DemandConfig, simulate_demand
     from models.demand_tasks import DemandTaskConfig
