@@ -147,10 +147,11 @@ def warehouse_summary(plan: pl.DataFrame, warehouses: list[str] | None = None) -
         `weeks_of_cover_median`, `n_series_under_2_weeks`, `mean_p_stockout`,
         `n_series_p_stockout_over_20pct`.
     """
+    units = pl.col("order_units") + (pl.col("expedite_units") if "expedite_units" in plan.columns else 0)
     summary = plan.group_by("warehouse_id").agg(
         pl.len().alias("n_series"),
         pl.col("is_order").sum().alias("n_orders"),
-        pl.col("order_units").sum(),
+        units.sum().alias("order_units"),
         pl.col("order_value_usd").sum().round(0),
         pl.col("freight_usd").sum().round(0),
         pl.col("weeks_of_cover").median().round(1).alias("weeks_of_cover_median"),
