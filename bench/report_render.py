@@ -42,15 +42,17 @@ def screenshot(html: Path, png: Path, width: int = 1400, height: int = 4200, tim
     return png
 
 
-def main(argv: list[str] | None = None) -> Path:
-    """Render the given (or newest) report and record its size and render time."""
+def main(argv: list[str] | None = None) -> Path | None:
+    """Render the given (or newest) report and record its size, external URLs and render time."""
     args = argv if argv is not None else sys.argv[1:]
     if args:
         html = Path(args[0])
     else:
-        reports = sorted(Path("outputs/reports").glob("*/report.html"), key=lambda p: p.stat().st_mtime)
+        root = Path(__file__).resolve().parents[1] / "outputs" / "reports"
+        reports = sorted(root.glob("*/report.html"), key=lambda p: p.stat().st_mtime)
         if not reports:
-            raise FileNotFoundError("no outputs/reports/*/report.html: run `transitcast plan` first")
+            log.warning("no %s/*/report.html yet: run `transitcast plan` (or `make demo`) first", root)
+            return None
         html = reports[-1]
     png = html.with_suffix(".png")
     t0 = time.perf_counter()
