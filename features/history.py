@@ -34,18 +34,22 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, Self
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "AsOfState",
     "AsOfStats",
     "LastDays",
     "LastN",
     "RowStat",
     "TimeStat",
     "add_trailing_stats",
+    "add_trailing_stats_from",
+    "asof_state",
     "days_between",
     "quantile_label",
 ]
@@ -323,17 +327,67 @@ def _asof(left: pl.DataFrame, right: pl.DataFrame, on: str, by: Sequence[str]) -
     )
 
 
-def _check_keys(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats, at: str) -> None:
+def _check_keys(
+    df: pl.DataFrame,
+    key_dtypes: dict[str, pl.DataType],
+    observed_dtype: pl.DataType,
+    spec: AsOfStats,
+    at: str,
+) -> None:
     clash = set(spec.names) & set(df.columns)
     if clash:
         raise ValueError(f"columns already in df: {sorted(clash)}")
+    schema = df.schema
     for c in spec.by:
-        if df.schema[c] != history.schema[c]:
-            raise ValueError(f"key {c!r} is {df.schema[c]} in df but {history.schema[c]} in history")
-    if df.schema[at] != history.schema[spec.observed_at]:
-        raise ValueError(
-            f"{at!r} is {df.schema[at]} but {spec.observed_at!r} is {history.schema[spec.observed_at]}"
-        )
+        if schema[c] != key_dtypes[c]:
+            raise ValueError(f"key {c!r} is {schema[c]} in df but {key_dtypes[c]} in history")
+    if schema[at] != observed_dtype:
+        raise ValueError(f"{at!r} is {schema[at]} but {spec.observed_at!r} is {observed_dtype}")
+
+
+@dataclass(frozen=True)
+class AsOfState:
+    """The as-of state of one `AsOfStats` over a fixed history: its observations with running statistics.
+
+    Built once by `asof_state` (the same code `add_trailing_stats` runs on every call, over the whole
+    history), then `add_trailing_stats_from` attaches the statistics to any rows by as-of joins only. The
+    table keeps every observation, also those observed after the history's last booking (e.g. a late flag
+    known at the end of a promised day still ahead), so the result is the one of `add_trailing_stats` on
+    the same history for rows at any moment.
+
+    Attributes:
+        spec: the statistics.
+        observations: observed history rows sorted by observation time, with their running statistics.
+        key_dtypes: dtypes of the `spec.by` columns in the history.
+        observed_dtype: dtype of the history's `spec.observed_at`.
+    """
+
+    spec: AsOfStats
+    observations: pl.DataFrame
+    key_dtypes: dict[str, pl.DataType]
+    observed_dtype: pl.DataType
+
+
+def asof_state(history: pl.DataFrame, spec: AsOfStats) -> AsOfState:
+    """The `AsOfState` of `spec` over `history` (no row of it pruned).
+
+    Args:
+        history: observations; must hold `spec.by`, `spec.observed_at` and the value columns.
+        spec: what to compute.
+
+    Raises:
+        ValueError: naming the columns `spec` needs and `history` lacks.
+    """
+    missing = [c for c in (*spec.by, spec.observed_at, *spec.values) if c not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks the column(s) {missing} of {spec.prefix!r}")
+    schema = history.schema
+    return AsOfState(
+        spec=spec,
+        observations=_observations(history, spec, since=None),
+        key_dtypes={c: schema[c] for c in spec.by},
+        observed_dtype=schema[spec.observed_at],
+    )
 
 
 def add_trailing_stats(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats, *, at: str) -> pl.DataFrame:
@@ -354,7 +408,34 @@ def add_trailing_stats(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats,
         ValueError: when an output name is already a column of `df`, or a key or time dtype differs
             between `df` and `history`.
     """
-    _check_keys(df, history, spec, at)
+    schema = history.schema
+    _check_keys(df, {c: schema[c] for c in spec.by}, schema[spec.observed_at], spec, at)
+    left, resort = _left(df, spec, at)
+    obs = _observations(history, spec, since=left[_AT].min())
+    return _attach(df, left, resort, obs, spec)
+
+
+def add_trailing_stats_from(df: pl.DataFrame, state: AsOfState, *, at: str) -> pl.DataFrame:
+    """`add_trailing_stats` against the history `state` was built from, by as-of joins only.
+
+    Args:
+        df: frame to enrich (keys of `state.spec.by` and the timestamp column `at`). Row order is kept.
+        state: built by `asof_state`.
+        at: the prediction moment of each row of `df`.
+
+    Returns:
+        `df` with `state.spec.names` appended, the values of `add_trailing_stats(df, history, spec, at=at)`.
+
+    Raises:
+        ValueError: as `add_trailing_stats`.
+    """
+    spec = state.spec
+    _check_keys(df, state.key_dtypes, state.observed_dtype, spec, at)
+    left, resort = _left(df, spec, at)
+    return _attach(df, left, resort, state.observations, spec)
+
+
+def _left(df: pl.DataFrame, spec: AsOfStats, at: str) -> tuple[pl.DataFrame, bool]:
     by = list(spec.by)
     left = df.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW),
@@ -364,7 +445,13 @@ def add_trailing_stats(df: pl.DataFrame, history: pl.DataFrame, spec: AsOfStats,
     resort = not left[_AT].is_sorted()
     if resort:
         left = left.sort(_AT, maintain_order=True)
-    obs = _observations(history, spec, since=left[_AT].min())
+    return left, resort
+
+
+def _attach(
+    df: pl.DataFrame, left: pl.DataFrame, resort: bool, obs: pl.DataFrame, spec: AsOfStats
+) -> pl.DataFrame:
+    by = list(spec.by)
     cum_cols = [c for c in obs.columns if c.startswith("__cum_")]
     out = _asof(left, obs, _AT, by)
     for days in sorted({w.days for w in spec.last_days}):

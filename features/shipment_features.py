@@ -38,16 +38,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.booking_calendar import CALENDAR_FEATURES, WINDOW_FEATURES, add_booking_calendar
 from features.customs_rules import add_de_minimis
-from features.history import AsOfStats, LastDays, LastN, add_trailing_stats, days_between, quantile_label
+from features.history import (
+    AsOfState,
+    AsOfStats,
+    LastDays,
+    LastN,
+    add_trailing_stats,
+    add_trailing_stats_from,
+    asof_state,
+    days_between,
+    quantile_label,
+)
 from features.schema import UTC
 
 __all__ = [
     "CATEGORICAL_FEATURES",
     "FEATURES",
     "BookingFeatureConfig",
+    "BookingHistoryState",
     "FeatureSet",
     "add_shipment_targets",
     "booking_feature_set",
+    "booking_history_state",
     "build_booking_features",
     "hs_chapter",
     "is_on_time",
@@ -308,8 +320,15 @@ def _declaration_history(declarations: pl.DataFrame, cfg: BookingFeatureConfig) 
 
 
 def _add_history(
-    df: pl.DataFrame, history: pl.DataFrame | None, specs: tuple[AsOfStats, ...]
+    df: pl.DataFrame,
+    history: pl.DataFrame | None,
+    specs: tuple[AsOfStats, ...],
+    states: tuple[AsOfState, ...] | None = None,
 ) -> pl.DataFrame:
+    if states is not None:
+        for state in states:
+            df = add_trailing_stats_from(df, state, at="created_at")
+        return df
     for spec in specs:
         if history is None:  # no table: unknown, with the dtypes the statistics would have
             counts = {f"{spec.prefix}_n_obs"} | {
@@ -325,6 +344,49 @@ def _add_history(
         else:
             df = add_trailing_stats(df, history, spec, at="created_at")
     return df
+
+
+@dataclass(frozen=True)
+class BookingHistoryState:
+    """The as-of state of every history statistic of the booking features, over a fixed history.
+
+    Built once by `booking_history_state` (e.g. by the Predictor at load, over the feature snapshot);
+    `build_booking_features(rows, state=...)` then gives the same features as
+    `build_booking_features(rows, history=..., declarations=...)` on that history, by as-of joins only.
+
+    Attributes:
+        config: the feature config the state was built with.
+        lane: states of the shipment-history statistics (lane, booked volume, destination x mode).
+        customs: states of the customs statistics, or None without declarations.
+    """
+
+    config: BookingFeatureConfig
+    lane: tuple[AsOfState, ...]
+    customs: tuple[AsOfState, ...] | None
+
+
+def booking_history_state(
+    history: pl.DataFrame,
+    *,
+    declarations: pl.DataFrame | None = None,
+    config: BookingFeatureConfig | None = None,
+) -> BookingHistoryState:
+    """The `BookingHistoryState` of a shipments history (and customs declarations), for repeated scoring.
+
+    Args:
+        history: contract `shipments` the lane statistics are computed from.
+        declarations: contract `customs_declarations`, for the customs statistics (null without it).
+        config: windows and keys; defaults to `BookingFeatureConfig()`.
+    """
+    cfg = config or BookingFeatureConfig()
+    ships = _shipment_history(history, cfg)
+    customs = None
+    if declarations is not None:
+        decl = _declaration_history(declarations, cfg)
+        customs = tuple(asof_state(decl, spec) for spec in _customs_specs(cfg))
+    return BookingHistoryState(
+        config=cfg, lane=tuple(asof_state(ships, spec) for spec in _lane_specs(cfg)), customs=customs
+    )
 
 
 def _expected_transit_days(cfg: BookingFeatureConfig) -> pl.Expr:
@@ -345,6 +407,7 @@ def build_booking_features(
     lanes: pl.DataFrame | None = None,
     declarations: pl.DataFrame | None = None,
     config: BookingFeatureConfig | None = None,
+    state: BookingHistoryState | None = None,
 ) -> pl.DataFrame:
     """Features known at each shipment's `created_at`, one row per shipment in the input order.
 
@@ -359,6 +422,9 @@ def build_booking_features(
         lanes: contract `lanes` table, for `contract_transit_days` (null without it).
         declarations: contract `customs_declarations`, for the customs history (null columns without it).
         config: windows and keys; defaults to `BookingFeatureConfig()`.
+        state: `booking_history_state(history, declarations=..., config=...)` built beforehand: the
+            statistics are then as-of joins on it (same values, far cheaper for repeated small calls);
+            `history` and `declarations` must not be given with it, and `config` must be its config.
 
     Returns:
         `shipment_id`, `created_at`, then `booking_feature_set(config).names`. Lane statistics are null when
@@ -366,17 +432,26 @@ def build_booking_features(
         `lane_n_obs`; the `dest_mode_*` columns are their fallback.
     """
     cfg = config or BookingFeatureConfig()
+    if state is not None:
+        if history is not None or declarations is not None:
+            raise ValueError("build_booking_features: pass either `state` or `history`/`declarations`")
+        if state.config != cfg:
+            raise ValueError("build_booking_features: `state` was built with another feature config")
     features = booking_feature_set(cfg)
     df = (
         shipments.with_row_index(_ROW)
         .sort("created_at", maintain_order=True)
         .with_columns(hs_chapter(), _promised_days().alias("promised_days"))
     )
-    lane_specs = _lane_specs(cfg)
-    df = _add_history(df, _shipment_history(shipments if history is None else history, cfg), lane_specs)
-    if declarations is not None:
-        declarations = _declaration_history(declarations, cfg)
-    df = _add_history(df, declarations, _customs_specs(cfg))
+    if state is not None:
+        df = _add_history(df, None, _lane_specs(cfg), state.lane)
+        df = _add_history(df, None, _customs_specs(cfg), state.customs)
+    else:
+        ships = _shipment_history(shipments if history is None else history, cfg)
+        df = _add_history(df, ships, _lane_specs(cfg))
+        if declarations is not None:
+            declarations = _declaration_history(declarations, cfg)
+        df = _add_history(df, declarations, _customs_specs(cfg))
     if lanes is not None:
         df = df.join(
             lanes.select(*cfg.lane_keys, "contract_transit_days").unique(list(cfg.lane_keys), keep="first"),

@@ -128,8 +128,8 @@ def _require(frame: pl.DataFrame, columns: Sequence[str]) -> None:
         raise ValueError(f"feature columns missing from the frame: {missing}")
 
 
-def _numeric_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
-    dtype = frame.schema[column]
+def _numeric_expr(schema: Mapping[str, pl.DataType], column: str) -> pl.Expr:
+    dtype = schema[column]
     if not (dtype.is_numeric() or isinstance(dtype, _NUMERIC_KINDS) or dtype == pl.Null):
         raise TypeError(
             f"numeric feature {column!r} has dtype {dtype}; declare it categorical or convert it "
@@ -154,7 +154,8 @@ def feature_matrix(frame: pl.DataFrame, features: FeatureSet, encoder: CategoryE
     _require(frame, names)
     if set(encoder.columns) != set(features.categorical):
         raise ValueError("encoder columns differ from the feature set's categorical columns")
-    exprs: list[Any] = [_numeric_expr(frame, c) for c in features.numeric]
+    schema = frame.schema  # built once: `DataFrame.schema` walks every column on each access
+    exprs: list[Any] = [_numeric_expr(schema, c) for c in features.numeric]
     exprs += [e.cast(pl.Float64) for e in encoder.expressions()]
     numeric = frame.select(exprs).select(names)
     matrix = numeric.to_numpy(order="c", writable=True) if numeric.height else np.empty((0, numeric.width))

@@ -276,20 +276,57 @@ class LGBMModel:
         if not self.is_fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted")
 
-    def predict_raw(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
-        """Raw output of each booster (working scale, before any calibration), by booster name."""
+    @property
+    def matrix_key(self) -> str:
+        """Models with the same key read the same `feature_matrix` of a frame (features and encoder)."""
+        text = json.dumps([feature_set_to_dict(self.features), self.encoder.to_dict()], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def matrix(self, frame: pl.DataFrame) -> np.ndarray:
+        """The float64 matrix the boosters read for `frame` (see `models.encoding.feature_matrix`)."""
+        return feature_matrix(frame, self.features, self.encoder)
+
+    def predict_matrix(self, x: np.ndarray, *, num_threads: int | None = None) -> dict[str, np.ndarray]:
+        """Raw output of each booster on a matrix built by `matrix` (rows are scored independently)."""
         self._check_fitted()
-        x = feature_matrix(frame, self.features, self.encoder)
-        threads = self.config.num_threads
+        if x.ndim != 2 or x.shape[1] != len(feature_names(self.features)):
+            raise ValueError(
+                f"matrix has shape {x.shape}; the model reads {len(feature_names(self.features))} columns"
+            )
+        threads = num_threads or self.config.num_threads
+        if x.shape[0] == 0:
+            return {name: np.empty(0, dtype=np.float64) for name in self.boosters}
         return {name: np.asarray(b.predict(x, num_threads=threads)) for name, b in self.boosters.items()}
 
-    def predict(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def predict_raw(
+        self, frame: pl.DataFrame, *, matrix: np.ndarray | None = None, num_threads: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Raw output of each booster (working scale, before any calibration), by booster name.
+
+        Args:
+            frame: rows to score.
+            matrix: `self.matrix(frame)` when the caller already has it (shared by models with the same
+                `matrix_key`); built from `frame` otherwise.
+            num_threads: LightGBM threads for this call (default: `config.num_threads`).
+        """
+        self._check_fitted()
+        x = self.matrix(frame) if matrix is None else matrix
+        return self.predict_matrix(x, num_threads=num_threads)
+
+    def predict(
+        self, frame: pl.DataFrame, *, matrix: np.ndarray | None = None, num_threads: int | None = None
+    ) -> pl.DataFrame:
         """Predictions for each row of `frame`, same order: a frame with `output_columns` only.
 
         Columns outside the feature set are ignored; unknown categories and nulls are treated as missing.
-        Join back with ``frame.hstack(model.predict(frame))``.
+        Join back with ``frame.hstack(model.predict(frame))``. `matrix` and `num_threads` as in
+        `predict_raw`.
         """
-        outputs = self._outputs(self.predict_raw(frame), frame)
+        if matrix is None and num_threads is None:  # subclasses may override `predict_raw(frame)` alone
+            raw = self.predict_raw(frame)
+        else:
+            raw = self.predict_raw(frame, matrix=matrix, num_threads=num_threads)
+        outputs = self._outputs(raw, frame)
         return pl.DataFrame([pl.Series(name, values, dtype=pl.Float64) for name, values in outputs.items()])
 
     # ---------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from models.calibration import ConformalOffsets
-from models.encoding import FeatureSet
+from models.encoding import FeatureSet, feature_names
 from models.lgbm import LGBMConfig, LGBMModel, target_array
 from models.metrics import quantile_col
 
@@ -105,23 +105,25 @@ class QuantileRegressor(LGBMModel):
     def _inverse(self, z: np.ndarray) -> np.ndarray:
         return np.expm1(z) if self.log_target else z
 
-    def predict_working(self, frame: pl.DataFrame, *, calibrated: bool = True) -> np.ndarray:
+    def predict_working(
+        self,
+        frame: pl.DataFrame,
+        *,
+        calibrated: bool = True,
+        matrix: np.ndarray | None = None,
+        num_threads: int | None = None,
+    ) -> np.ndarray:
         """Monotone quantile predictions (n, k) on the working scale (log1p scale when ``log_target``).
 
         Args:
             frame: rows to score (needs ``group_col`` too when offsets are per group).
             calibrated: add the conformal offsets when the model has been calibrated.
+            matrix: `self.matrix(frame)` when the caller already has it.
+            num_threads: LightGBM threads for this call (default: `config.num_threads`).
         """
-        raw = self.predict_raw(frame)
-        present = [c for c in self.floor_features if c in frame.columns]
-        # Business rule: these features (e.g. holidays in the transit window) can only add time. Quantile
-        # leaves are re-fitted after growth, so LightGBM's monotone constraints do not hold; floor the
-        # prediction by the ones with any subset of these features set to zero instead.
-        for k in range(1, len(present) + 1):
-            for subset in itertools.combinations(present, k):
-                zeroed = frame.with_columns(pl.lit(0).cast(frame.schema[c]).alias(c) for c in subset)
-                without = self.predict_raw(zeroed)
-                raw = {name: np.maximum(values, without[name]) for name, values in raw.items()}
+        x = self.matrix(frame) if matrix is None else matrix
+        raw = self.predict_matrix(x, num_threads=num_threads)
+        raw = self._floor(frame, x, raw, num_threads)
         z = enforce_monotone(np.column_stack([raw[name] for name in self._names]))
         if calibrated and self.conformal is not None:
             col = self.conformal.group_col
@@ -131,17 +133,65 @@ class QuantileRegressor(LGBMModel):
             z = enforce_monotone(z + self.conformal.offsets(groups, frame.height))
         return z
 
+    def _floor(
+        self, frame: pl.DataFrame, x: np.ndarray, raw: dict[str, np.ndarray], num_threads: int | None
+    ) -> dict[str, np.ndarray]:
+        """Business rule: these features (e.g. holidays in the transit window) can only add time.
+
+        Quantile leaves are re-fitted after growth, so LightGBM's monotone constraints do not hold; the
+        prediction is floored by the ones with any subset of these features set to zero instead. Zeroing
+        a numeric feature only sets its matrix column to 0.0, so a row whose subset is already 0.0 predicts
+        exactly `raw` again and the maximum leaves it unchanged: only the other rows are re-scored (the
+        same values as re-scoring every row, with far fewer booster passes). A floor feature outside the
+        model's features changes nothing; a categorical one is zeroed in the frame (general path).
+        """
+        present = [c for c in self.floor_features if c in frame.columns]
+        numeric = {c: j for j, c in enumerate(feature_names(self.features)) if c in self.features.numeric}
+        for k in range(1, len(present) + 1):
+            for subset in itertools.combinations(present, k):
+                if any(c in self.features.categorical for c in subset):
+                    zeroed = frame.with_columns(pl.lit(0).cast(frame.schema[c]).alias(c) for c in subset)
+                    without = self.predict_raw(zeroed, num_threads=num_threads)
+                    raw = {name: np.maximum(values, without[name]) for name, values in raw.items()}
+                    continue
+                cols = [numeric[c] for c in subset if c in numeric]
+                if not cols:
+                    continue
+                block = x[:, cols]
+                rows = np.flatnonzero(((block != 0.0) | np.isnan(block)).any(axis=1))
+                if rows.size == 0:
+                    continue
+                sub = x[rows]
+                sub[:, cols] = 0.0
+                without = self.predict_matrix(sub, num_threads=num_threads)
+                raw = dict(raw)
+                for name, values in raw.items():
+                    floored = values.copy()
+                    floored[rows] = np.maximum(values[rows], without[name])
+                    raw[name] = floored
+        return raw
+
     def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:  # noqa: ARG002
         raise NotImplementedError  # predict is overridden: calibration needs the frame
 
-    def predict(self, frame: pl.DataFrame, *, calibrated: bool = True) -> pl.DataFrame:
+    def predict(  # type: ignore[override]
+        self,
+        frame: pl.DataFrame,
+        *,
+        calibrated: bool = True,
+        matrix: np.ndarray | None = None,
+        num_threads: int | None = None,
+    ) -> pl.DataFrame:
         """Quantile columns ``{prefix}_qNN`` for each row of `frame` (never crossing).
 
         Args:
             frame: rows to score; extra columns are ignored, unknown categories are treated as missing.
             calibrated: apply the conformal offsets when the model has been calibrated.
+            matrix: `self.matrix(frame)` when the caller already has it.
+            num_threads: LightGBM threads for this call (default: `config.num_threads`).
         """
-        values = self._inverse(self.predict_working(frame, calibrated=calibrated))
+        working = self.predict_working(frame, calibrated=calibrated, matrix=matrix, num_threads=num_threads)
+        values = self._inverse(working)
         return pl.DataFrame(
             {col: pl.Series(col, values[:, j], dtype=pl.Float64) for j, col in enumerate(self.output_columns)}
         )

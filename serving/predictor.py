@@ -26,11 +26,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from features.milestones import latest_snapshot
 from features.schema import table_spec
-from features.shipment_features import build_booking_features
+from features.shipment_features import booking_history_state, build_booking_features
 from models.lgbm import METADATA_FILE, LGBMModel, load_model
 from serving.promise import promise_dates
 from serving.snapshot import SNAPSHOT_DIR, FeatureSnapshot, HistorySlice, SnapshotIndex, read_snapshot
@@ -41,6 +42,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "Predictor",
     "PredictorInfo",
+    "SMALL_BATCH_ROWS",
     "coerce_shipments",
     "default_tracking_uri",
     "registry_versions",
@@ -82,6 +84,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "model_version",
 )
 _ROW = "__predict_row"
+# Below this many rows a prediction runs on one LightGBM thread.
+SMALL_BATCH_ROWS = 256
 
 
 def default_tracking_uri() -> str:
@@ -178,7 +182,13 @@ class Predictor:
         snapshot: the feature snapshot the models were trained with.
         info: versions reported by the API.
         promise_target: on-time rate the promise date is quoted for.
-        num_threads: LightGBM threads per prediction.
+        num_threads: LightGBM threads per prediction of a batch (requests under `SMALL_BATCH_ROWS` rows
+            use one thread: OpenMP's start-up costs more than it saves on a few rows).
+
+    At load, the booking features' history statistics are evaluated once over the whole snapshot
+    (`features.shipment_features.booking_history_state`, the builders' own code); a request's booking
+    features are then as-of joins on that state, the values `build_booking_features` gives on the
+    snapshot's history (`tests/serving/test_fast_path.py`), whatever the rows' booking times.
 
     Example:
         >>> predictor = Predictor.from_dir(Path("outputs/models"))  # doctest: +SKIP
@@ -199,8 +209,13 @@ class Predictor:
         self.models = dict(models)
         for model in self.models.values():
             model.config = model.config.model_copy(update={"num_threads": num_threads})
+        self.num_threads = num_threads
         self.snapshot = snapshot
         self.index = SnapshotIndex(snapshot)
+        self.state = booking_history_state(
+            snapshot.shipments, declarations=snapshot.declarations, config=snapshot.booking
+        )
+        self._matrix_keys = {task: model.matrix_key for task, model in self.models.items()}
         self.info = info
         self.promise_target = promise_target
         self._lock = threading.Lock()  # LightGBM boosters are not documented as thread-safe for predict
@@ -352,21 +367,21 @@ class Predictor:
         n = rows.height
         if n == 0:
             return pl.DataFrame(schema=self.output_schema())
-        history = self.index.slice_for(rows)
-        features = build_booking_features(
-            rows,
-            history=history.shipments,
-            lanes=self.snapshot.lanes,
-            declarations=history.declarations,
-            config=self.snapshot.booking,
-        )
+        features = self.booking_features(rows)
         out = rows.select("shipment_id", "created_at")
+        threads = 1 if n < SMALL_BATCH_ROWS else self.num_threads
+        matrices: dict[str, np.ndarray] = {}  # one matrix per feature set + encoder, shared by the models
         with self._lock:
             for task in BOOKING_TASKS:
                 model = self.models.get(task)
-                if model is not None:
-                    out = out.hstack(model.predict(features))
+                if model is None:
+                    continue
+                key = self._matrix_keys[task]
+                if key not in matrices:
+                    matrices[key] = model.matrix(features)
+                out = out.hstack(model.predict(features, matrix=matrices[key], num_threads=threads))
         if events is not None:
+            history = self.index.slice_for(rows)
             out = out.hstack(self._remaining(rows, features, _coerce_events(events), history, as_of))
         out = self._fill_missing(out)
         out = promise_dates(out, target=self.promise_target)
@@ -377,6 +392,16 @@ class Predictor:
             unknown.alias("is_unknown_lane"), pl.lit(self.info.model_version).alias("model_version")
         )
         return out.select(OUTPUT_COLUMNS)
+
+    def booking_features(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """The booking features of coerced `rows` against the snapshot (as-of joins on `self.state`).
+
+        Equal to `build_booking_features(rows, history=snapshot.shipments, lanes=snapshot.lanes,
+        declarations=snapshot.declarations, config=snapshot.booking)`.
+        """
+        return build_booking_features(
+            rows, lanes=self.snapshot.lanes, config=self.snapshot.booking, state=self.state
+        )
 
     def _remaining(
         self,
