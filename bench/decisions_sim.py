@@ -227,8 +227,15 @@ class Replay:
         stockout = float((lost * w.short_cost).sum())
         freight = float(self.freight_by_week[warmup:].sum())
         n_sw = out_week.size
+        # CSL by weekly volume: slow movers (< 1 unit a week), medium (1-10), fast (> 10)
+        rate = dem.sum(axis=0) / max(weeks, 1)
+        bands = {"slow": rate < 1, "medium": (rate >= 1) & (rate <= 10), "fast": rate > 10}
+        by_band = {
+            f"csl_{k}": float(1 - out_week[:, m].mean()) if m.any() else float("nan") for k, m in bands.items()
+        }
         return {
             "cycle_service_level": float(1 - out_week.mean()),
+            **by_band,
             "fill_rate": float(sold.sum() / max(dem.sum(), 1)),
             "holding_usd": holding,
             "stockout_usd": stockout,
@@ -609,9 +616,9 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = restock_replay(args, t)
         for r in rows:
-            for metric in ("cycle_service_level", "fill_rate", "cost_per_series_week_usd", "holding_usd",
-                           "stockout_usd", "freight_usd"):  # fmt: skip
-                unit = "share" if metric in ("cycle_service_level", "fill_rate") else "USD"
+            for metric in ("cycle_service_level", "csl_slow", "csl_medium", "csl_fast", "fill_rate",
+                           "cost_per_series_week_usd", "holding_usd", "stockout_usd", "freight_usd"):  # fmt: skip
+                unit = "USD" if metric.endswith("usd") else "share"
                 record("decisions_sim", str(r["dataset"]), str(r["policy"]), f"restock_{metric}", float(r[metric]),
                        unit, cmd)  # fmt: skip
         _headline_restock(rows, cmd)
