@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Self
 
 import polars as pl
@@ -64,6 +64,8 @@ _OBS = "__asof_observed_at"
 _N = "__asof_n"
 _KEY = "__asof_key"
 _US_PER_DAY = 86_400_000_000
+# Up to this many distinct keys, `add_trailing_stats_from` joins on the keys' own observations only.
+_FEW_KEYS = 64
 
 
 def quantile_label(q: float) -> str:
@@ -366,6 +368,21 @@ class AsOfState:
     observations: pl.DataFrame
     key_dtypes: dict[str, pl.DataType]
     observed_dtype: pl.DataType
+    parts: dict[int, pl.DataFrame] = field(default_factory=dict, repr=False)
+
+    def for_keys(self, keys: pl.Series) -> pl.DataFrame:
+        """The observations of the given key hashes (all of them when there are many keys or no `by`).
+
+        An as-of join hashes its whole right side on every call, so a few-row request joins on the
+        observations of its own keys only (each key's rows stay sorted by observation time).
+        """
+        distinct = keys.drop_nulls().unique()
+        if not self.parts or distinct.len() > _FEW_KEYS:
+            return self.observations
+        frames = [self.parts[k] for k in distinct.to_list() if k in self.parts]
+        if not frames:
+            return self.observations.clear()
+        return frames[0] if len(frames) == 1 else pl.concat(frames)
 
 
 def asof_state(history: pl.DataFrame, spec: AsOfStats) -> AsOfState:
@@ -382,11 +399,16 @@ def asof_state(history: pl.DataFrame, spec: AsOfStats) -> AsOfState:
     if missing:
         raise ValueError(f"history lacks the column(s) {missing} of {spec.prefix!r}")
     schema = history.schema
+    observations = _observations(history, spec, since=None)
+    parts: dict[int, pl.DataFrame] = {}
+    if spec.by:
+        parts = {k: part for (k,), part in observations.partition_by(_KEY, as_dict=True).items()}
     return AsOfState(
         spec=spec,
-        observations=_observations(history, spec, since=None),
+        observations=observations,
         key_dtypes={c: schema[c] for c in spec.by},
         observed_dtype=schema[spec.observed_at],
+        parts=parts,
     )
 
 
@@ -432,7 +454,8 @@ def add_trailing_stats_from(df: pl.DataFrame, state: AsOfState, *, at: str) -> p
     spec = state.spec
     _check_keys(df, state.key_dtypes, state.observed_dtype, spec, at)
     left, resort = _left(df, spec, at)
-    return _attach(df, left, resort, state.observations, spec)
+    obs = state.for_keys(left[_KEY]) if spec.by else state.observations
+    return _attach(df, left, resort, obs, spec)
 
 
 def _left(df: pl.DataFrame, spec: AsOfStats, at: str) -> tuple[pl.DataFrame, bool]:

@@ -123,3 +123,20 @@ def test_state_equals_trailing_stats_on_random_rows(points: list[tuple[float, st
     for spec in SPECS:
         got = add_trailing_stats_from(rows, asof_state(history, spec), at="created_at")
         assert_frame_equal(got, add_trailing_stats(rows, history, spec, at="created_at"))
+
+
+def test_state_gives_the_same_values_through_key_parts_and_the_whole_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import features.history as history_module
+
+    history = _history()
+    rows = _rows([25.0, 0.2, 4.0, 2.0, 19.0, 4.5], ["A", "A", "B", "B", "C", None])
+    for spec in SPECS:
+        state = asof_state(history, spec)
+        by_parts = add_trailing_stats_from(rows, state, at="created_at")
+        monkeypatch.setattr(history_module, "_FEW_KEYS", 0)
+        whole = add_trailing_stats_from(rows, state, at="created_at")
+        monkeypatch.undo()
+        assert_frame_equal(by_parts, whole)
+        assert_frame_equal(by_parts, add_trailing_stats(rows, history, spec, at="created_at"))
