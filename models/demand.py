@@ -151,9 +151,12 @@ class DemandModel(LGBMModel):
         self.training_["target"] = target
         return self
 
-    def predict_raw(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
-        """The booster's mean times the exposure, by booster name (``mean``)."""
-        raw = super().predict_raw(frame)
+    def predict_raw(
+        self, frame: pl.DataFrame, *, matrix: np.ndarray | None = None, num_threads: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The booster's mean times the exposure, by booster name (``mean``); arguments as in
+        `LGBMModel.predict_raw`."""
+        raw = super().predict_raw(frame, matrix=matrix, num_threads=num_threads)
         return {"mean": raw["mean"] * self._exposure(frame)}
 
     def predict_mean(self, frame: pl.DataFrame) -> np.ndarray:

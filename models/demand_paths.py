@@ -209,7 +209,7 @@ def lead_time_demand(paths: pl.DataFrame, cover_weeks: pl.DataFrame) -> pl.DataF
     dup = cover.filter(pl.len().over(keys) > 1)
     if dup.height:
         raise ValueError(f"cover_weeks has more than one row for {dup.row(0, named=True)}")
-    max_h = paths.get_column("horizon").max() if paths.height else 0
+    max_h = int(paths.get_column("horizon").cast(pl.Int64).max() or 0)  # type: ignore[arg-type]
     bad = cover.filter(
         pl.col("cover_weeks").is_null() | (pl.col("cover_weeks") < 0) | (pl.col("cover_weeks") > max_h)
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 import polars as pl
@@ -285,7 +285,7 @@ def demand_metrics(frame: pl.DataFrame, models: Sequence[str], by: Sequence[str]
     """Scaled pinball, pinball, coverage, MASE, and when the columns are there RMSSE (``scale_sq``) and
     revenue-weighted WRMSSE (``weight``), of `models` on an evaluation frame (cutoff column ``cutoff``,
     target ``y``, scale column ``scale``)."""
-    metrics = [
+    metrics: list[Callable[..., pl.DataFrame]] = [
         partial(scaled_pinball, quantiles=DEMAND_QUANTILES),
         partial(pinball, quantiles=DEMAND_QUANTILES),
         partial(coverage, quantiles=DEMAND_QUANTILES),
