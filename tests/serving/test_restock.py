@@ -252,3 +252,22 @@ def test_on_order_due_after_the_window_does_not_cover_the_need() -> None:
     assert (
         _plan(_paths([[10.0]] * 3), inputs, lead, fr)["order_units"][0] == 0
     )  # no lots: all on order counts
+
+
+def test_stock_positions_expected_due_days_of_open_lots() -> None:
+    utc = dt.UTC
+    rep = pl.DataFrame({
+        "replenishment_id": ["R1", "R2"], "warehouse_id": ["W1"] * 2, "sku_id": ["S1"] * 2, "units": [10, 20],
+        "mode": ["sea", "sea"],
+        "shipped_at": [T(2025, 1, 1, tzinfo=utc), T(2025, 2, 1, tzinfo=utc)],
+        "received_at": [T(2025, 1, 31, tzinfo=utc), None],
+    })  # fmt: skip
+    sales = pl.DataFrame({"date": [dt.date(2025, 2, 9)], "warehouse_id": ["W1"], "sku_id": ["S1"],
+                          "units_sold": [1], "on_hand_end": [4]})  # fmt: skip
+    as_of = dt.date(2025, 2, 10)
+    lead = lead_time_samples(rep, as_of)  # one sea lead time of 30 days
+    pos = stock_positions(sales, rep, as_of, lead).row(0, named=True)
+    # R2 left 9 days before the plan date: expected in 30 - 9 = 21 days
+    assert pos["on_order_lots"] == [20] and pos["on_order_due_days"] == pytest.approx([21.0])
+    late = stock_positions(sales, rep, dt.date(2025, 3, 20), lead_time_samples(rep, dt.date(2025, 3, 20)))
+    assert late.row(0, named=True)["on_order_due_days"] == [1.0]  # overdue lots are expected tomorrow
