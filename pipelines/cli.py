@@ -255,10 +255,11 @@ def demo(
         float, typer.Option(help="Share of raw rows broken on purpose, to show the quarantine at work.")
     ] = 0.001,
     train: Annotated[
-        bool, typer.Option(help="Also train, backtest and register the shipment models.")
+        bool,
+        typer.Option(help="Also train the shipment and demand models, forecast, plan and write the report."),
     ] = True,
 ) -> None:
-    """Run the whole job on the embedded default: simulate, ingest, version, train and register models."""
+    """The whole job on the embedded default: simulate, ingest, version, train, forecast, plan, report."""
     from features.simulator import SimulatorConfig
     from pipelines.flows import ingest_flow
 
@@ -280,6 +281,12 @@ def demo(
             trained = train_shipment_models(ShipmentModelsConfig())
         for name, res in trained.items():
             _print_summary(name, res["summary"].to_dicts())
+        from pipelines.cli_demand import forecast, train_demand_command
+        from pipelines.cli_planning import plan
+
+        train_demand_command()
+        forecast("demand", week=None, paths=200, seed=0)
+        plan(week=None, forecast_dir=None, budget_usd=None)
     console.print(f"raw files:        {settings.raw_dir}/ (oracle/ holds the simulator's truth)")
     console.print(
         f"validated tables: {settings.validated_dir}/ "
@@ -290,8 +297,13 @@ def demo(
     console.print(f"data version:     {dv[:12] if dv else 'not versioned'} (data.dvc)")
     if train:
         console.print(f"models:           {settings.outputs_dir}/models/<task>/ (LightGBM text + JSON)")
+        console.print(f"demand forecast:  {settings.outputs_dir}/forecasts/demand/<week>/ (fan_chart.png)")
         store = f"sqlite:///{settings.outputs_dir}/mlflow/mlflow.db"
         console.print(f"MLflow runs:      {store} (browse: .venv/bin/mlflow ui --backend-store-uri {store})")
+        console.print("prediction API:   TRANSITCAST_API_API_KEYS=demo-key .venv/bin/transitcast serve")
+        reports = sorted((settings.outputs_dir / "reports").glob("*/report.html"))
+        if reports:
+            console.print(f"planner report:   [bold]{reports[-1]}[/] (open it in a browser)")
 
 
 # ---------------------------------------------------------------------------------------------------------
