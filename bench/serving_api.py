@@ -6,7 +6,8 @@ requests encoded beforehand), so the load generator shares the machine's 2 cores
 figures are a floor for a separate client machine):
 
 * single-shipment `POST /v1/eta` at concurrency 1, 10 and 100 for `--seconds` each: p50/p99 latency and
-  requests/s;
+  requests/s; before each, the same load on `GET /healthz` (no model): the ceiling of FastAPI + uvicorn +
+  this client on this machine, so the ETA figures read as a ratio of it;
 * batched `POST /v1/eta` (`--batch` shipments per request, `--batch-concurrency` 2): shipments/s;
 * a `--soak`-second run at concurrency 10: every non-200 answer or transport error counts as an error.
 
@@ -65,6 +66,10 @@ def _payloads(n: int) -> list[dict[str, Any]]:
     return json.loads(rows.write_json())
 
 
+def _get(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
 def _request(port: int, body: dict[str, Any]) -> bytes:
     data = json.dumps(body).encode()
     head = (
@@ -89,14 +94,15 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 
 
 async def _drive(
-    port: int, bodies: list[dict[str, Any]], concurrency: int, seconds: float
+    port: int, bodies: list[dict[str, Any]] | list[bytes], concurrency: int, seconds: float
 ) -> tuple[list[float], int, int]:
     """Closed-loop load: `concurrency` keep-alive connections send requests back to back for `seconds`.
 
     A minimal HTTP/1.1 client on asyncio streams with the requests encoded beforehand: httpx with 100
-    connections costs more CPU than the server on this machine (66 req/s on `/healthz`).
+    connections costs more CPU than the server on this machine (66 req/s on `/healthz`). `bodies` are
+    `/v1/eta` bodies or raw requests.
     """
-    raws = [_request(port, b) for b in bodies]
+    raws = [b if isinstance(b, bytes) else _request(port, b) for b in bodies]
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
@@ -180,7 +186,18 @@ def main() -> None:
     try:
         _wait_ready(url)
         asyncio.run(_drive(port, singles, 4, 3.0))  # warm-up (caches, lazy imports)
+        health = [_get(port, "/healthz")]
         for conc in args.concurrency:
+            # The framework's ceiling in the same run: FastAPI + uvicorn + this client, no model.
+            lat, errors, n = asyncio.run(_drive(port, health, conc, args.seconds))
+            system = f"GET /healthz (no model), c={conc}"
+            record(
+                "serving_api", dataset, system, "p50_latency_ms", _quantile(lat, 0.5) * 1000, "ms", COMMAND
+            )
+            record(
+                "serving_api", dataset, system, "p99_latency_ms", _quantile(lat, 0.99) * 1000, "ms", COMMAND
+            )
+            record("serving_api", dataset, system, "requests_per_s", n / args.seconds, "req/s", COMMAND)
             lat, errors, n = asyncio.run(_drive(port, singles, conc, args.seconds))
             system = f"/v1/eta 1 shipment, c={conc}"
             record(

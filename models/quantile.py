@@ -142,11 +142,14 @@ class QuantileRegressor(LGBMModel):
         prediction is floored by the ones with any subset of these features set to zero instead. Zeroing
         a numeric feature only sets its matrix column to 0.0, so a row whose subset is already 0.0 predicts
         exactly `raw` again and the maximum leaves it unchanged: only the other rows are re-scored (the
-        same values as re-scoring every row, with far fewer booster passes). A floor feature outside the
+        same values as re-scoring every row, with far fewer booster passes), all subsets in one call per
+        booster. A floor feature outside the
         model's features changes nothing; a categorical one is zeroed in the frame (general path).
         """
         present = [c for c in self.floor_features if c in frame.columns]
         numeric = {c: j for j, c in enumerate(feature_names(self.features)) if c in self.features.numeric}
+        blocks: list[np.ndarray] = []  # zeroed copies of the rows each subset changes, scored in one call
+        where: list[np.ndarray] = []
         for k in range(1, len(present) + 1):
             for subset in itertools.combinations(present, k):
                 if any(c in self.features.categorical for c in subset):
@@ -159,16 +162,21 @@ class QuantileRegressor(LGBMModel):
                     continue
                 block = x[:, cols]
                 rows = np.flatnonzero(((block != 0.0) | np.isnan(block)).any(axis=1))
-                if rows.size == 0:
-                    continue
-                sub = x[rows]
-                sub[:, cols] = 0.0
-                without = self.predict_matrix(sub, num_threads=num_threads)
-                raw = dict(raw)
-                for name, values in raw.items():
-                    floored = values.copy()
-                    floored[rows] = np.maximum(values[rows], without[name])
-                    raw[name] = floored
+                if rows.size:
+                    sub = x[rows]
+                    sub[:, cols] = 0.0
+                    blocks.append(sub)
+                    where.append(rows)
+        if not blocks:
+            return raw
+        without = self.predict_matrix(np.concatenate(blocks), num_threads=num_threads)
+        raw = {name: values.copy() for name, values in raw.items()}
+        start = 0
+        for rows in where:
+            for name, values in raw.items():
+                part = without[name][start : start + rows.size]
+                values[rows] = np.maximum(values[rows], part)
+            start += rows.size
         return raw
 
     def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:  # noqa: ARG002
