@@ -74,7 +74,7 @@ def weekly_world(n_series: int, seed: int = 0) -> dict[str, pl.DataFrame]:
 
 
 def main(n_series: int) -> None:
-    from features.demand_panel import SERIES, build_weekly_panel
+    from features.demand_panel import SERIES
     from models.demand import forecast_demand
     from models.demand_tasks import DemandTaskConfig, fit_demand_model, prepare_demand
 
@@ -82,11 +82,10 @@ def main(n_series: int) -> None:
     dataset = f"{n_series:,} weekly series x {WEEKS} weeks (synthetic)"
     tables = weekly_world(n_series)
     config = DemandTaskConfig(n_cutoffs=1)
-    cutoff = START + dt.timedelta(weeks=WEEKS)
-
     t0 = time.perf_counter()
-    _, feats = prepare_demand(tables, config)
+    panel, feats = prepare_demand(tables, config)
     t_feat = time.perf_counter() - t0
+    cutoff = panel["week_start"].max() + dt.timedelta(weeks=1)  # the week after the last complete week
     t0 = time.perf_counter()
     model = fit_demand_model(feats, cutoff, config)
     t_fit = time.perf_counter() - t0
@@ -94,7 +93,6 @@ def main(n_series: int) -> None:
     forecast = forecast_demand(tables, model, cutoff)
     t_fc = time.perf_counter() - t0
 
-    panel = build_weekly_panel(tables["warehouse_sales"], tables["skus"])
     frame = panel.select(
         pl.concat_str(SERIES, separator="|").alias("unique_id"),
         pl.col("week_start").cast(pl.Datetime("ns")).alias("ds"),

@@ -183,6 +183,14 @@ def fit_demand_model(
         & (pl.col("week_start") < cutoff)
         & pl.col("y").is_not_null()
     )
+    expected = set(needed_origins(cutoff, cfg)) - {cutoff}
+    present = set(feats.get_column("origin_week").unique().to_list())
+    if len(expected & present) < len(expected) / 2:
+        logger.warning(
+            "features hold %d of the %d origins the fit for cutoff %s reads: build them with "
+            "prepare_demand for this cutoff (the last panel week + 1) or pass features of every origin",
+            len(expected & present), len(expected), cutoff,
+        )  # fmt: skip
     if train.height == 0 or calib.height == 0:
         raise ValueError(
             f"not enough history before cutoff {cutoff}: {train.height} training and {calib.height} "
