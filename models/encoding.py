@@ -75,6 +75,7 @@ class CategoryEncoder:
 
     def __init__(self, levels: Mapping[str, Sequence[str]] | None = None) -> None:
         self.levels: dict[str, list[str]] = {c: list(v) for c, v in (levels or {}).items()}
+        self._cached: tuple[dict[str, list[str]], list[pl.Expr]] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -98,14 +99,18 @@ class CategoryEncoder:
         return self
 
     def expressions(self) -> list[pl.Expr]:
-        """One Int32 code expression per encoded column, named as the column."""
-        return [
+        """One Int32 code expression per encoded column, named as the column (built once per levels)."""
+        if self._cached is not None and self._cached[0] == self.levels:
+            return list(self._cached[1])
+        exprs = [
             pl.col(c)
             .cast(pl.String)
             .replace_strict(levels, list(range(len(levels))), default=None, return_dtype=pl.Int32)
             .alias(c)
             for c, levels in self.levels.items()
         ]
+        self._cached = ({c: list(v) for c, v in self.levels.items()}, exprs)
+        return list(exprs)
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Replace each encoded column by its Int32 codes (unknown or null -> null), other columns as is."""
