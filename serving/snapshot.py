@@ -12,7 +12,9 @@ point-in-time history the feature builders read, pruned to the columns they use:
   version, row counts and a content hash.
 
 Nothing is aggregated away: the Predictor calls the *same* builders as training on this history, so batch
-scoring, online scoring and training cannot drift apart. What makes a few-row request cheap is
+scoring, online scoring and training cannot drift apart. The booking features of a request are as-of joins
+on the history state the Predictor builds from this snapshot at load
+(`features.shipment_features.booking_history_state`). What makes a few-row in-transit request cheap is
 `SnapshotIndex`: at load time the history is partitioned by the keys every as-of statistic is grouped by
 (e.g. `destination_country x mode` for shipments, `destination_country` for declarations); a history row of
 another partition can never enter a statistic of the request's rows (every statistic is grouped by a
