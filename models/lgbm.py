@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 _REGISTRY: dict[str, type[LGBMModel]] = {}
-_SUBCLASS_MODULES = ("models.quantile", "models.classifier")
+_SUBCLASS_MODULES = ("models.quantile", "models.classifier", "models.demand")
 # Keys that make training reproducible; set last so neither config.params nor tuning can drop them.
 _DETERMINISM = {"deterministic": True, "force_row_wise": True, "verbosity": -1}
 
