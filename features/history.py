@@ -35,8 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,6 +67,8 @@ _KEY = "__asof_key"
 _US_PER_DAY = 86_400_000_000
 # Up to this many distinct keys, `add_trailing_stats_from` joins on the keys' own observations only.
 _FEW_KEYS = 64
+# Up to this many rows, `add_trailing_stats_from` finds each row's state by binary search.
+_LOOKUP_ROWS = 16
 
 
 def quantile_label(q: float) -> str:
@@ -369,6 +372,8 @@ class AsOfState:
     key_dtypes: dict[str, pl.DataType]
     observed_dtype: pl.DataType
     parts: dict[int, pl.DataFrame] = field(default_factory=dict, repr=False)
+    times: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    dtypes: dict[str, pl.DataType] = field(default_factory=dict, repr=False)
 
     def for_keys(self, keys: pl.Series) -> pl.DataFrame:
         """The observations of the given key hashes (all of them when there are many keys or no `by`).
@@ -401,14 +406,23 @@ def asof_state(history: pl.DataFrame, spec: AsOfStats) -> AsOfState:
     schema = history.schema
     observations = _observations(history, spec, since=None)
     parts: dict[int, pl.DataFrame] = {}
+    times: dict[int, np.ndarray] = {}
     if spec.by:
         parts = {k: part for (k,), part in observations.partition_by(_KEY, as_dict=True).items()}
+        if schema[spec.observed_at] == pl.Datetime("us", "UTC"):
+            times = {k: part[_OBS].dt.epoch("us").to_numpy() for k, part in parts.items()}
+    # The output dtypes of the as-of joins, for the binary-search path of a few rows.
+    probe = pl.DataFrame(schema={**{c: schema[c] for c in spec.by}, _AT: schema[spec.observed_at]})
+    left, resort = _left(probe, spec, _AT)
+    dtypes = dict(_attach(probe, left, resort, observations.clear(), spec).drop(probe.columns).schema)
     return AsOfState(
         spec=spec,
         observations=observations,
         key_dtypes={c: schema[c] for c in spec.by},
         observed_dtype=schema[spec.observed_at],
         parts=parts,
+        times=times,
+        dtypes=dtypes,
     )
 
 
@@ -453,9 +467,72 @@ def add_trailing_stats_from(df: pl.DataFrame, state: AsOfState, *, at: str) -> p
     """
     spec = state.spec
     _check_keys(df, state.key_dtypes, state.observed_dtype, spec, at)
+    if state.times and df.height <= _LOOKUP_ROWS:
+        return df.hstack(_lookup(df, state, at))
     left, resort = _left(df, spec, at)
     obs = state.for_keys(left[_KEY]) if spec.by else state.observations
     return _attach(df, left, resort, obs, spec)
+
+
+def _lookup(df: pl.DataFrame, state: AsOfState, at: str) -> pl.DataFrame:
+    """The `_attach` values of a few rows by binary search in their key's observations (no as-of join).
+
+    The backward as-of join that excludes exact matches takes a key's last observation strictly before
+    the moment: `searchsorted(..., side="left") - 1` on the key's sorted observation times (on ties, the
+    last tied row, as the join). The arithmetic is the same IEEE operations as `_attach`'s expressions.
+    """
+    spec = state.spec
+    keyed = df.select(_key(list(spec.by)).alias(_KEY), pl.col(at).dt.epoch("us").alias(_AT))
+    days_name = f"{spec.prefix}_days_since_last_obs" if spec.days_since_last else None
+    cols: dict[str, list[object]] = {name: [] for name in spec.names if name != days_name}
+    seen: list[int | None] = []
+    empty: dict[str, Any] = {}
+    for key, t in keyed.iter_rows():
+        part = None if key is None or t is None else state.parts.get(key)
+        times = None if part is None else state.times[key]
+
+        def find(moment: int, times: np.ndarray | None = times) -> int:
+            return -1 if times is None else int(np.searchsorted(times, moment, side="left")) - 1
+
+        i = find(t) if t is not None else -1
+        now = part.row(i, named=True) if part is not None and i >= 0 else empty
+        for w in spec.last_n:
+            for stat, name in zip([*w.stats, *w.quantiles], w.names(spec.prefix), strict=True):
+                value = now.get(name)
+                cols[name].append(0.0 if stat == "count" and value is None else value)
+        for w in spec.last_days:
+            j = find(t - w.days * _US_PER_DAY) if t is not None else -1
+            then = part.row(j, named=True) if part is not None and j >= 0 else empty
+
+            def diff(col: str, now: dict[str, Any] = now, then: dict[str, Any] = then) -> Any:
+                return (now.get(col) or 0) - (then.get(col) or 0)
+
+            for stat, name in zip(w.stats, w.names(spec.prefix), strict=True):
+                if stat == "count":
+                    cols[name].append(diff(_N))
+                elif stat == "sum":
+                    cols[name].append(diff(_cum_name(w, "sum")))
+                else:
+                    c = diff(_cum_name(w, "count"))
+                    cols[name].append(diff(_cum_name(w, "sum")) / c if c else None)
+        if spec.n_obs:
+            cols[f"{spec.prefix}_n_obs"].append(now.get(_N) or 0)
+        seen.append(None if times is None or i < 0 else int(times[i]))
+    out = pl.DataFrame(cols, schema={k: state.dtypes[k] for k in cols})
+    if days_name is not None:
+        # Polars divides a column of 2+ rows by a scalar as a product with its reciprocal (a single row by
+        # an exact division): the reciprocal gives the values of training frames bit for bit.
+        ats = keyed[_AT].to_list()
+        days = pl.Series(
+            days_name,
+            [
+                None if s is None else float(np.float64(a - s) * (1.0 / _US_PER_DAY))
+                for s, a in zip(seen, ats, strict=True)
+            ],
+            dtype=pl.Float64,
+        )
+        out = days.to_frame() if not cols else out.with_columns(days)
+    return out.select(spec.names)
 
 
 def _left(df: pl.DataFrame, spec: AsOfStats, at: str) -> tuple[pl.DataFrame, bool]:

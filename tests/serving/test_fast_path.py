@@ -91,6 +91,9 @@ def test_state_features_are_bit_identical_to_training_features(
     )
     got = predictor.booking_features(coerce_shipments(open_rows))
     assert got.equals(expected)
+    # one row at a time: the binary-search path of few-row requests
+    one_by_one = [predictor.booking_features(coerce_shipments(open_rows[i : i + 1])) for i in range(8)]
+    assert pl.concat(one_by_one).equals(expected.head(8))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
