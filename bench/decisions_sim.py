@@ -231,7 +231,8 @@ class Replay:
         rate = dem.sum(axis=0) / max(weeks, 1)
         bands = {"slow": rate < 1, "medium": (rate >= 1) & (rate <= 10), "fast": rate > 10}
         by_band = {
-            f"csl_{k}": float(1 - out_week[:, m].mean()) if m.any() else float("nan") for k, m in bands.items()
+            f"csl_{k}": float(1 - out_week[:, m].mean()) if m.any() else float("nan")
+            for k, m in bands.items()
         }
         return {
             "cycle_service_level": float(1 - out_week.mean()),

@@ -15,7 +15,6 @@ Prefect's temporary local API): start one with `prefect server start --host 127.
 `PREFECT_API_URL=http://127.0.0.1:4200/api transitcast deploy`.
 """
 
-
 import datetime as dt
 import json
 import logging
