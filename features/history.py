@@ -500,21 +500,21 @@ def _lookup(df: pl.DataFrame, state: AsOfState, at: str) -> pl.DataFrame:
             for stat, name in zip([*w.stats, *w.quantiles], w.names(spec.prefix), strict=True):
                 value = now.get(name)
                 cols[name].append(0.0 if stat == "count" and value is None else value)
-        for w in spec.last_days:
-            j = find(t - w.days * _US_PER_DAY) if t is not None else -1
+        for wd in spec.last_days:
+            j = find(t - wd.days * _US_PER_DAY) if t is not None else -1
             then = part.row(j, named=True) if part is not None and j >= 0 else empty
 
             def diff(col: str, now: dict[str, Any] = now, then: dict[str, Any] = then) -> Any:
                 return (now.get(col) or 0) - (then.get(col) or 0)
 
-            for stat, name in zip(w.stats, w.names(spec.prefix), strict=True):
+            for stat, name in zip(wd.stats, wd.names(spec.prefix), strict=True):
                 if stat == "count":
                     cols[name].append(diff(_N))
                 elif stat == "sum":
-                    cols[name].append(diff(_cum_name(w, "sum")))
+                    cols[name].append(diff(_cum_name(wd, "sum")))
                 else:
-                    c = diff(_cum_name(w, "count"))
-                    cols[name].append(diff(_cum_name(w, "sum")) / c if c else None)
+                    c = diff(_cum_name(wd, "count"))
+                    cols[name].append(diff(_cum_name(wd, "sum")) / c if c else None)
         if spec.n_obs:
             cols[f"{spec.prefix}_n_obs"].append(now.get(_N) or 0)
         seen.append(None if times is None or i < 0 else int(times[i]))
