@@ -17,6 +17,11 @@ Method:
       chosen on the calibration window so that the share of ``y <= q(tau')`` reaches ``tau`` (integer
       quantiles of integer demand: ``y <= q`` holds iff ``F(y - 1) < tau'``). Quantiles are monotone in
       ``tau'`` and ``tau'`` is monotone in ``tau``, so P50 <= P80 <= P90 <= P95 always.
+    * Empirical alternative: quantiles of the scaled residual ``y / mu`` per volume class x horizon bucket x
+      tercile of ``mu`` (fallback: class x bucket, class, all) on the calibration window, as ``floor(mu *
+      r_tau)`` (whole numbers, non-crossing; ``y <= floor(mu r)`` iff ``y / mu <= r``, so the calibration
+      coverage is ``tau``). Per volume class the distribution (``nb`` or ``empirical``) with the lower
+      pinball loss (relative to the series level) in a two-fold split of the calibration origins is used.
     * Cross-horizon dependence for sample paths: ``path_rho``, the lag-1 correlation of the normal scores of
       the randomised PIT across consecutive horizons of the same series and origin.
 """
@@ -54,6 +59,7 @@ DEMAND_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
 _Q_NAMES = [f"demand_q{int(round(q * 100))}" for q in DEMAND_QUANTILES]
 _MIN_GROUP = 50
 _RATE = "_demand_rate"
+_MU_FLOOR = 0.05
 FORECAST_SCHEMA: dict[str, pl.DataType] = {
     "forecast_week": pl.String(),
     "cutoff_date": pl.Date(),
@@ -118,6 +124,9 @@ class DemandModel(LGBMModel):
         self.dispersion: dict[str, float] = {}
         self.levels: dict[str, list[float]] = {}
         self.path_rho: float | None = None
+        self.ratios: dict[str, list[float]] = {}
+        self.mu_edges: dict[str, list[float]] = {}
+        self.distribution: dict[str, str] = {}
 
     @property
     def output_columns(self) -> tuple[str, ...]:
@@ -183,7 +192,14 @@ class DemandModel(LGBMModel):
         n, p = _nb_params(mu, self._phi(frame))
         levels = self._levels(frame)
         q = stats.nbinom.ppf(levels, n[:, None], p[:, None])
-        q = enforce_monotone(np.nan_to_num(q, nan=0.0, posinf=0.0))
+        q = np.nan_to_num(q, nan=0.0, posinf=0.0)
+        if self.ratios:
+            classes = frame.get_column("volume_class").cast(pl.String).fill_null("new").to_numpy()
+            emp = np.array([self.distribution.get(c, "nb") == "empirical" for c in classes], dtype=bool)
+            if emp.any():
+                buckets = horizon_bucket(frame.get_column("horizon").to_numpy())
+                q[emp] = self._empirical_q(mu[emp], classes[emp], buckets[emp], self.ratios, self.mu_edges)
+        q = enforce_monotone(q)
         return {"demand_mean": mu, **{name: q[:, j] for j, name in enumerate(_Q_NAMES)}}
 
     def calibrate(self, calib: pl.DataFrame, target: str = "y", *, seed: int = 0) -> DemandModel:
@@ -224,12 +240,111 @@ class DemandModel(LGBMModel):
             mask = classes == c
             if mask.sum() >= _MIN_GROUP:
                 self.levels[str(c)] = self._fit_levels(below[mask])
+        self._fit_empirical(data, mu, y, classes, buckets, n, p)
         at = stats.nbinom.cdf(y, n, p)
         rng = np.random.default_rng(seed)
         pit = below + rng.uniform(size=y.size) * (at - below)
         self.path_rho = self._fit_rho(data, pit)
         logger.info("demand calibration: levels %s, rho %.3f", self.levels, self.path_rho)
         return self
+
+    @staticmethod
+    def _keys(mu: np.ndarray, classes: np.ndarray, buckets: np.ndarray, edges: Mapping[str, list[float]]
+              ) -> list[tuple[str, ...]]:  # fmt: skip
+        """Lookup keys per row, most specific first: class|bucket|bin, class|bucket, class, *."""
+        out = []
+        for m, c, b in zip(mu, classes, buckets, strict=True):
+            e = edges.get(str(c))
+            k = int(np.searchsorted(e, m, side="right")) if e is not None else -1
+            out.append((f"{c}|{b}|{k}", f"{c}|{b}", str(c), "*"))
+        return out
+
+    @classmethod
+    def _empirical_q(
+        cls,
+        mu: np.ndarray,
+        classes: np.ndarray,
+        buckets: np.ndarray,
+        ratios: Mapping[str, list[float]],
+        edges: Mapping[str, list[float]],
+    ) -> np.ndarray:
+        """``floor(mu * r_tau)`` per row with the most specific ratio table present."""
+        keys = cls._keys(mu, classes, buckets, edges)
+        nominal = [0.0] * len(DEMAND_QUANTILES)
+        r = np.array([next((ratios[k] for k in ks if k in ratios), nominal) for ks in keys], dtype=np.float64)
+        r = r.reshape(mu.size, len(DEMAND_QUANTILES))
+        return np.floor(np.maximum(mu, _MU_FLOOR)[:, None] * r + 1e-9)
+
+    @staticmethod
+    def _ratio_tables(
+        mu: np.ndarray, y: np.ndarray, classes: np.ndarray, buckets: np.ndarray
+    ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        """Empirical quantiles of ``y / mu`` per key (groups of >= `_MIN_GROUP` rows) and mu terciles."""
+        ratio = y / np.maximum(mu, _MU_FLOOR)
+        levels = list(DEMAND_QUANTILES)
+
+        def table(mask: np.ndarray) -> list[float]:
+            return np.quantile(ratio[mask], levels, method="inverted_cdf").tolist()
+
+        ratios = {"*": table(np.ones_like(y, dtype=bool))}
+        edges: dict[str, list[float]] = {}
+        for c in np.unique(classes):
+            cm = classes == c
+            if cm.sum() < _MIN_GROUP:
+                continue
+            ratios[str(c)] = table(cm)
+            edges[str(c)] = np.quantile(mu[cm], [1 / 3, 2 / 3]).tolist()
+            bins = np.searchsorted(edges[str(c)], mu, side="right")
+            for b in np.unique(buckets[cm]):
+                bm = cm & (buckets == b)
+                if bm.sum() >= _MIN_GROUP:
+                    ratios[f"{c}|{b}"] = table(bm)
+                for k in range(3):
+                    km = bm & (bins == k)
+                    if km.sum() >= _MIN_GROUP:
+                        ratios[f"{c}|{b}|{k}"] = table(km)
+        return ratios, edges
+
+    def _fit_empirical(
+        self,
+        data: pl.DataFrame,
+        mu: np.ndarray,
+        y: np.ndarray,
+        classes: np.ndarray,
+        buckets: np.ndarray,
+        n: np.ndarray,
+        p: np.ndarray,
+    ) -> None:
+        """Fit the empirical ratio tables and choose nb vs empirical per volume class (see module doc)."""
+        self.ratios, self.mu_edges = self._ratio_tables(mu, y, classes, buckets)
+        self.distribution = {}
+        if "origin_week" not in data.columns:
+            return
+        origins = data.get_column("origin_week").to_numpy()
+        order = np.unique(origins)
+        fold = np.isin(origins, order[::2])
+        if fold.all() or not fold.any():
+            return
+        taus = np.asarray(DEMAND_QUANTILES)
+        q_nb = np.nan_to_num(
+            stats.nbinom.ppf(self._levels(data), n[:, None], p[:, None]), nan=0.0, posinf=0.0
+        )
+        q_emp = np.zeros_like(q_nb)
+        for held in (fold, ~fold):
+            rat, edg = self._ratio_tables(mu[~held], y[~held], classes[~held], buckets[~held])
+            q_emp[held] = self._empirical_q(mu[held], classes[held], buckets[held], rat, edg)
+        scale = self._exposure(data)[:, None]
+
+        def loss(q: np.ndarray, mask: np.ndarray) -> float:
+            diff = y[mask, None] - q[mask]
+            return float((np.maximum(taus * diff, (taus - 1) * diff) / scale[mask]).mean())
+
+        for c in np.unique(classes):
+            mask = classes == c
+            if mask.sum() >= _MIN_GROUP:
+                nb, emp = loss(q_nb, mask), loss(q_emp, mask)
+                self.distribution[str(c)] = "empirical" if emp < nb else "nb"
+                logger.info("demand distribution %s: nb %.4f, empirical %.4f", c, nb, emp)
 
     @staticmethod
     def _fit_levels(below: np.ndarray) -> list[float]:
@@ -258,12 +373,22 @@ class DemandModel(LGBMModel):
         return {"feature_config": self.feature_config.model_dump(mode="json"), "exposure": self.exposure}
 
     def _state(self) -> dict[str, Any]:
-        return {"dispersion": self.dispersion, "levels": self.levels, "path_rho": self.path_rho}
+        return {
+            "dispersion": self.dispersion,
+            "levels": self.levels,
+            "path_rho": self.path_rho,
+            "ratios": self.ratios,
+            "mu_edges": self.mu_edges,
+            "distribution": self.distribution,
+        }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         self.dispersion = dict(state.get("dispersion", {}))
         self.levels = {k: list(v) for k, v in state.get("levels", {}).items()}
         self.path_rho = state.get("path_rho")
+        self.ratios = {k: list(v) for k, v in state.get("ratios", {}).items()}
+        self.mu_edges = {k: list(v) for k, v in state.get("mu_edges", {}).items()}
+        self.distribution = dict(state.get("distribution", {}))
 
 
 def new_demand_model(

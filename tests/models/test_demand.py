@@ -189,3 +189,42 @@ def test_prepare_demand_builds_only_the_origins_the_folds_read(world: dict[str, 
     final = last + dt.timedelta(weeks=1)  # the cutoff of the final fit: no panel row yet
     assert set(needed_origins(final, CONFIG)) - {final} <= built
     assert len(built) < panel["week_start"].n_unique()
+
+
+def test_empirical_ratio_quantiles_are_calibrated_on_lumpy_demand() -> None:
+    rng = np.random.default_rng(0)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        mu = rng.uniform(5.0, 50.0, n)  # zero-or-lump weeks: P(lump) = 0.4, lump ~ 2.5 mu
+        y = np.where(rng.uniform(size=n) < 0.4, rng.poisson(2.5 * mu), 0).astype(np.float64)
+        return mu, y, np.full(n, "fast"), np.zeros(n, dtype=np.int64)
+
+    ratios, edges = DemandModel._ratio_tables(*draw(3000))
+    assert {"*", "fast", "fast|0", "fast|0|0", "fast|0|2"} <= set(ratios)
+    mu, y, classes, buckets = draw(4000)
+    q = DemandModel._empirical_q(mu, classes, buckets, ratios, edges)
+    assert np.allclose(q, np.round(q)) and (np.diff(q, axis=1) >= 0).all() and (q >= 0).all()
+    cover = (y[:, None] <= q).mean(axis=0)
+    assert np.abs(cover[1:] - np.array([0.8, 0.9, 0.95])).max() < 0.03, cover
+    assert (q[:, 0] == 0).all()  # the median of a mostly-zero week is 0 (P(0) = 0.6: discreteness)
+    assert (q[:, 1] > 0.5 * mu).all()  # P80 is inside the lump, not a mid-sized value
+
+
+def test_demand_distribution_is_chosen_per_class_and_round_trips(
+    tmp_path: Path, prepared: tuple[pl.DataFrame, pl.DataFrame], model: DemandModel
+) -> None:
+    assert model.ratios and set(model.distribution.values()) <= {"nb", "empirical"}
+    assert set(model.distribution) <= {"new", "slow", "medium", "fast"}
+    loaded = DemandModel.load(model.save(tmp_path / "demand"))
+    assert loaded.distribution == model.distribution and loaded.ratios == model.ratios
+    rows = prepared[1].filter(pl.col("origin_week") == CUTOFF)
+    nb = DemandModel.load(tmp_path / "demand")
+    nb.distribution = dict.fromkeys(("new", "slow", "medium", "fast"), "nb")
+    emp = DemandModel.load(tmp_path / "demand")
+    emp.distribution = dict.fromkeys(("new", "slow", "medium", "fast"), "empirical")
+    got, q_nb, q_emp = (m.predict(rows).select(Q).to_numpy() for m in (model, nb, emp))
+    classes = rows["volume_class"].cast(pl.String).fill_null("new").to_numpy()
+    for c, dist in model.distribution.items():
+        mask = classes == c
+        assert np.array_equal(got[mask], (q_emp if dist == "empirical" else q_nb)[mask]), c
+    assert (np.diff(q_emp, axis=1) >= 0).all() and np.allclose(q_emp, np.round(q_emp))
