@@ -228,3 +228,17 @@ def test_demand_distribution_is_chosen_per_class_and_round_trips(
         mask = classes == c
         assert np.array_equal(got[mask], (q_emp if dist == "empirical" else q_nb)[mask]), c
     assert (np.diff(q_emp, axis=1) >= 0).all() and np.allclose(q_emp, np.round(q_emp))
+
+
+def test_sample_paths_match_the_empirical_marginals(
+    tmp_path: Path, world: dict[str, pl.DataFrame], model: DemandModel
+) -> None:
+    emp = DemandModel.load(model.save(tmp_path / "demand"))
+    emp.distribution = dict.fromkeys(("new", "slow", "medium", "fast"), "empirical")
+    fc = forecast_demand(world, emp, CUTOFF)
+    paths = sample_paths(fc, n_paths=400, seed=2, rho=emp.path_rho)
+    joined = paths.join(fc, on=["warehouse_id", "sku_id", "horizon"])
+    for tau, col in zip((0.5, 0.8, 0.9, 0.95), Q, strict=True):
+        at_most = float((joined["units"] <= joined[col]).mean())
+        below = float((joined["units"] < joined[col]).mean())
+        assert at_most >= tau - 0.01 and below <= tau + 0.01, (col, at_most, below)
