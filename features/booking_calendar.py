@@ -4,6 +4,11 @@ Reads frames (no I/O); calendars come from `features.calendar` (public holidays 
 package, e-commerce peaks and Chinese origin capacity derived from it). Known in advance, so they leak
 nothing. Used by `features.shipment_features.build_booking_features`.
 
+The daily calendar and each destination's running holiday count are computed once per range of whole
+years and cached in the process (`CalendarTable`); a frame's features are then array look-ups by day, the
+same values for training frames and one-row requests (`tests/features/test_booking_calendar_cache.py`
+checks them against the frame joins they replace).
+
 Example:
     >>> import datetime as dt
     >>> df = pl.DataFrame({"created_at": [dt.datetime(2025, 12, 20, 9, tzinfo=dt.UTC)],
@@ -15,12 +20,21 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
+import numpy as np
 import polars as pl
 
 from features.calendar import ECOMMERCE_PEAKS, country_holidays, daily_calendar
 
-__all__ = ["CALENDAR_FEATURES", "WINDOW_FEATURES", "EcommercePeak", "add_booking_calendar"]
+__all__ = [
+    "CALENDAR_FEATURES",
+    "WINDOW_FEATURES",
+    "CalendarTable",
+    "EcommercePeak",
+    "add_booking_calendar",
+    "calendar_table",
+]
 
 EcommercePeak = pl.Enum(list(ECOMMERCE_PEAKS))
 CALENDAR_FEATURES: tuple[str, ...] = (
@@ -32,23 +46,80 @@ CALENDAR_FEATURES: tuple[str, ...] = (
 )
 WINDOW_FEATURES: tuple[str, ...] = ("dest_holidays_in_window", "peak_days_in_window")
 
-_DATE, _BEFORE, _END = "__cal_date", "__cal_day_before", "__cal_window_end"
+_EPOCH = dt.date(1970, 1, 1)
+# A table covers whole years, with this many spare years on each side, so that nearby requests reuse it.
+_SPARE_YEARS = 1
 
 
-def _holiday_counts(countries: list[str], days: pl.DataFrame, lo: dt.date, hi: dt.date) -> pl.DataFrame:
-    """Running count of public holidays per country over every day of `days` (columns country, date)."""
-    hol = country_holidays(countries, lo, hi).unique(["country", "date"])
-    return (
-        pl.DataFrame({"country": countries}, schema={"country": pl.String})
-        .join(days, how="cross")
-        .join(
-            hol.select("country", "date", pl.lit(1, dtype=pl.Int32).alias("h")),
-            on=["country", "date"],
-            how="left",
-        )
-        .sort("country", "date")
-        .select("country", "date", pl.col("h").fill_null(0).cum_sum().over("country").alias("n"))
-    )
+class CalendarTable:
+    """The daily calendar of whole years as arrays indexed by day, and running holiday counts per country.
+
+    Built by `calendar_table`; read-only except for the per-country counts, added on first use.
+
+    Attributes:
+        start: first day of the table (1 January).
+        end: last day (31 December).
+        peak: per day, the index of its `ECOMMERCE_PEAKS` window or -1.
+        capacity: per day, the Chinese origin capacity (`daily_calendar`'s `origin_capacity`).
+        days_to_cny: per day, days until the next Chinese New Year.
+        peak_cum: per day, the number of peak days from `start` up to and including that day.
+    """
+
+    def __init__(self, start: dt.date, end: dt.date) -> None:
+        self.start, self.end = start, end
+        cal = daily_calendar(start, end)
+        codes = cal.get_column("ecommerce_peak").cast(EcommercePeak).to_physical()
+        self.peak = codes.fill_null(-1).cast(pl.Int32).to_numpy()
+        self.capacity = cal.get_column("origin_capacity").cast(pl.Float64).to_numpy()
+        self.days_to_cny = cal.get_column("days_to_cny").cast(pl.Int32).to_numpy()
+        self.peak_cum = np.cumsum(self.peak >= 0, dtype=np.int64)
+        self._holidays: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def start_day(self) -> int:
+        """`start` as days since 1970-01-01."""
+        return (self.start - _EPOCH).days
+
+    def covers(self, lo: dt.date, hi: dt.date) -> bool:
+        """Whether every day of `[lo, hi]` is in the table."""
+        return self.start <= lo and hi <= self.end
+
+    def holiday_cum(self, country: str) -> np.ndarray:
+        """Per day, the number of `country`'s public holidays from `start` up to and including that day."""
+        cum = self._holidays.get(country)
+        if cum is None:
+            days = country_holidays([country], self.start, self.end).get_column("date").unique()
+            flags = np.zeros(self.peak.size, dtype=np.int64)
+            flags[days.cast(pl.Int32).to_numpy() - self.start_day] = 1
+            cum = np.cumsum(flags)
+            with self._lock:
+                self._holidays[country] = cum
+        return cum
+
+
+_TABLE: CalendarTable | None = None
+_TABLE_LOCK = threading.Lock()
+
+
+def calendar_table(lo: dt.date, hi: dt.date) -> CalendarTable:
+    """The cached `CalendarTable` covering `[lo, hi]` (rebuilt over the union of ranges when it does not)."""
+    global _TABLE  # noqa: PLW0603 - the process-wide cache
+    table = _TABLE
+    if table is not None and table.covers(lo, hi):
+        return table
+    with _TABLE_LOCK:
+        table = _TABLE
+        if table is not None and table.covers(lo, hi):
+            return table
+        if table is not None:
+            lo, hi = min(lo, table.start), max(hi, table.end)
+        table = CalendarTable(dt.date(lo.year - _SPARE_YEARS, 1, 1), dt.date(hi.year + _SPARE_YEARS, 12, 31))
+        _TABLE = table
+        return table
+
+
+_PEAK_NAMES = np.array([*ECOMMERCE_PEAKS, None], dtype=object)  # index -1: no peak
 
 
 def add_booking_calendar(
@@ -75,60 +146,63 @@ def add_booking_calendar(
         country: destination country (ISO-2) whose holidays count.
         origin_country: origin country; the Chinese capacity applies only to `CN`.
     """
-    end = pl.col(_DATE) + pl.duration(days=pl.col(window_days).ceil().fill_null(0).cast(pl.Int64))
-    frame = df.with_columns(pl.col(at).dt.date().alias(_DATE)).with_columns(
-        end.alias(_END), (pl.col(_DATE) - pl.duration(days=1)).alias(_BEFORE)
-    )
-    lo: dt.date | None = frame[_BEFORE].min()  # type: ignore[assignment]
-    hi: dt.date | None = frame[_END].max()  # type: ignore[assignment]
-    if lo is None or hi is None:  # no rows: an arbitrary one-day calendar keeps the schema
-        lo = hi = dt.date(2000, 1, 1)
-    cal = daily_calendar(lo, hi).with_columns(
-        pl.col("ecommerce_peak").is_not_null().cum_sum().cast(pl.Int32).alias("__peak_cum")
-    )
-    countries = frame[country].drop_nulls().unique().sort().to_list()
-    hol = _holiday_counts(countries, cal.select("date"), lo, hi).rename({"country": country})
-
-    def _at(
-        day: str, value: str, alias: str, source: pl.DataFrame, keys: tuple[str, ...] = ()
-    ) -> pl.DataFrame:
-        return source.select(*keys, pl.col("date").alias(day), pl.col(value).alias(alias))
-
-    frame = (
-        frame.join(
-            cal.select(
-                pl.col("date").alias(_DATE),
-                pl.col("ecommerce_peak").cast(EcommercePeak),
-                pl.col("origin_capacity").alias("__capacity"),
-                "days_to_cny",
-            ),
-            on=_DATE,
-            how="left",
-            maintain_order="left",
-        )
-        .join(_at(_BEFORE, "__peak_cum", "__p0", cal), on=_BEFORE, how="left", maintain_order="left")
-        .join(_at(_END, "__peak_cum", "__p1", cal), on=_END, how="left", maintain_order="left")
-        .join(
-            _at(_BEFORE, "n", "__h0", hol, (country,)),
-            on=[country, _BEFORE],
-            how="left",
-            maintain_order="left",
-        )
-        .join(_at(_END, "n", "__h1", hol, (country,)), on=[country, _END], how="left", maintain_order="left")
-    )
-    added = frame.select(
+    day_expr = pl.col(at).dt.date().cast(pl.Int64)
+    keys = df.select(
+        day_expr.is_null().alias("null"),
+        day_expr.fill_null(0).alias("day"),
+        pl.col(window_days).ceil().fill_null(0).cast(pl.Int64).alias("span"),
+        pl.col(country).cast(pl.String).alias("country"),
+        (pl.col(origin_country) == "CN").fill_null(False).alias("cn"),
         pl.col(at).dt.weekday().cast(pl.Int8).alias("booking_weekday"),
         pl.col(at).dt.hour().cast(pl.Int8).alias("booking_hour_utc"),
-        pl.col("ecommerce_peak").is_not_null().alias("is_ecommerce_peak"),
-        pl.when(pl.col(origin_country) == "CN")
-        .then(pl.col("__capacity"))
-        .otherwise(1.0)
-        .alias("origin_capacity"),
-        "days_to_cny",
-        (pl.col("__h1").fill_null(0) - pl.col("__h0").fill_null(0))
-        .cast(pl.Int32)
-        .alias("dest_holidays_in_window"),
-        (pl.col("__p1") - pl.col("__p0")).cast(pl.Int32).alias("peak_days_in_window"),
-        "ecommerce_peak",
     )
+    null = keys.get_column("null").to_numpy()
+    valid = ~null
+    day = keys.get_column("day").to_numpy()
+    before, end = day - 1, day + keys.get_column("span").to_numpy()
+    if valid.size and valid.all():
+        lo = _EPOCH + dt.timedelta(days=int(min(before.min(), end.min())))
+        hi = _EPOCH + dt.timedelta(days=int(max(day.max(), end.max())))
+    elif valid.any():
+        lo = _EPOCH + dt.timedelta(days=int(min(before[valid].min(), end[valid].min())))
+        hi = _EPOCH + dt.timedelta(days=int(max(day[valid].max(), end[valid].max())))
+    else:  # no dated rows: any table keeps the schema
+        lo = hi = dt.date(2000, 1, 1)
+    table = calendar_table(lo, hi)
+    base = table.start_day
+    i_day = np.where(null, 0, day - base)
+    i_before, i_end = np.where(null, 0, before - base), np.where(null, 0, end - base)
+
+    peak = np.where(null, -1, table.peak[i_day])
+    holidays = np.zeros(df.height, dtype=np.int32)  # a null date or country counts no holiday
+    countries = np.array(keys.get_column("country").to_list(), dtype=object)
+    for name in set(countries.tolist()) - {None}:
+        rows = np.flatnonzero((countries == name) & valid)
+        cum = table.holiday_cum(name)
+        holidays[rows] = cum[i_end[rows]] - cum[i_before[rows]]
+    capacity = np.where(keys.get_column("cn").to_numpy(), table.capacity[i_day], 1.0)
+    added = pl.DataFrame(
+        [
+            keys.get_column("booking_weekday"),
+            keys.get_column("booking_hour_utc"),
+            pl.Series("is_ecommerce_peak", peak >= 0, dtype=pl.Boolean),
+            pl.Series("origin_capacity", capacity, dtype=pl.Float64),
+            pl.Series("days_to_cny", table.days_to_cny[i_day], dtype=pl.Int32),
+            pl.Series("dest_holidays_in_window", holidays, dtype=pl.Int32),
+            pl.Series(
+                "peak_days_in_window", table.peak_cum[i_end] - table.peak_cum[i_before], dtype=pl.Int32
+            ),
+            pl.Series("ecommerce_peak", _PEAK_NAMES[peak].tolist(), dtype=EcommercePeak),
+        ]
+    )
+    if null.any():  # an undated row has no calendar (holidays in its window count 0)
+        missing = pl.Series(null)
+        added = added.with_columns(
+            pl.when(~missing).then(pl.col(c)).alias(c) for c in ("days_to_cny", "peak_days_in_window")
+        ).with_columns(
+            pl.when(missing & keys.get_column("cn"))
+            .then(None)
+            .otherwise(pl.col("origin_capacity"))
+            .alias("origin_capacity")
+        )
     return df.hstack(added)

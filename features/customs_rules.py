@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 from features.simulator.world import DESTINATIONS, POLICY_CHANGES
@@ -36,6 +38,11 @@ def de_minimis_table() -> pl.DataFrame:
         Frame `country` (ISO-2), `valid_from` (Date, 1970-01-01 for the standing rule), `de_minimis_usd`,
         sorted by country and date.
     """
+    return _default_table()
+
+
+@lru_cache(maxsize=1)
+def _default_table() -> pl.DataFrame:  # frames are immutable: one per process
     rows = [(d.country, _EPOCH, d.de_minimis_usd) for d in DESTINATIONS]
     rows += [(c, p.date, p.de_minimis_usd) for p in POLICY_CHANGES for c in p.countries]
     return pl.DataFrame(rows, schema=DE_MINIMIS_SCHEMA, orient="row").sort("country", "valid_from")
@@ -62,24 +69,46 @@ def add_de_minimis(
         value: declared value column (USD).
         table: thresholds as `de_minimis_table()` returns them; defaults to it.
     """
-    rules = (de_minimis_table() if table is None else table).sort("valid_from")
-    tmp_date, tmp_row = "__dm_date", "__dm_row"
-    out = (
-        df.with_row_index(tmp_row)
-        .with_columns(pl.col(at).dt.date().alias(tmp_date))
-        .sort(tmp_date)
-        .join_asof(
-            rules.rename({"country": country}),
-            left_on=tmp_date,
-            right_on="valid_from",
-            by=country,
-            strategy="backward",
-            check_sortedness=False,
-        )
-        .sort(tmp_row)
+    rules = _default_rules() if table is None else _rules_by_country(table)
+    keys = df.select(pl.col(at).dt.date().cast(pl.Int64).alias("day"), pl.col(country).cast(pl.String))
+    day = keys.get_column("day").to_numpy()  # float with NaN where null when any is null
+    codes = np.array(keys.get_column(country).to_list(), dtype=object)
+    threshold = np.full(df.height, np.nan)  # NaN -> null: no rule (unknown country, undated, before any)
+    for name in set(codes.tolist()):
+        if name not in rules:
+            continue
+        since, values = rules[name]
+        rows = np.flatnonzero(codes == name)
+        days = day[rows]
+        rows = rows[~np.isnan(days)] if days.dtype.kind == "f" else rows
+        # the last rule in force on the day (valid_from <= day): a backward as-of join by country
+        pos = np.searchsorted(since, day[rows], side="right") - 1
+        hit = pos >= 0
+        threshold[rows[hit]] = values[pos[hit]]
+    limit = pl.Series("de_minimis_usd", threshold, dtype=pl.Float64, nan_to_null=True)
+    return df.with_columns(limit).with_columns(
+        (pl.col(value) > pl.col("de_minimis_usd")).alias("is_over_de_minimis"),
+        (pl.col("de_minimis_usd") - pl.col(value)).alias("de_minimis_headroom_usd"),
     )
-    threshold = pl.col("de_minimis_usd")
-    return out.with_columns(
-        (pl.col(value) > threshold).alias("is_over_de_minimis"),
-        (threshold - pl.col(value)).alias("de_minimis_headroom_usd"),
-    ).select(*df.columns, "de_minimis_usd", "is_over_de_minimis", "de_minimis_headroom_usd")
+
+
+_Rules = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _rules_by_country(table: pl.DataFrame) -> _Rules:
+    """Country -> (valid_from as days, thresholds; NaN where null), sorted by valid_from."""
+    rules = table.filter(pl.col("valid_from").is_not_null()).sort("valid_from", maintain_order=True)
+    out: _Rules = {}
+    for (name,), part in rules.partition_by("country", as_dict=True, maintain_order=True).items():
+        if name is None:
+            continue
+        out[str(name)] = (
+            part.get_column("valid_from").cast(pl.Int64).to_numpy(),
+            part.get_column("de_minimis_usd").cast(pl.Float64).fill_null(float("nan")).to_numpy(),
+        )
+    return out
+
+
+@lru_cache(maxsize=1)
+def _default_rules() -> _Rules:
+    return _rules_by_country(de_minimis_table())
