@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import time
 from pathlib import Path
@@ -335,9 +336,16 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
     forecast, source, rho = _forecaster(t, start, args.forecast)
     targets = [float(x) for x in args.targets.split(",")]
     modes = tuple(args.modes.split(","))
-    zs = [float(x) for x in args.z.split(",")]
+    zs = [float(x) for x in args.z.split(",") if x]
     ours = {f"ours T={x:.2f}": Replay(w, f"ours T={x:.2f}") for x in targets}
     ours["ours ABC (97/93/85)"] = Replay(w, "ours ABC")
+    cal_path = getattr(args, "calibration", None)
+    calibrated = cal_path is not None and Path(cal_path).is_file() and not getattr(args, "calibrate", False)
+    if calibrated:
+        ours |= {f"ours cal T={x:.2f}": Replay(w, f"ours cal T={x:.2f}") for x in targets}
+        ours["ours cal ABC (97/93/85)"] = Replay(w, "ours cal ABC")
+        cal = RestockConfig.from_json(cal_path)
+        log.info("calibrated variants from %s: %s", cal_path, cal.quantile_map)
     classic = {f"classic z={z:.2f}": Replay(w, f"classic z={z:.2f}") for z in zs}
     keys = w.keys.select("warehouse_id", "sku_id")
     for week in range(w.weeks):
@@ -356,6 +364,10 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
             else:
                 x = float(name.split("=")[1])
                 cfg = RestockConfig(seed=week, modes=modes, service_by_class={"A": x, "B": x, "C": x})
+            if " cal " in name:
+                cfg = cfg.model_copy(
+                    update={"quantile_map": cal.quantile_map, "volume_bands": cal.volume_bands}
+                )
             pos = r.positions(keys, week * 7)
             plan = plan_restock(paths, pos, t["skus"], t["warehouses"], lead, fr, classes, cfg)
             plan = keys.join(plan, on=["warehouse_id", "sku_id"], how="left", maintain_order="left")
@@ -381,6 +393,41 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
     packs = ", no case packs/MOQ" if args.no_packs else ""
     data = f"sim {args.series} series x {args.weeks} wk from {args.start} ({source}{packs})"
     return [{"dataset": data, **row} for row in rows]
+
+
+def calibrate_restock(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> dict[str, object]:
+    """Learn the target -> quantile level map per volume band from replays on earlier windows.
+
+    Each window in `--cal-starts` is replayed like the evaluation (demand model fitted before the window,
+    `--weeks` weeks, lost sales) with our policy at every level of `--cal-levels` used as a plain quantile;
+    the realised CSL per band is averaged over the windows and inverted (`serving.restock.fit_quantile_map`).
+    Nothing is recorded; the map goes to `--calibration` (JSON), read by `RestockConfig.from_json`.
+    """
+    from serving.restock import fit_quantile_map
+
+    levels = [float(x) for x in args.cal_levels.split(",")]
+    targets = [round(float(x), 3) for x in np.arange(0.5, 0.991, 0.01)]
+    curves: dict[str, list[list[float]]] = {"slow": [], "medium": [], "fast": []}
+    for start in args.cal_starts.split(","):
+        sub = argparse.Namespace(**{**vars(args), "start": start, "targets": args.cal_levels, "z": ""})
+        rows = {str(r["policy"]): r for r in restock_replay(sub, t)}
+        for band, curve in curves.items():
+            curve.append([float(rows[f"ours T={x:.2f}"][f"csl_{band}"]) for x in levels])
+    out: dict[str, object] = {
+        "volume_bands": [1.0, 10.0],
+        "windows": [f"{s} + {args.weeks} wk" for s in args.cal_starts.split(",")],
+        "levels": levels,
+        "realised_csl": {b: np.nanmean(np.array(c), axis=0).round(4).tolist() for b, c in curves.items()},
+        "command": f"python bench/decisions_sim.py --calibrate --cal-starts {args.cal_starts}",
+        "quantile_map": {},
+    }
+    for band, c in out["realised_csl"].items():  # type: ignore[union-attr]
+        if np.all(np.isfinite(c)):
+            xs, ys = fit_quantile_map(levels, c, targets)
+            out["quantile_map"][band] = {"targets": list(xs), "levels": [round(y, 4) for y in ys]}  # type: ignore[index]
+    Path(args.calibration).write_text(json.dumps(out, indent=1) + "\n")
+    log.info("calibration written to %s", args.calibration)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -604,9 +651,21 @@ def main() -> None:
     ap.add_argument("--skip-restock", action="store_true")
     ap.add_argument("--skip-routing", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calibration", default=str(ROOT / "serving" / "restock_calibration.json"),
+                    help="target -> quantile map; when the file exists, calibrated variants are replayed too")  # fmt: skip
+    ap.add_argument(
+        "--calibrate", action="store_true", help="only learn the map on --cal-starts and write it"
+    )
+    ap.add_argument("--cal-starts", default="2024-01-08,2024-07-08", help="earlier windows (end <= --start)")
+    ap.add_argument(
+        "--cal-levels", default="0.02,0.05,0.10,0.20,0.30,0.40,0.50,0.60,0.70,0.80,0.90,0.95,0.98,0.99"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t = _tables()
+    if args.calibrate:
+        calibrate_restock(args, t)
+        return
     cmd = COMMAND
     if args.no_packs:  # what-if: no case packs or MOQs, for both policies
         t["skus"] = t["skus"].with_columns(
@@ -646,21 +705,25 @@ def main() -> None:
 
 def _headline_restock(rows: list[dict[str, object]], cmd: str) -> None:
     data = str(rows[0]["dataset"])
-    ours = [r for r in rows if str(r["policy"]).startswith("ours T=")]
     base = [r for r in rows if str(r["policy"]).startswith("classic")]
-    xs = [float(r["cycle_service_level"]) for r in ours]
-    ys = [float(r["cost_per_series_week_usd"]) for r in ours]
-    for b in base:
-        csl = float(b["cycle_service_level"])
-        mine = _interp(csl, xs, ys)
-        if mine is not None:
-            saving = 1 - mine / float(b["cost_per_series_week_usd"])
-            record("decisions_sim", data, f"ours vs {b['policy']}", "restock_cost_saving_at_equal_service",
-                   saving, "share", cmd)  # fmt: skip
-    for r in ours:
-        target = float(str(r["policy"]).split("=")[1])
-        record("decisions_sim", data, str(r["policy"]), "restock_service_minus_target",
-               float(r["cycle_service_level"]) - target, "share", cmd)  # fmt: skip
+    for label in ("ours", "ours cal"):
+        ours = [r for r in rows if str(r["policy"]).startswith(f"{label} T=")]
+        xs = [float(r["cycle_service_level"]) for r in ours]
+        ys = [float(r["cost_per_series_week_usd"]) for r in ours]
+        for b in base if ours else []:
+            csl = float(b["cycle_service_level"])
+            mine = _interp(csl, xs, ys)
+            if mine is not None:
+                saving = 1 - mine / float(b["cost_per_series_week_usd"])
+                record("decisions_sim", data, f"{label} vs {b['policy']}", "restock_cost_saving_at_equal_service",
+                       saving, "share", cmd)  # fmt: skip
+        for r in ours:
+            target = float(str(r["policy"]).split("=")[1])
+            for metric in ("cycle_service_level", "csl_slow", "csl_medium", "csl_fast"):
+                name = "restock_service_minus_target" + (
+                    "" if metric == "cycle_service_level" else metric[3:]
+                )
+                record("decisions_sim", data, str(r["policy"]), name, float(r[metric]) - target, "share", cmd)
 
 
 def _headline_routing(rows: list[dict[str, object]], cmd: str) -> None:

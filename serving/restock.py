@@ -12,9 +12,11 @@ The policy, per series and per candidate mode (sea, rail, air: each mode the war
    over the window, `D_p = sum_h w_h(L_p) x units_{p,h}` with `w_h = clip(cover_weeks - (h - 1), 0, 1)`
    (the rule of `models.demand_paths.lead_time_demand`), carries both demand and lead-time uncertainty and the
    week-to-week dependence of the paths. Weekly quantiles are never summed.
-2. **Order-up-to level** `S` = the `service_target` quantile of `D_p` (per ABC class), rounded up.
+2. **Order-up-to level** `S` = the `service_quantile` quantile of `D_p`, rounded up: the service target
+   (per ABC class) itself, or, with a calibration (`RestockConfig.quantile_map`, per volume band), the
+   quantile level that realised that target in a lost-sales replay on an earlier window.
    Safety stock = `S - mean(D_p)`.
-3. **Order** = the `service_target` quantile of `D_p - position_p` when positive (= `S - (on hand + on
+3. **Order** = the `service_quantile` quantile of `D_p - position_p` when positive (= `S - (on hand + on
    order)` when everything on order arrives within the window), rounded up to the case pack and at least the
    minimum order quantity; 0 otherwise. `position_p` = on hand + the on-order lots due within path p's lead
    time + review period, when the positions carry lots with due days (`stock_positions(..., lead_samples)`).
@@ -38,16 +40,26 @@ Each line carries its reason: cover (lead time + review), target (quantile, clas
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Final
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["RestockConfig", "abc_classes", "plan_restock"]
+__all__ = [
+    "RestockConfig",
+    "abc_classes",
+    "fit_quantile_map",
+    "plan_restock",
+    "service_quantile",
+    "volume_band",
+]
 
 _MODES: Final = ("sea", "rail", "air")
 _SERIES: Final = ["warehouse_id", "sku_id"]
+_BANDS: Final = ("slow", "medium", "fast")
 
 
 class RestockConfig(BaseModel):
@@ -66,6 +78,12 @@ class RestockConfig(BaseModel):
         expedite_only: use a faster mode than the regular (cheapest per kg) one only when the regular mode
             would arrive too late (P(stock-out before it can arrive) > 1 - target). Myopic one-cycle costs
             otherwise favour small weekly air top-ups, which cost more over a season (see docs/decisions.md).
+        volume_bands: mean weekly units (forecast, first 4 weeks) that end the slow and the medium band;
+            faster series are `fast`.
+        quantile_map: calibration per volume band (`slow`, `medium`, `fast`): `(targets, levels)`, the
+            quantile level of the demand over cover that realised each service target in a replay on an
+            earlier window (`fit_quantile_map`). Targets are interpolated linearly and clamped to the ends.
+            A band without a map uses the target itself (the uncalibrated policy).
         seed: lead-time draws.
     """
 
@@ -81,7 +99,98 @@ class RestockConfig(BaseModel):
     stockout_penalty_usd: float = Field(default=1.0, ge=0)
     budget_usd: float | None = Field(default=None, ge=0)
     expedite_only: bool = True
+    volume_bands: tuple[float, float] = (1.0, 10.0)
+    quantile_map: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = Field(default_factory=dict)
     seed: int = 0
+
+    @field_validator("quantile_map")
+    @classmethod
+    def _monotone_map(
+        cls, value: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]
+    ) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+        for band, (xs, ys) in value.items():
+            if band not in _BANDS:
+                raise ValueError(f"quantile_map: band {band!r} is not one of {list(_BANDS)}")
+            x, y = np.asarray(xs, float), np.asarray(ys, float)
+            if x.size < 1 or x.size != y.size:
+                raise ValueError(f"quantile_map[{band!r}]: targets and levels need the same length >= 1")
+            if np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0):
+                raise ValueError(f"quantile_map[{band!r}]: targets must increase, levels not decrease")
+            if np.any((x <= 0) | (x >= 1) | (y <= 0) | (y >= 1)):
+                raise ValueError(f"quantile_map[{band!r}]: targets and levels must lie in (0, 1)")
+        return value
+
+    @classmethod
+    def from_json(cls, path: str | Path, **overrides: object) -> RestockConfig:
+        """A config whose `quantile_map` (and `volume_bands`) come from a calibration JSON file."""
+        raw = json.loads(Path(path).read_text())
+        qmap = {b: (tuple(m["targets"]), tuple(m["levels"])) for b, m in raw["quantile_map"].items()}
+        return cls(**{"quantile_map": qmap, "volume_bands": tuple(raw["volume_bands"]), **overrides})
+
+
+def volume_band(weekly_mean: np.ndarray, config: RestockConfig) -> np.ndarray:
+    """`slow` / `medium` / `fast` per series from its mean weekly units."""
+    lo, hi = config.volume_bands
+    return np.where(weekly_mean < lo, "slow", np.where(weekly_mean <= hi, "medium", "fast"))
+
+
+def service_quantile(target: np.ndarray, weekly_mean: np.ndarray, config: RestockConfig) -> np.ndarray:
+    """The quantile level of demand over cover that the policy uses for each series' service target.
+
+    Identity without a calibration; otherwise the band's `quantile_map` interpolated at the target
+    (monotone in the target because the map is).
+    """
+    level = np.asarray(target, float).copy()
+    bands = volume_band(np.asarray(weekly_mean, float), config)
+    for band, (xs, ys) in config.quantile_map.items():
+        m = bands == band
+        if m.any():
+            level[m] = np.interp(level[m], xs, ys)
+    return level
+
+
+def fit_quantile_map(
+    levels: list[float], realised: list[float], targets: list[float]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Map service targets to quantile levels from a replay: the level whose realised CSL meets each target.
+
+    The realised CSL per level is made monotone (pool-adjacent-violators), then inverted by linear
+    interpolation; targets below the lowest realised CSL get the lowest level tried, above the highest the
+    highest level. Duplicate (target, level) pairs are dropped so the result validates in `RestockConfig`.
+
+    Args:
+        levels: quantile levels replayed (increasing).
+        realised: realised cycle service level at each level.
+        targets: service targets to map (increasing, in (0, 1)).
+
+    Returns:
+        `(targets, levels)` for `RestockConfig.quantile_map`.
+    """
+    x, y = np.asarray(levels, float), np.asarray(realised, float)
+    if x.size < 2 or x.size != y.size or np.any(np.diff(x) <= 0):
+        raise ValueError("levels must be increasing, at least 2, one realised CSL each")
+    blocks = [[v, 1.0] for v in y]  # pool adjacent violators: non-decreasing fit of y
+    fit: list[list[float]] = []
+    for v, n in blocks:
+        fit.append([v, n])
+        while len(fit) > 1 and fit[-2][0] > fit[-1][0]:
+            (a, na), (b, nb) = fit[-2], fit.pop()
+            fit[-1] = [(a * na + b * nb) / (na + nb), na + nb]
+    iso = np.concatenate([np.full(int(n), v) for v, n in fit])
+    out_t: list[float] = []
+    out_l: list[float] = []
+    for t in sorted(targets):
+        if t <= iso[0]:
+            lvl = x[0]
+        elif t >= iso[-1]:
+            lvl = x[-1]
+        else:
+            k = int(np.searchsorted(iso, t, side="left"))  # iso[k-1] < t <= iso[k]
+            lvl = x[k - 1] + (t - iso[k - 1]) / (iso[k] - iso[k - 1]) * (x[k] - x[k - 1])
+        lvl = max(lvl, out_l[-1]) if out_l else lvl
+        out_t.append(float(t))
+        out_l.append(float(lvl))
+    return tuple(out_t), tuple(out_l)
 
 
 def abc_classes(
@@ -279,7 +388,8 @@ def plan_restock(
     base = base.sort(_SERIES)  # joins do not keep row order: align every array with the paths array
     d = _path_array(paths, base.select(_SERIES))
     n_s, n_p, n_h = d.shape
-    alpha = base["service_target"].to_numpy()
+    weekly_mean = d[:, :, : min(4, n_h)].sum(axis=2).mean(axis=1) / min(4, n_h)
+    alpha = service_quantile(base["service_target"].to_numpy(), weekly_mean, config)
     on_hand = base["on_hand_units"].to_numpy().astype(float)
     lot_units, lot_due = _lots(base)
     case, moq = base["case_pack"].to_numpy().astype(float), base["min_order_units"].to_numpy().astype(float)
@@ -386,7 +496,8 @@ def plan_restock(
         pl.Series("p_stockout_before_regular", early).round(3),
         pl.Series("expected_short_units", fast["short"]).round(2),
         pl.Series("mode_costs", alt),
-        pl.Series("weekly_demand_mean", d[:, :, : min(4, n_h)].sum(axis=2).mean(axis=1) / min(4, n_h)),
+        pl.Series("weekly_demand_mean", weekly_mean),
+        pl.Series("service_quantile", alpha).round(3),
     ).with_columns(
         (pl.col("order_up_to_units") - pl.col("demand_cover_mean")).round(1).alias("safety_stock_units"),
         (pl.col("on_hand_units") + pl.col("on_order_units")).alias("inventory_position"),
@@ -494,13 +605,14 @@ def _apply_limits(
 def _with_reason(plan: pl.DataFrame) -> pl.DataFrame:
     reason = pl.format(
         "cover {} wk (lead {} d, p90 {} d, + review); target {} = P{} of demand over cover "
-        "(class {}, mean {}); on hand {} + on order {} = {}; {}",
+        "(class {} service {}%, mean {}); on hand {} + on order {} = {}; {}",
         pl.col("cover_weeks"),
         pl.col("lead_days_mean"),
         pl.col("lead_days_p90"),
         pl.col("order_up_to_units"),
-        (pl.col("service_target") * 100).round(0).cast(pl.Int64),
+        (pl.col("service_quantile") * 100).round(0).cast(pl.Int64),
         pl.col("abc_class"),
+        (pl.col("service_target") * 100).round(0).cast(pl.Int64),
         pl.col("demand_cover_mean"),
         pl.col("on_hand_units"),
         pl.col("on_order_units"),
