@@ -22,6 +22,7 @@ import polars as pl
 from features.shipment_features import FeatureSet
 
 __all__ = [
+    "SMALL_MATRIX_ROWS",
     "CategoryEncoder",
     "FeatureSet",
     "check_feature_set",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 _NUMERIC_KINDS = (pl.Boolean,)
+# Up to this many rows `feature_matrix` reads the values as Python objects and encodes them with dicts:
+# the same numbers as the Polars path, without its per-query cost (one-row requests).
+SMALL_MATRIX_ROWS = 32
 
 
 def feature_names(features: FeatureSet) -> tuple[str, ...]:
@@ -76,6 +80,7 @@ class CategoryEncoder:
     def __init__(self, levels: Mapping[str, Sequence[str]] | None = None) -> None:
         self.levels: dict[str, list[str]] = {c: list(v) for c, v in (levels or {}).items()}
         self._cached: tuple[dict[str, list[str]], list[pl.Expr]] | None = None
+        self._codes: tuple[dict[str, list[str]], dict[str, dict[str, int]]] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -111,6 +116,13 @@ class CategoryEncoder:
         ]
         self._cached = ({c: list(v) for c, v in self.levels.items()}, exprs)
         return list(exprs)
+
+    def codes(self) -> dict[str, dict[str, int]]:
+        """Level -> code of each encoded column (the mapping `expressions` applies), built once per levels."""
+        if self._codes is None or self._codes[0] != self.levels:
+            codes = {c: {level: i for i, level in enumerate(levels)} for c, levels in self.levels.items()}
+            self._codes = ({c: list(v) for c, v in self.levels.items()}, codes)
+        return self._codes[1]
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Replace each encoded column by its Int32 codes (unknown or null -> null), other columns as is."""
@@ -160,8 +172,28 @@ def feature_matrix(frame: pl.DataFrame, features: FeatureSet, encoder: CategoryE
     if set(encoder.columns) != set(features.categorical):
         raise ValueError("encoder columns differ from the feature set's categorical columns")
     schema = frame.schema  # built once: `DataFrame.schema` walks every column on each access
-    exprs: list[Any] = [_numeric_expr(schema, c) for c in features.numeric]
-    exprs += [e.cast(pl.Float64) for e in encoder.expressions()]
-    numeric = frame.select(exprs).select(names)
-    matrix = numeric.to_numpy(order="c", writable=True) if numeric.height else np.empty((0, numeric.width))
+    numeric = [_numeric_expr(schema, c) for c in features.numeric]
+    if 0 < frame.height <= SMALL_MATRIX_ROWS:
+        return _small_matrix(frame, features, encoder, numeric)
+    exprs: list[Any] = [*numeric, *(e.cast(pl.Float64) for e in encoder.expressions())]
+    values = frame.select(exprs).select(names)
+    matrix = values.to_numpy(order="c", writable=True) if values.height else np.empty((0, values.width))
     return np.ascontiguousarray(matrix, dtype=np.float64)
+
+
+def _small_matrix(
+    frame: pl.DataFrame, features: FeatureSet, encoder: CategoryEncoder, numeric: list[pl.Expr]
+) -> np.ndarray:
+    """`feature_matrix` of a few rows: one query, then Python values (the same float64 numbers)."""
+    cats = features.categorical
+    rows = frame.select(*numeric, *(pl.col(c).cast(pl.String) for c in cats)).rows()
+    k = len(features.numeric)
+    codes = encoder.codes()
+    nan = float("nan")
+    matrix = np.empty((len(rows), k + len(cats)), dtype=np.float64)
+    # None -> NaN in a float64 array; a level not learnt (or null) -> NaN, as `expressions` gives null
+    matrix[:, :k] = np.array([row[:k] for row in rows], dtype=np.float64).reshape(len(rows), k)
+    for j, c in enumerate(cats, start=k):
+        levels = codes[c]
+        matrix[:, j] = [levels.get(row[j], nan) for row in rows]  # type: ignore[arg-type]
+    return matrix

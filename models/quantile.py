@@ -38,6 +38,8 @@ __all__ = ["DEFAULT_QUANTILES", "QuantileRegressor", "enforce_monotone"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.95)
+# Up to this many rows the conformal offsets of each row's group are looked up in a dict.
+_SMALL_OFFSET_ROWS = 256
 
 
 def enforce_monotone(preds: np.ndarray) -> np.ndarray:
@@ -122,61 +124,92 @@ class QuantileRegressor(LGBMModel):
             num_threads: LightGBM threads for this call (default: `config.num_threads`).
         """
         x = self.matrix(frame) if matrix is None else matrix
-        raw = self.predict_matrix(x, num_threads=num_threads)
-        raw = self._floor(frame, x, raw, num_threads)
+        raw = self._predict_floored(frame, x, num_threads)
         z = enforce_monotone(np.column_stack([raw[name] for name in self._names]))
         if calibrated and self.conformal is not None:
             col = self.conformal.group_col
             groups = frame.get_column(col) if col is not None and col in frame.columns else None
             if col is not None and groups is None:
                 logger.warning("group column %r absent: using global conformal offsets", col)
-            z = enforce_monotone(z + self.conformal.offsets(groups, frame.height))
+            z = enforce_monotone(z + self._offsets(groups, frame.height))
         return z
 
-    def _floor(
-        self, frame: pl.DataFrame, x: np.ndarray, raw: dict[str, np.ndarray], num_threads: int | None
+    def _offsets(self, groups: pl.Series | None, n_rows: int) -> np.ndarray:
+        """`ConformalOffsets.offsets`; a few rows are looked up in its dict (the same values, no queries)."""
+        conformal = self.conformal
+        assert conformal is not None  # noqa: S101 - callers check
+        if groups is None or not conformal.groups or n_rows > _SMALL_OFFSET_ROWS:
+            return conformal.offsets(groups, n_rows)
+        out = np.tile(np.asarray(conformal.global_offsets, dtype=np.float64), (n_rows, 1))
+        for i, label in enumerate(groups.cast(pl.String).to_list()):
+            values = conformal.groups.get(label) if label is not None else None
+            if values is not None:
+                out[i] = values
+        return out
+
+    def _predict_floored(
+        self, frame: pl.DataFrame, x: np.ndarray, num_threads: int | None
     ) -> dict[str, np.ndarray]:
+        """Raw booster outputs of `x` with the floor applied (`_floor`), one booster call per booster."""
+        blocks, where = self._floor_blocks(frame, x)
+        if not blocks:
+            raw = self.predict_matrix(x, num_threads=num_threads)
+        else:
+            # rows are scored independently: the rows and their zeroed copies go through one call
+            n = x.shape[0]
+            both = self.predict_matrix(np.concatenate([x, *blocks]), num_threads=num_threads)
+            raw = {name: values[:n].copy() for name, values in both.items()}
+            start = n
+            for rows in where:
+                for name, values in raw.items():
+                    part = both[name][start : start + rows.size]
+                    values[rows] = np.maximum(values[rows], part)
+                start += rows.size
+        return self._floor_categorical(frame, raw, num_threads)
+
+    def _floor_subsets(self, frame: pl.DataFrame) -> list[tuple[str, ...]]:
+        present = [c for c in self.floor_features if c in frame.columns]
+        return [s for k in range(1, len(present) + 1) for s in itertools.combinations(present, k)]
+
+    def _floor_blocks(self, frame: pl.DataFrame, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Business rule: these features (e.g. holidays in the transit window) can only add time.
 
         Quantile leaves are re-fitted after growth, so LightGBM's monotone constraints do not hold; the
         prediction is floored by the ones with any subset of these features set to zero instead. Zeroing
         a numeric feature only sets its matrix column to 0.0, so a row whose subset is already 0.0 predicts
-        exactly `raw` again and the maximum leaves it unchanged: only the other rows are re-scored (the
-        same values as re-scoring every row, with far fewer booster passes), all subsets in one call per
-        booster. A floor feature outside the
-        model's features changes nothing; a categorical one is zeroed in the frame (general path).
+        exactly the unfloored value again and the maximum leaves it unchanged: only the other rows are
+        re-scored (the same values as re-scoring every row, with far fewer booster passes). Returns the
+        zeroed copies of those rows per subset of numeric floor features, and the rows they come from. A
+        floor feature outside the model's features changes nothing; subsets with a categorical one are
+        `_floor_categorical`'s.
         """
-        present = [c for c in self.floor_features if c in frame.columns]
         numeric = {c: j for j, c in enumerate(feature_names(self.features)) if c in self.features.numeric}
-        blocks: list[np.ndarray] = []  # zeroed copies of the rows each subset changes, scored in one call
+        blocks: list[np.ndarray] = []
         where: list[np.ndarray] = []
-        for k in range(1, len(present) + 1):
-            for subset in itertools.combinations(present, k):
-                if any(c in self.features.categorical for c in subset):
-                    zeroed = frame.with_columns(pl.lit(0).cast(frame.schema[c]).alias(c) for c in subset)
-                    without = self.predict_raw(zeroed, num_threads=num_threads)
-                    raw = {name: np.maximum(values, without[name]) for name, values in raw.items()}
-                    continue
-                cols = [numeric[c] for c in subset if c in numeric]
-                if not cols:
-                    continue
-                block = x[:, cols]
-                rows = np.flatnonzero(((block != 0.0) | np.isnan(block)).any(axis=1))
-                if rows.size:
-                    sub = x[rows]
-                    sub[:, cols] = 0.0
-                    blocks.append(sub)
-                    where.append(rows)
-        if not blocks:
-            return raw
-        without = self.predict_matrix(np.concatenate(blocks), num_threads=num_threads)
-        raw = {name: values.copy() for name, values in raw.items()}
-        start = 0
-        for rows in where:
-            for name, values in raw.items():
-                part = without[name][start : start + rows.size]
-                values[rows] = np.maximum(values[rows], part)
-            start += rows.size
+        for subset in self._floor_subsets(frame):
+            if any(c in self.features.categorical for c in subset):
+                continue
+            cols = [numeric[c] for c in subset if c in numeric]
+            if not cols:
+                continue
+            block = x[:, cols]
+            rows = np.flatnonzero(((block != 0.0) | np.isnan(block)).any(axis=1))
+            if rows.size:
+                sub = x[rows]
+                sub[:, cols] = 0.0
+                blocks.append(sub)
+                where.append(rows)
+        return blocks, where
+
+    def _floor_categorical(
+        self, frame: pl.DataFrame, raw: dict[str, np.ndarray], num_threads: int | None
+    ) -> dict[str, np.ndarray]:
+        """The floor by subsets with a categorical floor feature: zeroed in the frame, all rows re-scored."""
+        for subset in self._floor_subsets(frame):
+            if any(c in self.features.categorical for c in subset):
+                zeroed = frame.with_columns(pl.lit(0).cast(frame.schema[c]).alias(c) for c in subset)
+                without = self.predict_raw(zeroed, num_threads=num_threads)
+                raw = {name: np.maximum(values, without[name]) for name, values in raw.items()}
         return raw
 
     def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:  # noqa: ARG002

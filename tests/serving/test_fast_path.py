@@ -160,3 +160,19 @@ def test_shared_matrix_changes_no_prediction(predictor: Predictor, open_rows: pl
             assert_frame_equal(model.predict(features, matrix=shared, num_threads=2), alone, check_exact=True)
     with pytest.raises(ValueError, match="shape"):
         eta.predict_matrix(shared[:, 1:])
+
+
+def test_small_requests_predict_what_a_batch_predicts(
+    predictor: Predictor, serving_world: dict[str, pl.DataFrame]
+) -> None:
+    """One-row requests take the small paths (Python-encoded matrix, dict offsets, one booster call with the
+    floor rows); a 300-row batch takes the Polars paths: the outputs are the same, bit for bit."""
+    rows = serving_world["shipments"].tail(300).drop("delivered_at", "status")
+    batch = predictor.predict_shipments(rows)
+    picks = [0, 1, 2, 57, 120, 233, 299]
+    one_by_one = pl.concat([predictor.predict_shipments(rows[i : i + 1]) for i in picks])
+    assert_frame_equal(one_by_one, batch[picks], check_exact=True)
+    # the picked rows cover floored and unfloored rows
+    features = predictor.booking_features(coerce_shipments(rows[picks]))
+    holidays = features["dest_holidays_in_window"].fill_null(1)
+    assert 0 < (holidays > 0).sum() < len(picks) or features["peak_days_in_window"].fill_null(1).sum() > 0
