@@ -31,7 +31,9 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -186,6 +188,7 @@ def _transit_windows(cfg: BookingFeatureConfig) -> tuple[LastN, ...]:
     )
 
 
+@lru_cache(maxsize=16)
 def _lane_specs(cfg: BookingFeatureConfig) -> tuple[AsOfStats, ...]:
     short, long = cfg.congestion_days
     volume = sorted({*cfg.volume_days, short, long})
@@ -230,6 +233,7 @@ def _lane_specs(cfg: BookingFeatureConfig) -> tuple[AsOfStats, ...]:
     )
 
 
+@lru_cache(maxsize=16)
 def _customs_specs(cfg: BookingFeatureConfig) -> tuple[AsOfStats, ...]:
     key = ("hs_chapter", "destination_country")
     return (
@@ -274,6 +278,7 @@ def _derived_names(cfg: BookingFeatureConfig) -> tuple[str, ...]:
     )
 
 
+@lru_cache(maxsize=16)
 def booking_feature_set(config: BookingFeatureConfig) -> FeatureSet:
     """The numeric and categorical booking features produced by `config`, in output order."""
     history = [n for spec in (*_lane_specs(config), *_customs_specs(config)) for n in spec.names]
@@ -400,6 +405,25 @@ def _expected_transit_days(cfg: BookingFeatureConfig) -> pl.Expr:
     )
 
 
+_CONTRACTS: list[tuple[pl.DataFrame, tuple[str, ...], pl.DataFrame]] = []  # one entry: lanes, keys, table
+_CONTRACTS_LOCK = threading.Lock()
+
+
+def _contracts(lanes: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """`contract_transit_days` per lane (first row of a duplicated lane), kept for the last `lanes` frame.
+
+    The cache holds the frame itself, so an identity match is the same (immutable) frame: repeated
+    scoring against one `lanes` table deduplicates it once.
+    """
+    with _CONTRACTS_LOCK:
+        if _CONTRACTS and _CONTRACTS[0][0] is lanes and _CONTRACTS[0][1] == keys:
+            return _CONTRACTS[0][2]
+    table = lanes.select(*keys, "contract_transit_days").unique(list(keys), keep="first", maintain_order=True)
+    with _CONTRACTS_LOCK:
+        _CONTRACTS[:] = [(lanes, keys, table)]
+    return table
+
+
 def build_booking_features(
     shipments: pl.DataFrame,
     *,
@@ -454,10 +478,7 @@ def build_booking_features(
         df = _add_history(df, declarations, _customs_specs(cfg))
     if lanes is not None:
         df = df.join(
-            lanes.select(*cfg.lane_keys, "contract_transit_days").unique(list(cfg.lane_keys), keep="first"),
-            on=list(cfg.lane_keys),
-            how="left",
-            maintain_order="left",
+            _contracts(lanes, cfg.lane_keys), on=list(cfg.lane_keys), how="left", maintain_order="left"
         )
     else:
         df = df.with_columns(pl.lit(None, dtype=pl.Float64).alias("contract_transit_days"))
@@ -466,14 +487,14 @@ def build_booking_features(
     q50_short = pl.col(_q("lane", cfg.slowdown_short_n, 0.5))
     q50_long = pl.col(_q("lane", cfg.slowdown_long_n, 0.5))
     vol_long = pl.col(f"lane_booked_count_{long}d")
-    df = df.with_columns(
+    expected = _expected_transit_days(cfg)
+    df = df.with_columns(  # one query: the slack repeats the expected days' expression (same arithmetic)
         (q50_short - q50_long).alias(slowdown),
         pl.when(vol_long > 0)
         .then(pl.col(f"lane_booked_count_{short}d") / (vol_long * short / long))
         .alias(congestion),
-    ).with_columns(_expected_transit_days(cfg))
-    df = df.with_columns(
-        (pl.col("promised_days") - pl.col("expected_transit_days")).alias("promise_slack_days")
+        expected,
+        (pl.col("promised_days") - expected).alias("promise_slack_days"),
     )
     df = add_de_minimis(add_booking_calendar(df, window_days="expected_transit_days"))
     return df.sort(_ROW).select("shipment_id", "created_at", *features.names)

@@ -36,6 +36,8 @@ _NUMERIC_KINDS = (pl.Boolean,)
 # Up to this many rows `feature_matrix` reads the values as Python objects and encodes them with dicts:
 # the same numbers as the Polars path, without its per-query cost (one-row requests).
 SMALL_MATRIX_ROWS = 32
+_SMALL_KINDS: tuple[type[pl.DataType], ...] = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16)
+_SMALL_KINDS += (pl.UInt32, pl.Float32, pl.Float64, pl.Boolean, pl.Null)  # exact as Python numbers
 
 
 def feature_names(features: FeatureSet) -> tuple[str, ...]:
@@ -173,27 +175,31 @@ def feature_matrix(frame: pl.DataFrame, features: FeatureSet, encoder: CategoryE
         raise ValueError("encoder columns differ from the feature set's categorical columns")
     schema = frame.schema  # built once: `DataFrame.schema` walks every column on each access
     numeric = [_numeric_expr(schema, c) for c in features.numeric]
-    if 0 < frame.height <= SMALL_MATRIX_ROWS:
-        return _small_matrix(frame, features, encoder, numeric)
+    if 0 < frame.height <= SMALL_MATRIX_ROWS and all(
+        isinstance(schema[c], _SMALL_KINDS) for c in features.numeric
+    ):
+        return _small_matrix(frame, features, encoder)
     exprs: list[Any] = [*numeric, *(e.cast(pl.Float64) for e in encoder.expressions())]
     values = frame.select(exprs).select(names)
     matrix = values.to_numpy(order="c", writable=True) if values.height else np.empty((0, values.width))
     return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
-def _small_matrix(
-    frame: pl.DataFrame, features: FeatureSet, encoder: CategoryEncoder, numeric: list[pl.Expr]
-) -> np.ndarray:
-    """`feature_matrix` of a few rows: one query, then Python values (the same float64 numbers)."""
+def _small_matrix(frame: pl.DataFrame, features: FeatureSet, encoder: CategoryEncoder) -> np.ndarray:
+    """`feature_matrix` of a few rows from their Python values, no query (the same float64 numbers)."""
+    position = {c: i for i, c in enumerate(frame.columns)}
+    rows = frame.rows()
+    num = [position[c] for c in features.numeric]
     cats = features.categorical
-    rows = frame.select(*numeric, *(pl.col(c).cast(pl.String) for c in cats)).rows()
-    k = len(features.numeric)
     codes = encoder.codes()
     nan = float("nan")
-    matrix = np.empty((len(rows), k + len(cats)), dtype=np.float64)
-    # None -> NaN in a float64 array; a level not learnt (or null) -> NaN, as `expressions` gives null
-    matrix[:, :k] = np.array([row[:k] for row in rows], dtype=np.float64).reshape(len(rows), k)
-    for j, c in enumerate(cats, start=k):
-        levels = codes[c]
-        matrix[:, j] = [levels.get(row[j], nan) for row in rows]  # type: ignore[arg-type]
+    matrix = np.empty((len(rows), len(num) + len(cats)), dtype=np.float64)
+    # int, float and bool -> float64 as Polars casts them (correctly rounded); None -> NaN
+    matrix[:, : len(num)] = np.array([[row[i] for i in num] for row in rows], dtype=np.float64).reshape(
+        len(rows), len(num)
+    )
+    for j, c in enumerate(cats, start=len(num)):
+        levels, i = codes[c], position[c]
+        # a level not learnt (or null) -> NaN, as `expressions` gives null; values compared as strings
+        matrix[:, j] = [nan if row[i] is None else levels.get(str(row[i]), nan) for row in rows]
     return matrix

@@ -371,6 +371,7 @@ class Predictor:
         out = rows.select("shipment_id", "created_at")
         threads = 1 if n < SMALL_BATCH_ROWS else self.num_threads
         matrices: dict[str, np.ndarray] = {}  # one matrix per feature set + encoder, shared by the models
+        predictions: list[pl.Series] = []
         with self._lock:
             for task in BOOKING_TASKS:
                 model = self.models.get(task)
@@ -379,7 +380,10 @@ class Predictor:
                 key = self._matrix_keys[task]
                 if key not in matrices:
                     matrices[key] = model.matrix(features)
-                out = out.hstack(model.predict(features, matrix=matrices[key], num_threads=threads))
+                predictions += model.predict(
+                    features, matrix=matrices[key], num_threads=threads
+                ).get_columns()
+        out = out.hstack(predictions)
         if events is not None:
             history = self.index.slice_for(rows)
             out = out.hstack(self._remaining(rows, features, _coerce_events(events), history, as_of))
