@@ -25,6 +25,11 @@ Restock replay (the simulated world in `data/`, truth in `data/raw/oracle/demand
     standard deviation of recorded weekly sales, L the mean historical lead time of the regular mode (sea),
     always by sea. Both round to case packs and MOQs. Each is swept over its service knob (our target, the
     baseline's z) so costs can be compared at equal realised service.
+  * Calibration (issue 5): `--calibrate` replays our policy on earlier windows (`--cal-starts`, demand model
+    fitted before each) at quantile levels `--cal-levels`, averages the realised CSL per volume band over
+    the windows, inverts it into a target -> quantile level map (`serving.restock.fit_quantile_map`) and
+    writes `--calibration` (default `serving/restock_calibration.json`); nothing is recorded. When that file
+    exists, the evaluation also replays `ours cal T=...` and `ours cal ABC` with the map.
 
 Routing replay
   * Orders: parcels booked from China in the weeks after the shipment models' training cut-off, each with a
@@ -344,7 +349,7 @@ def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
     if calibrated:
         ours |= {f"ours cal T={x:.2f}": Replay(w, f"ours cal T={x:.2f}") for x in targets}
         ours["ours cal ABC (97/93/85)"] = Replay(w, "ours cal ABC")
-        cal = RestockConfig.from_json(cal_path)
+        cal = RestockConfig.from_json(str(cal_path))
         log.info("calibrated variants from %s: %s", cal_path, cal.quantile_map)
     classic = {f"classic z={z:.2f}": Replay(w, f"classic z={z:.2f}") for z in zs}
     keys = w.keys.select("warehouse_id", "sku_id")
@@ -412,19 +417,21 @@ def calibrate_restock(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> d
         sub = argparse.Namespace(**{**vars(args), "start": start, "targets": args.cal_levels, "z": ""})
         rows = {str(r["policy"]): r for r in restock_replay(sub, t)}
         for band, curve in curves.items():
-            curve.append([float(rows[f"ours T={x:.2f}"][f"csl_{band}"]) for x in levels])
+            curve.append([float(rows[f"ours T={x:.2f}"][f"csl_{band}"]) for x in levels])  # type: ignore[arg-type]
+    realised = {b: [float(v) for v in np.nanmean(np.array(c), axis=0).round(4)] for b, c in curves.items()}
+    qmap: dict[str, dict[str, list[float]]] = {}
+    for band, c in realised.items():
+        if np.all(np.isfinite(c)):
+            xs, ys = fit_quantile_map(levels, c, targets)
+            qmap[band] = {"targets": list(xs), "levels": [round(y, 4) for y in ys]}
     out: dict[str, object] = {
         "volume_bands": [1.0, 10.0],
         "windows": [f"{s} + {args.weeks} wk" for s in args.cal_starts.split(",")],
         "levels": levels,
-        "realised_csl": {b: np.nanmean(np.array(c), axis=0).round(4).tolist() for b, c in curves.items()},
+        "realised_csl": realised,
         "command": f"python bench/decisions_sim.py --calibrate --cal-starts {args.cal_starts}",
-        "quantile_map": {},
+        "quantile_map": qmap,
     }
-    for band, c in out["realised_csl"].items():  # type: ignore[union-attr]
-        if np.all(np.isfinite(c)):
-            xs, ys = fit_quantile_map(levels, c, targets)
-            out["quantile_map"][band] = {"targets": list(xs), "levels": [round(y, 4) for y in ys]}  # type: ignore[index]
     Path(args.calibration).write_text(json.dumps(out, indent=1) + "\n")
     log.info("calibration written to %s", args.calibration)
     return out

@@ -122,10 +122,24 @@ class RestockConfig(BaseModel):
 
     @classmethod
     def from_json(cls, path: str | Path, **overrides: object) -> RestockConfig:
-        """A config whose `quantile_map` (and `volume_bands`) come from a calibration JSON file."""
+        """A config whose `quantile_map` (and `volume_bands`) come from a calibration JSON file.
+
+        Args:
+            path: JSON with `volume_bands` and `quantile_map: {band: {targets, levels}}`
+                (`python bench/decisions_sim.py --calibrate` writes one).
+            **overrides: other settings (`service_by_class`, `seed`, ...).
+
+        Raises:
+            ValueError: when a field is missing or the map is not monotone.
+        """
         raw = json.loads(Path(path).read_text())
-        qmap = {b: (tuple(m["targets"]), tuple(m["levels"])) for b, m in raw["quantile_map"].items()}
-        return cls(**{"quantile_map": qmap, "volume_bands": tuple(raw["volume_bands"]), **overrides})
+        try:
+            qmap = {b: (tuple(m["targets"]), tuple(m["levels"])) for b, m in raw["quantile_map"].items()}
+            bands = tuple(raw["volume_bands"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: calibration needs volume_bands and quantile_map.<band>.targets/levels "
+                             f"({exc!r})") from exc  # fmt: skip
+        return cls.model_validate({"quantile_map": qmap, "volume_bands": bands, **overrides})
 
 
 def volume_band(weekly_mean: np.ndarray, config: RestockConfig) -> np.ndarray:

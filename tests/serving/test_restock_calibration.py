@@ -118,3 +118,10 @@ def test_plan_uses_the_mapped_level() -> None:
     # a map for another band leaves this fast series alone
     other = _plan(base.model_copy(update={"quantile_map": {"slow": ((0.5, 0.9), (0.1, 0.5))}}))
     assert other["order_up_to_units"] == 47
+
+
+def test_from_json_names_a_missing_field(tmp_path: Path) -> None:
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps({"quantile_map": {"fast": {"targets": [0.5]}}}))
+    with pytest.raises(ValueError, match="volume_bands and quantile_map"):
+        RestockConfig.from_json(path)
