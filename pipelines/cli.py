@@ -45,6 +45,7 @@ app = typer.Typer(
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO_ROOT / "bench"
+DEMO_RESTOCK_CALIBRATION = REPO_ROOT / "serving" / "restock_calibration.json"
 
 
 @app.callback()
@@ -286,7 +287,9 @@ def demo(
 
         train_demand_command()
         forecast("demand", week=None, paths=200, seed=0)
-        plan(week=None, forecast_dir=None, budget_usd=None)
+        # The demo world's service calibration was learned on its 2024 replays (docs/decisions.md).
+        calibration = DEMO_RESTOCK_CALIBRATION if DEMO_RESTOCK_CALIBRATION.is_file() else None
+        plan(week=None, forecast_dir=None, budget_usd=None, calibration=calibration)
     console.print(f"raw files:        {settings.raw_dir}/ (oracle/ holds the simulator's truth)")
     console.print(
         f"validated tables: {settings.validated_dir}/ "

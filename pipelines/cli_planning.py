@@ -27,6 +27,13 @@ def plan(
     budget_usd: Annotated[
         float | None, typer.Option(help="Cap on purchase value + freight of this week's orders.")
     ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Service calibration JSON (target -> quantile level per volume band), learned by "
+            "`python bench/decisions_sim.py --calibrate` on this world's history; default: uncalibrated."
+        ),
+    ] = None,
 ) -> None:
     """Weekly restock plan and planner report (flow weekly-plan).
 
@@ -36,7 +43,16 @@ def plan(
     from pipelines.planning import weekly_plan
     from serving.restock import RestockConfig
 
-    config = RestockConfig(budget_usd=budget_usd)
+    if calibration is not None and not calibration.is_file():
+        raise _fail(f"{calibration}: no such calibration file")
+    try:
+        config = (
+            RestockConfig.from_json(calibration, budget_usd=budget_usd)
+            if calibration is not None
+            else RestockConfig(budget_usd=budget_usd)
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
     try:
         with _step(f"flow weekly-plan {week or '(next week)'}"):
             path = weekly_plan(week=week, forecast_dir=forecast_dir, config=config)
