@@ -252,7 +252,7 @@ class DemandModel(LGBMModel):
     def _keys(mu: np.ndarray, classes: np.ndarray, buckets: np.ndarray, edges: Mapping[str, list[float]]
               ) -> list[tuple[str, ...]]:  # fmt: skip
         """Lookup keys per row, most specific first: class|bucket|bin, class|bucket, class, *."""
-        out = []
+        out: list[tuple[str, ...]] = []
         for m, c, b in zip(mu, classes, buckets, strict=True):
             e = edges.get(str(c))
             k = int(np.searchsorted(e, m, side="right")) if e is not None else -1
