@@ -29,6 +29,7 @@ DE_MINIMIS_SCHEMA = pl.Schema(
     {"country": pl.String(), "valid_from": pl.Date(), "de_minimis_usd": pl.Float64()}
 )
 _EPOCH = dt.date(1970, 1, 1)
+_SMALL_ROWS = 64
 
 
 def de_minimis_table() -> pl.DataFrame:
@@ -70,15 +71,27 @@ def add_de_minimis(
         table: thresholds as `de_minimis_table()` returns them; defaults to it.
     """
     rules = _default_rules() if table is None else _rules_by_country(table)
-    keys = df.select(pl.col(at).dt.date().cast(pl.Int64).alias("day"), pl.col(country).cast(pl.String))
+    name = pl.col(country).cast(pl.String)
+    small = df.height <= _SMALL_ROWS  # a few rows: compare names in Python, no extra query
+    keys = df.select(
+        pl.col(at).dt.date().cast(pl.Int64).alias("day"),
+        name.alias("name"),
+        *([] if small else [name.rank("dense").fill_null(0).cast(pl.Int64).alias("group")]),
+    )
     day = keys.get_column("day").to_numpy()  # float with NaN where null when any is null
-    codes = np.array(keys.get_column(country).to_list(), dtype=object)
+    if small:
+        labels = keys.get_column("name").to_list()
+        names = sorted({n for n in labels if n is not None})
+        group = np.array([0 if n is None else names.index(n) + 1 for n in labels], dtype=np.int64)
+    else:
+        group = keys.get_column("group").to_numpy()  # 1.. in sorted name order, 0 for null
+        names = keys.get_column("name").drop_nulls().unique().sort().to_list()
     threshold = np.full(df.height, np.nan)  # NaN -> null: no rule (unknown country, undated, before any)
-    for name in set(codes.tolist()):
-        if name not in rules:
+    for g, code in enumerate(names, start=1):
+        if code not in rules:
             continue
-        since, values = rules[name]
-        rows = np.flatnonzero(codes == name)
+        since, values = rules[code]
+        rows = np.flatnonzero(group == g)
         days = day[rows]
         rows = rows[~np.isnan(days)] if days.dtype.kind == "f" else rows
         # the last rule in force on the day (valid_from <= day): a backward as-of join by country
