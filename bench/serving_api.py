@@ -42,25 +42,12 @@ def _free_port() -> int:
 def _payloads(n: int) -> list[dict[str, Any]]:
     import polars as pl
 
+    from serving.predictor import INPUT_COLUMNS
+
     rows = (
         pl.read_parquet(ROOT / "data" / "validated" / "shipments.parquet")
         .tail(n)
-        .select(
-            "shipment_id",
-            "created_at",
-            "origin_country",
-            "origin_hub",
-            "destination_country",
-            "destination_region",
-            "mode",
-            "carrier",
-            "weight_kg",
-            "declared_value_usd",
-            "hs_code",
-            "item_count",
-            "incoterm",
-            "promised_date",
-        )  # fmt: skip
+        .select(INPUT_COLUMNS)
         .with_columns(pl.col("created_at").dt.to_string("%+"))
     )
     return json.loads(rows.write_json())

@@ -150,12 +150,7 @@ def train_demand(
     Returns:
         ``summary`` (model, metric, value), ``model_dir``, ``metrics_path`` and the promotion ``decision``.
     """
-    kwargs: dict[str, Any] = {}
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
-    if outputs_dir is not None:
-        kwargs["outputs_dir"] = outputs_dir
-    settings = Settings(**kwargs)
+    settings = Settings.with_dirs(data_dir, outputs_dir)
     config = _tuned_config(config or DemandTaskConfig(), settings.outputs_dir / "tuning" / "demand")
     tables = load_demand_tables(settings.validated_dir)
     oracle = load_demand_oracle(settings.raw_dir)
@@ -230,12 +225,7 @@ def weekly_forecast(
     Returns:
         The output folder ``<outputs>/forecasts/demand/<YYYY-Www>/``.
     """
-    kwargs: dict[str, Any] = {}
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
-    if outputs_dir is not None:
-        kwargs["outputs_dir"] = outputs_dir
-    settings = Settings(**kwargs)
+    settings = Settings.with_dirs(data_dir, outputs_dir)
     path = model_dir or settings.outputs_dir / "models" / "demand"
     if not (path / "metadata.json").exists():
         raise FileNotFoundError(f"no demand model in {path}: run `transitcast train demand` first")
@@ -355,12 +345,7 @@ def tune_demand(
     from models.tuning import lgbm_space, make_objective
     from pipelines.tuning import StudyConfig, run_study
 
-    kwargs: dict[str, Any] = {}
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
-    if outputs_dir is not None:
-        kwargs["outputs_dir"] = outputs_dir
-    settings = Settings(**kwargs)
+    settings = Settings.with_dirs(data_dir, outputs_dir)
     base = config or DemandTaskConfig()
     tables = load_demand_tables(settings.validated_dir)
     prepared = prepare_demand(tables, base)

@@ -236,12 +236,7 @@ def weekly_plan(
     Returns:
         The path of the report, `<outputs>/reports/<week>/report.html`.
     """
-    kwargs: dict[str, Any] = {}
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
-    if outputs_dir is not None:
-        kwargs["outputs_dir"] = outputs_dir
-    settings = Settings(**kwargs)
+    settings = Settings.with_dirs(data_dir, outputs_dir)
     tables = _load(settings.validated_dir)
     plan_date = plan_date_of(week, tables["warehouse_sales"])
     forecast = _forecast(settings, _label(plan_date), forecast_dir)

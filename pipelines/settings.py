@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("data"), description="DVC-tracked data root")
     outputs_dir: Path = Field(default=Path("outputs"), description="reports, plans, forecasts")
 
+    @classmethod
+    def with_dirs(cls, data_dir: Path | None = None, outputs_dir: Path | None = None) -> Settings:
+        """Settings from the environment, with the data and outputs folders overridden when given."""
+        overrides = {"data_dir": data_dir, "outputs_dir": outputs_dir}
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+
     @property
     def raw_dir(self) -> Path:
         """Raw files as a user, an adapter or the simulator brings them."""

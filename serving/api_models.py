@@ -8,7 +8,7 @@ naming the field before any model runs.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 import polars as pl
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -36,10 +36,11 @@ __all__ = [
     "shipments_frame",
 ]
 
-# The contract's vocabularies (features.schema); a test checks they stay equal.
-MODES = ("postal", "dedicated_line", "express", "overseas_warehouse", "air", "rail", "sea", "road")
-INCOTERMS = ("DDP", "DAP", "DDU", "DPU", "EXW", "FCA", "CPT", "CIP", "FAS", "FOB", "CFR", "CIF")
-EVENT_TYPES = (
+# The contract's vocabularies (features.schema) as Literal types for the OpenAPI schema; a test checks they
+# stay equal to the contract's Enums.
+Mode = Literal["postal", "dedicated_line", "express", "overseas_warehouse", "air", "rail", "sea", "road"]
+IncotermT = Literal["DDP", "DAP", "DDU", "DPU", "EXW", "FCA", "CPT", "CIP", "FAS", "FOB", "CFR", "CIF"]
+EventType = Literal[
     "picked_up",
     "arrived_origin_hub",
     "export_cleared",
@@ -54,9 +55,10 @@ EVENT_TYPES = (
     "delivered",
     "returned",
     "lost",
-)
-Mode = Literal["postal", "dedicated_line", "express", "overseas_warehouse", "air", "rail", "sea", "road"]
-IncotermT = Literal["DDP", "DAP", "DDU", "DPU", "EXW", "FCA", "CPT", "CIP", "FAS", "FOB", "CFR", "CIF"]
+]
+MODES: tuple[str, ...] = get_args(Mode)
+INCOTERMS: tuple[str, ...] = get_args(IncotermT)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
@@ -136,22 +138,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(**_STRICT)
 
     shipment_id: Id
-    event: Literal[
-        "picked_up",
-        "arrived_origin_hub",
-        "export_cleared",
-        "linehaul_departed",
-        "linehaul_arrived",
-        "import_customs_entered",
-        "customs_held",
-        "customs_released",
-        "last_mile_received",
-        "out_for_delivery",
-        "delivery_failed",
-        "delivered",
-        "returned",
-        "lost",
-    ]
+    event: EventType
     event_at: AwareDatetime
     country: Country
 
