@@ -9,6 +9,7 @@ runs.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from pydantic import Field
@@ -34,6 +35,9 @@ def quiet_third_parties() -> None:
     """Turn off the telemetry of Prefect, MLflow and DVC unless the user set these variables already."""
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    # MLflow's hint about integer columns in a logged signature: our models read integer features that are
+    # never missing (the builders fill them), so the hint is noise in every training run.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
 
 
 class Settings(BaseSettings):
