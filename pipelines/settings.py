@@ -35,8 +35,8 @@ def quiet_third_parties() -> None:
     """Turn off the telemetry of Prefect, MLflow and DVC unless the user set these variables already."""
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
-    # MLflow's hint about integer columns in a logged signature: our models read integer features that are
-    # never missing (the builders fill them), so the hint is noise in every training run.
+    # MLflow's hint about integer columns in a logged pyfunc signature: transitcast serves the native LightGBM
+    # files through its own Predictor (the pyfunc is for browsing and `mlflow models`), so it is noise here.
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
 
 
