@@ -130,7 +130,8 @@ def stock_positions(
         .sort("date")
         .group_by("warehouse_id", "sku_id")
         .agg(
-            pl.col("on_hand_end").last().fill_null(0).cast(pl.Int64).alias("on_hand_units"),
+            # The latest known stock count (a missing count on the last day is not zero stock).
+            pl.col("on_hand_end").drop_nulls().last().fill_null(0).cast(pl.Int64).alias("on_hand_units"),
             pl.col("date").last().alias("stock_date"),
         )
     )

@@ -258,12 +258,15 @@ def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
     )
     out = out.with_columns(
         (pl.col("freight_usd") + pl.col("duties_usd") + pl.col("late_cost_usd")).alias("expected_cost_usd"),
-        (pl.col("p_on_time") >= config.on_time_target).alias("is_feasible"),
+        # An option without a usable ETA (null or NaN quantiles) is never feasible and never ranked first.
+        ((pl.col("p_on_time") >= config.on_time_target) & pl.col("p_on_time").is_not_nan())
+        .fill_null(False)
+        .alias("is_feasible"),
     )
     # Feasible options by expected cost; an order without any feasible option gets the most reliable one
     # first (the chance constraint is then missed by as little as possible), ties by cost.
     any_feasible = pl.col("is_feasible").any().over("order_id")
-    infeasible_key = pl.when(any_feasible).then(pl.lit(0.0)).otherwise(-pl.col("p_on_time"))
+    infeasible_key = pl.when(any_feasible).then(pl.lit(0.0)).otherwise(-pl.col("p_on_time").fill_nan(None))
     out = out.sort(
         "order_id",
         pl.col("is_feasible").not_(),
@@ -271,6 +274,7 @@ def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
         "expected_cost_usd",
         "eta_days_q50",
         "option_id",
+        nulls_last=True,
     ).with_columns(pl.int_range(1, pl.len() + 1).over("order_id").cast(pl.Int32).alias("rank"))
     reason = (
         pl.when(pl.col("is_feasible"))

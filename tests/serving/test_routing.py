@@ -170,3 +170,29 @@ def test_routing_never_picks_an_infeasible_option_when_a_feasible_one_exists(
     if out["is_feasible"].any():
         assert best["is_feasible"][0]
         assert best["expected_cost_usd"][0] <= out.filter("is_feasible")["expected_cost_usd"].min() + 1e-9
+
+
+@pytest.mark.parametrize(
+    "unknown", [pytest.param(None, id="null-quantiles"), pytest.param(float("nan"), id="nan-quantiles")]
+)
+def test_rank_routes_option_without_eta_is_never_feasible_nor_first(unknown: float | None) -> None:
+    from serving.routing import rank_routes
+
+    created = dt.datetime(2025, 11, 1, tzinfo=dt.UTC)
+    scored = pl.DataFrame(
+        {
+            "order_id": ["o", "o"],
+            "option_id": ["a:known", "b:unknown"],
+            "created_at": [created, created],
+            "promised_date": [dt.date(2025, 11, 20)] * 2,
+            "freight_usd": [5.0, 1.0],  # the unknown option is cheaper
+            "duties_usd": [0.0, 0.0],
+            "eta_days_q50": [5.0, unknown],
+            "eta_days_q80": [6.0, unknown],
+            "eta_days_q95": [7.0, unknown],
+        },
+        schema_overrides={"eta_days_q50": pl.Float64, "eta_days_q80": pl.Float64, "eta_days_q95": pl.Float64},
+    )
+    ranked = rank_routes(scored, RoutingConfig(late_penalty_usd=0.0)).sort("rank")
+    assert ranked["option_id"].to_list() == ["a:known", "b:unknown"]
+    assert ranked["is_feasible"].to_list() == [True, False]
