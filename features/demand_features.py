@@ -225,7 +225,9 @@ def build_demand_features(
         target week is censored or not observed yet), ``y_units`` (sales), ``y_censored``.
     """
     cfg = config or DemandFeatureConfig()
-    orig = origin_features(panel, cfg)
+    # A series exists at an origin only when it has at least one week before it: a series whose first sale
+    # falls in the origin week is unknown at that cutoff (a forecast could not produce its row).
+    orig = origin_features(panel, cfg).filter(pl.col("hist_weeks") >= 1)
     if origins is not None:
         orig = orig.filter(pl.col("origin_week").is_in(list(origins)))
     if keep is not None:

@@ -64,6 +64,20 @@ def test_features_never_change_when_future_weeks_are_appended(seed: int, cut_wee
     assert_frame_equal(left, right)
 
 
+def test_features_series_first_selling_at_the_cutoff_does_not_exist_yet() -> None:
+    # Series W1 x B first sells in week 5: at a cutoff on that week it is unknown, in both builds.
+    sales, skus, warehouses = _daily(1)
+    cutoff = START + dt.timedelta(weeks=5)
+    full = build_demand_features(build_weekly_panel(sales, skus), warehouses, config=CFG)
+    past_panel = extend_panel(build_weekly_panel(sales, skus, cutoff=cutoff), cutoff)
+    past = build_demand_features(past_panel, warehouses, config=CFG)
+    keys = ["warehouse_id", "sku_id", "origin_week", "horizon"]
+    left = full.filter(pl.col("origin_week") <= cutoff).select(keys).sort(keys)
+    right = past.filter(pl.col("origin_week") <= cutoff).select(keys).sort(keys)
+    assert_frame_equal(left, right)
+    assert full.filter((pl.col("sku_id") == "B") & (pl.col("origin_week") <= cutoff)).is_empty()
+
+
 def test_features_rows_per_origin_and_horizon_targets() -> None:
     sales, skus, warehouses = _daily(1)
     panel = build_weekly_panel(sales, skus)
