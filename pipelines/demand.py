@@ -48,6 +48,7 @@ __all__ = [
     "load_demand_tables",
     "train_demand",
     "tune_demand",
+    "tuning_cutoffs",
     "weekly_forecast",
 ]
 
@@ -330,8 +331,9 @@ def tune_demand(
     data_dir: Path | None = None,
     outputs_dir: Path | None = None,
 ) -> Any:
-    """Optuna study ``demand`` over the shared LightGBM space: mean lgbm scaled pinball over the last
-    `n_cutoffs` rolling cutoffs (time-ordered, pruned between cutoffs). Best parameters land in
+    """Optuna study ``demand`` over the shared LightGBM space: mean lgbm scaled pinball over `n_cutoffs`
+    rolling cutoffs that end before the first reported backtest cutoff (time-ordered, pruned between
+    cutoffs). Best parameters land in
     ``<outputs>/tuning/demand/demand.json``, which `train_demand` reads.
 
     Returns:
@@ -340,7 +342,6 @@ def tune_demand(
     import optuna
 
     from models.backtest import Fold
-    from models.demand_tasks import backtest_cutoffs
     from models.metrics import scaled_pinball
     from models.tuning import lgbm_space, make_objective
     from pipelines.tuning import StudyConfig, run_study
@@ -350,7 +351,7 @@ def tune_demand(
     tables = load_demand_tables(settings.validated_dir)
     prepared = prepare_demand(tables, base)
     horizon = dt.timedelta(weeks=base.features.horizons)
-    cutoffs = backtest_cutoffs(prepared[0], n_cutoffs, base.step_weeks, base.features.horizons)
+    cutoffs = tuning_cutoffs(prepared[0], base, n_cutoffs)
     folds = [Fold(i, c, c, c + horizon) for i, c in enumerate(cutoffs)]
 
     def score(params: dict[str, Any], fold: Fold) -> float:
@@ -377,6 +378,17 @@ def tune_demand(
         study_cfg = study_cfg.model_copy(update={"timeout_seconds": timeout_seconds})
     study: optuna.Study = run_study("demand", objective, study_cfg)
     return study
+
+
+def tuning_cutoffs(panel: pl.DataFrame, config: DemandTaskConfig, n_cutoffs: int) -> list[dt.date]:
+    """Cutoffs of the tuning folds: their target weeks all end before the first cutoff `train_demand`
+    reports, so the backtest that decides promotion never scores weeks that chose the parameters."""
+    from models.demand_tasks import backtest_cutoffs
+
+    h = config.features.horizons
+    reported = backtest_cutoffs(panel, config.n_cutoffs, config.step_weeks, h)
+    earlier = panel.filter(pl.col("week_start") < reported[0])
+    return backtest_cutoffs(earlier, n_cutoffs, config.step_weeks, h)
 
 
 def _upto(
