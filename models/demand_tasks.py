@@ -152,8 +152,12 @@ def _windows(cutoff: dt.date, cfg: DemandTaskConfig) -> tuple[dt.date, dt.date, 
     return train_first, calib_first, calib_last
 
 
-def _train_rows(feats: pl.DataFrame, first: dt.date, before: dt.date, step: int) -> pl.DataFrame:
-    weeks = (pl.col("origin_week") - pl.lit(before)).dt.total_days() // 7
+def _train_rows(
+    feats: pl.DataFrame, first: dt.date, before: dt.date, step: int, anchor: dt.date | None = None
+) -> pl.DataFrame:
+    # Origins every `step` weeks counted from `anchor` (default `before`), on the grid the features were
+    # built on (`needed_origins`).
+    weeks = (pl.col("origin_week") - pl.lit(anchor or before)).dt.total_days() // 7
     return feats.filter(
         (pl.col("origin_week") >= first)
         & (pl.col("week_start") < before)
@@ -202,12 +206,11 @@ def fit_demand_model(
     model.calibrate(calib, "y", seed=cfg.lgbm.seed)
     if cfg.refit:
         rounds = max(int(model.training_["best_iteration"]["mean"]), 1)
-        full = _train_rows(
-            feats, train_first + dt.timedelta(weeks=cfg.features.horizons), cutoff, cfg.origin_step
-        )
-        state = (model.dispersion, model.levels, model.path_rho)
+        first = train_first + dt.timedelta(weeks=cfg.features.horizons)
+        full = _train_rows(feats, first, cutoff, cfg.origin_step, anchor=calib_first)
+        state = model._state()  # the calibrated distribution carries over to the refitted mean
         model = new_demand_model(cfg.lgbm, cfg.features).fit(full, "y", params={"num_boost_round": rounds})
-        model.dispersion, model.levels, model.path_rho = state
+        model._set_state(state)
     return model
 
 

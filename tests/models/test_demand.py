@@ -78,6 +78,14 @@ def test_demand_model_learns_no_target_after_cutoff(model: DemandModel) -> None:
     assert all(abs(a - b) < 0.3 for a, b in zip(model.levels["*"], nominal, strict=True))
 
 
+def test_refit_keeps_the_calibrated_distribution_and_trains_on_more_weeks(
+    prepared: tuple[pl.DataFrame, pl.DataFrame], model: DemandModel
+) -> None:
+    refitted = fit_demand_model(prepared[1], CUTOFF, CONFIG.model_copy(update={"refit": True}))
+    assert refitted._state() == model._state()  # distribution, levels, dispersion, paths carried over
+    assert refitted.training_["n_rows"] > model.training_["n_rows"]  # calibration weeks join the fit
+
+
 def test_demand_save_load_parity(
     tmp_path: Path, prepared: tuple[pl.DataFrame, pl.DataFrame], model: DemandModel
 ) -> None:
