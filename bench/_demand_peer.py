@@ -32,7 +32,19 @@ from models.demand_tasks import (
     prepare_demand,
 )
 
-__all__ = ["accuracy_run", "mlforecast_backtest", "mlforecast_model"]
+__all__ = ["HEADLINE", "accuracy_run", "mlforecast_backtest", "mlforecast_model", "record_accuracy"]
+
+# Metrics every demand accuracy benchmark records, overall and per volume class.
+HEADLINE = (
+    "scaled_pinball",
+    "pinball",
+    "mase",
+    "coverage_q50",
+    "coverage_q80",
+    "coverage_q90",
+    "coverage_q95",
+)
+CLASS_METRICS = ("scaled_pinball", "coverage_q50", "coverage_q80", "coverage_q90", "coverage_q95")
 
 _Q = [f"q{int(round(q * 100))}" for q in DEMAND_QUANTILES]
 _LEVELS = {"q80": 60, "q90": 80, "q95": 90}
@@ -202,3 +214,24 @@ def accuracy_run(
         mm = mase(both, ["mlforecast_recursive", "mlforecast_direct", "lgbm"], "y", "cutoff")
         result["direct_vs_recursive"] = mm.group_by("model").agg(pl.col("value").mean()).sort("model")
     return result
+
+
+def record_accuracy(
+    benchmark: str, dataset: str, result: Mapping[str, Any], command: str
+) -> dict[str, float]:
+    """Record the headline metrics of every system, transitcast's gain over each peer, and the per-class
+    figures of an `accuracy_run`; return the scaled pinball loss per system."""
+    from _results import record
+
+    values = {(r["model"], r["metric"]): r["value"] for r in result["summary"].iter_rows(named=True)}
+    for (model, metric), value in values.items():
+        if metric in HEADLINE:
+            record(benchmark, dataset, model, metric, value, "", command)
+    sp = {m: v for (m, k), v in values.items() if k == "scaled_pinball"}
+    for peer in ("seasonal_naive", "moving_average", "mlforecast"):
+        gain = 100.0 * (1.0 - sp["lgbm"] / sp[peer])
+        record(benchmark, dataset, f"transitcast vs {peer}", "scaled_pinball_gain", gain, "%", command)
+    for r in result["by_class"].iter_rows(named=True):
+        if r["metric"] in CLASS_METRICS:
+            record(benchmark, f"{dataset}: {r['volume_class']}", "lgbm", r["metric"], r["value"], "", command)
+    return sp

@@ -16,19 +16,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from _demand_peer import accuracy_run
+from _demand_peer import accuracy_run, record_accuracy
 from _results import record, write_table
 
 COMMAND = "transitcast bench demand_retail  # python bench/demand_retail.py"
-HEADLINE = (
-    "scaled_pinball",
-    "pinball",
-    "mase",
-    "coverage_q50",
-    "coverage_q80",
-    "coverage_q90",
-    "coverage_q95",
-)
 SHARED = Path(
     os.environ.get("TRANSITCAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
@@ -55,18 +46,7 @@ def main() -> None:
     result = accuracy_run(tables, config, None, recursive_vs_direct=False)
     n_series = tables["warehouse_sales"].select("warehouse_id", "sku_id").n_unique()
     dataset = f"UCI Online Retail ({n_series:,} country x SKU), 6 cutoffs x 8 weeks"
-    values = {(r["model"], r["metric"]): r["value"] for r in result["summary"].iter_rows(named=True)}
-    for (model, metric), value in values.items():
-        if metric in HEADLINE:
-            record("demand_retail", dataset, model, metric, value, "", COMMAND)
-    sp = {m: v for (m, k), v in values.items() if k == "scaled_pinball"}
-    for peer in ("seasonal_naive", "moving_average", "mlforecast"):
-        gain = 100.0 * (1.0 - sp["lgbm"] / sp[peer])
-        record("demand_retail", dataset, f"transitcast vs {peer}", "scaled_pinball_gain", gain, "%", COMMAND)
-    for r in result["by_class"].iter_rows(named=True):
-        if r["metric"] in ("scaled_pinball", "coverage_q50", "coverage_q80", "coverage_q90", "coverage_q95"):
-            record("demand_retail", f"{dataset}: {r['volume_class']}", "lgbm", r["metric"], r["value"], "",
-                   COMMAND)  # fmt: skip
+    record_accuracy("demand_retail", dataset, result, COMMAND)
     seconds = result["seconds"]
     record(
         "demand_retail",

@@ -17,26 +17,18 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
-from _demand_peer import accuracy_run
+from _demand_peer import accuracy_run, record_accuracy
 from _results import record, write_table
 
+from pipelines.demand import DEMAND_TABLES
+
 COMMAND = "transitcast bench demand_sim  # python bench/demand_sim.py"
-TABLES = ("warehouse_sales", "skus", "warehouses")
-HEADLINE = (
-    "scaled_pinball",
-    "pinball",
-    "mase",
-    "coverage_q50",
-    "coverage_q80",
-    "coverage_q90",
-    "coverage_q95",
-)
 
 
 def _world() -> tuple[dict[str, pl.DataFrame], pl.DataFrame, str]:
     root = Path(__file__).resolve().parents[1] / "data"
     if (root / "validated" / "warehouse_sales.parquet").exists():
-        tables = {n: pl.read_parquet(root / "validated" / f"{n}.parquet") for n in TABLES}
+        tables = {n: pl.read_parquet(root / "validated" / f"{n}.parquet") for n in DEMAND_TABLES}
         oracle = pl.read_parquet(root / "raw" / "oracle" / "demand_weekly.parquet")
         return tables, oracle, "simulator demo world (1,200 SKU x warehouse)"
     import numpy as np
@@ -56,22 +48,9 @@ def main() -> None:
     config = DemandTaskConfig()
     result = accuracy_run(tables, config, oracle)
     dataset = f"{name}, {config.n_cutoffs} cutoffs x 16 weeks"
-    summary = result["summary"]
-    values = {(r["model"], r["metric"]): r["value"] for r in summary.iter_rows(named=True)}
-    for (model, metric), value in values.items():
-        if metric in HEADLINE:
-            record("demand_sim", dataset, model, metric, value, "", COMMAND)
-    sp = {m: v for (m, k), v in values.items() if k == "scaled_pinball"}
-    for peer in ("seasonal_naive", "moving_average", "mlforecast"):
-        gain = 100.0 * (1.0 - sp["lgbm"] / sp[peer])
-        record("demand_sim", dataset, f"transitcast vs {peer}", "scaled_pinball_gain", gain, "%", COMMAND)
+    sp = record_accuracy("demand_sim", dataset, result, COMMAND)
     record("demand_sim", dataset, "transitcast / oracle", "scaled_pinball_ratio", sp["lgbm"] / sp["oracle"], "x",
            COMMAND)  # fmt: skip
-    for r in result["by_class"].iter_rows(named=True):
-        if r["metric"] in ("scaled_pinball", "coverage_q50", "coverage_q80", "coverage_q90", "coverage_q95"):
-            record(
-                "demand_sim", f"{dataset}: {r['volume_class']}", "lgbm", r["metric"], r["value"], "", COMMAND
-            )
     for r in result.get("direct_vs_recursive", pl.DataFrame()).iter_rows(named=True):
         record("demand_sim", f"{dataset}: direct vs recursive", r["model"], "mase", r["value"], "", COMMAND)
     record("demand_sim", dataset, "transitcast", "backtest_seconds", result["seconds"]["transitcast_backtest"], "s",
