@@ -1,7 +1,7 @@
 """Benchmark: batch scoring throughput, shipments/s including features (issue: serving).
 
 Scores the demo world's shipments (`data/validated/shipments.parquet`, delivery state dropped, so they are
-scored as open bookings) with the models and snapshot in `outputs/models` through `pipelines.scoring.
+scored as open bookings) with the models and snapshot in `outputs/models` through `pipelines.flows.score.
 score_file` (streamed in chunks, Parquet out to a temporary folder), then times the two halves of one
 chunk on their own: the booking features (as-of joins on the Predictor's history state) and the model
 predictions (one matrix per feature set, floor on the rows that need it), beside the ceiling: LightGBM's own
@@ -31,8 +31,8 @@ def main() -> None:
     import numpy as np
     import polars as pl
 
-    from pipelines.scoring import score_file
-    from serving.predictor import BOOKING_TASKS, Predictor, coerce_shipments
+    from pipelines.flows.score import score_file
+    from serving.online.predictor import BOOKING_TASKS, Predictor, coerce_shipments
 
     models = ROOT / "outputs" / "models"
     source = ROOT / "data" / "validated" / "shipments.parquet"

@@ -1,7 +1,7 @@
 """Benchmark: KCS customs fraud ranking (`is_fraud`), precision@5% / @10% on the publisher's test split.
 
 Data: `shared/data/customs_kcs_synthetic` (54,000 synthetic declarations, CTGAN) through
-`features.adapters.adapt_kcs` -> `customs_declarations`. The publisher's time split is kept (`attr_split`):
+`features.sources.adapt_kcs` -> `customs_declarations`. The publisher's time split is kept (`attr_split`):
 train 2020 (37,385), valid 2021-01..03 (8,134; early stopping only), test 2021-04..06 (8,481; reported).
 `fraud_severity` is never read.
 
@@ -45,7 +45,6 @@ import numpy as np
 import polars as pl
 from _results import ROOT, record, write_table
 
-from features.adapters import adapt_kcs, read_source
 from features.customs_history import (
     DEFAULT_KEYS,
     KCS_KEYS,
@@ -54,6 +53,7 @@ from features.customs_history import (
     build_customs_history,
     feature_names,
 )
+from features.sources import adapt_kcs, read_source
 from models.encoding import CategoryEncoder
 from models.metrics import auc, precision_at_k
 

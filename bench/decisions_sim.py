@@ -18,7 +18,7 @@ Restock replay (the simulated world in `data/`, truth in `data/raw/oracle/demand
     1 USD goodwill)). Cycle service level = share of series-weeks without a stock-out day; fill rate = units
     sold / units demanded. The first `--warmup` weeks are excluded from the figures (the starting stock was
     decided by the world's planner).
-  * Policies: `ours` = `serving.restock.plan_restock` (sample paths from the demand forecast, sampled lead
+  * Policies: `ours` = `serving.decisions.restock.plan_restock` (sample paths from the demand forecast, sampled lead
     times from the replenishment history as of the review, mode by expected cost), with the demand model of
     issue 4 trained once before `--start` (or the oracle's true weekly quantiles with `--forecast oracle`);
     `classic` = order up to mu (L + R) + z sigma sqrt(L + R), mu and sigma the 8-week moving average and
@@ -27,8 +27,8 @@ Restock replay (the simulated world in `data/`, truth in `data/raw/oracle/demand
     baseline's z) so costs can be compared at equal realised service.
   * Calibration (issue 5): `--calibrate` replays our policy on earlier windows (`--cal-starts`, demand model
     fitted before each) at quantile levels `--cal-levels`, averages the realised CSL per volume band over
-    the windows, inverts it into a target -> quantile level map (`serving.restock.fit_quantile_map`) and
-    writes `--calibration` (default `serving/restock_calibration.json`); nothing is recorded. When that file
+    the windows, inverts it into a target -> quantile level map (`serving.decisions.restock.fit_quantile_map`) and
+    writes `--calibration` (default `serving/decisions/restock_calibration.json`); nothing is recorded. When that file
     exists, the evaluation also replays `ours cal T=...` and `ours cal ABC` with the map.
 
 Routing replay
@@ -40,8 +40,8 @@ Routing replay
     4 days; the order's own parcel excluded), falling back to the same destination x mode x carrier from
     any hub, then to the same destination x mode. So an option's outcome is a draw from the simulator's own
     generative process in the same congestion and customs context. Orders with an option still without a
-    neighbour are left out, so every policy is scored on the same orders. Freight = lane base + per-kg x weight; duties as in `serving.routing`.
-  * Policies: `ours` (`serving.routing.recommend_routes` with the Predictor of issue 6 as scorer, swept over
+    neighbour are left out, so every policy is scored on the same orders. Freight = lane base + per-kg x weight; duties as in `serving.decisions.routing`.
+  * Policies: `ours` (`serving.decisions.routing.recommend_routes` with the Predictor of issue 6 as scorer, swept over
     the on-time target), `cheapest` (lowest freight + duties), `express` (cheapest express option).
 """
 
@@ -78,7 +78,7 @@ class World:
     """Everything fixed in the replay: series, true demand, starting stock, pipeline, lead-time pools."""
 
     def __init__(self, t: dict[str, pl.DataFrame], start: dt.date, weeks: int, n_series: int, seed: int):
-        from serving.lead_times import freight_rates, stock_positions
+        from serving.decisions.lead_times import freight_rates, stock_positions
 
         self.start, self.weeks, self.days = start, weeks, weeks * 7
         rng = np.random.default_rng(seed)
@@ -109,7 +109,7 @@ class World:
         self.pipeline = np.zeros((self.days + _TAIL, S), np.int64)
         day = ((open_["received_at"] - t0).dt.total_days()).clip(0, self.days + _TAIL - 1).to_numpy()
         np.add.at(self.pipeline, (day, open_["s"].to_numpy()), open_["units"].to_numpy())
-        from serving.lead_times import lead_time_samples
+        from serving.decisions.lead_times import lead_time_samples
 
         med = lead_time_samples(rep, start).group_by("warehouse_id", "mode").agg(pl.col("lead_days").median())
         self.median_lead = {(r[0], r[1]): float(r[2]) for r in med.iter_rows()}
@@ -332,9 +332,9 @@ def _forecaster(t: dict[str, pl.DataFrame], start: dt.date, kind: str):  # noqa:
 def restock_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list[dict[str, object]]:
     """Run every restock variant on the same world; returns one metrics row per variant."""
     from models.demand_paths import sample_paths
-    from serving.lead_times import freight_rates as fit_freight
-    from serving.lead_times import lead_time_samples
-    from serving.restock import RestockConfig, abc_classes, plan_restock
+    from serving.decisions.lead_times import freight_rates as fit_freight
+    from serving.decisions.lead_times import lead_time_samples
+    from serving.decisions.restock import RestockConfig, abc_classes, plan_restock
 
     start = dt.date.fromisoformat(args.start)
     w = World(t, start, args.weeks, args.series, args.seed)
@@ -405,10 +405,10 @@ def calibrate_restock(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> d
 
     Each window in `--cal-starts` is replayed like the evaluation (demand model fitted before the window,
     `--weeks` weeks, lost sales) with our policy at every level of `--cal-levels` used as a plain quantile;
-    the realised CSL per band is averaged over the windows and inverted (`serving.restock.fit_quantile_map`).
+    the realised CSL per band is averaged over the windows and inverted (`serving.decisions.restock.fit_quantile_map`).
     Nothing is recorded; the map goes to `--calibration` (JSON), read by `RestockConfig.from_json`.
     """
-    from serving.restock import fit_quantile_map
+    from serving.decisions.restock import fit_quantile_map
 
     levels = [float(x) for x in args.cal_levels.split(",")]
     targets = [round(float(x), 3) for x in np.arange(0.5, 0.991, 0.01)]
@@ -526,7 +526,7 @@ def _lane_scorer(shipments: pl.DataFrame):  # noqa: ANN202
 
 def routing_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list[dict[str, object]]:
     """Ours (swept over the on-time target) vs always-cheapest vs always-express on the same orders."""
-    from serving.routing import RoutingConfig, recommend_routes, route_options
+    from serving.decisions.routing import RoutingConfig, recommend_routes, route_options
 
     first = dt.date.fromisoformat(args.route_start)
     orders = _orders(t, first, first + dt.timedelta(days=20), args.orders, args.promise_days, args.seed)
@@ -539,7 +539,7 @@ def routing_replay(args: argparse.Namespace, t: dict[str, pl.DataFrame]) -> list
     orders = orders.filter(pl.col("order_id").is_in(keep.implode()))
     options = options.filter(pl.col("order_id").is_in(keep.implode()))
     try:
-        from serving.predictor import Predictor
+        from serving.online.predictor import Predictor
 
         predictor = Predictor.from_dir(ROOT / "outputs" / "models", num_threads=2)
         scorer, source = predictor.predict_shipments, f"Predictor {predictor.info.model_version}"
@@ -658,7 +658,7 @@ def main() -> None:
     ap.add_argument("--skip-restock", action="store_true")
     ap.add_argument("--skip-routing", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--calibration", default=str(ROOT / "serving" / "restock_calibration.json"),
+    ap.add_argument("--calibration", default=str(ROOT / "serving" / "decisions" / "restock_calibration.json"),
                     help="target -> quantile map; when the file exists, calibrated variants are replayed too")  # fmt: skip
     ap.add_argument(
         "--calibrate", action="store_true", help="only learn the map on --cal-starts and write it"

@@ -1,6 +1,6 @@
 """Benchmark: weekly demand on UCI Online Retail (country = market), next to baselines and mlforecast.
 
-Reads ``../shared/data/online_retail_uci`` through the Online Retail adapter (`features.adapters`: one
+Reads ``../shared/data/online_retail_uci`` through the Online Retail adapter (`features.sources`: one
 virtual warehouse per customer country, units per day x country x SKU, no stock data so no censoring);
 writes figures to ``bench/results/demand_retail.jsonl`` and regenerates docs/benchmarks.md. Skipped with a
 message when the dataset is absent.
@@ -26,8 +26,8 @@ SHARED = Path(
 
 
 def main() -> None:
-    from features.adapters import adapt_online_retail, read_source
     from features.demand_features import DemandFeatureConfig
+    from features.sources import adapt_online_retail, read_source
     from models.demand_tasks import DemandTaskConfig
 
     src = SHARED / "online_retail_uci"

@@ -20,7 +20,7 @@ import polars as pl
 from _demand_peer import accuracy_run, record_accuracy
 from _results import record, write_table
 
-from pipelines.demand import DEMAND_TABLES
+from pipelines.flows.demand import DEMAND_TABLES
 
 COMMAND = "transitcast bench demand_sim  # python bench/demand_sim.py"
 
@@ -33,7 +33,7 @@ def _world() -> tuple[dict[str, pl.DataFrame], pl.DataFrame, str]:
         return tables, oracle, "simulator demo world (1,200 SKU x warehouse)"
     import numpy as np
 
-    from features.simulator.demand import DemandConfig, simulate_demand
+    from features.sources.simulator.demand import DemandConfig, simulate_demand
 
     tables, truth = simulate_demand(
         DemandConfig(), dt.date(2023, 1, 2), dt.date(2025, 11, 30), np.random.default_rng(7)

@@ -1,6 +1,6 @@
 """Benchmark: SCMS order-to-delivery ETA and delay with features known at PO time (real data).
 
-Data: `shared/data/scms_shipment_pricing` through `features.adapters.adapt_scms` and the `shipments`
+Data: `shared/data/scms_shipment_pricing` through `features.sources.adapt_scms` and the `shipments`
 validator (10 shipments delivered before their order date are quarantined), joined with the order attributes
 the contract drops (`features.scms_features.scms_order_attributes`). Two datasets, same protocol:
 "SCMS Direct Drop" (`warehouse_id` null; `created_at` = PO date) and "SCMS From RDC" (`warehouse_id ==
@@ -45,7 +45,6 @@ import numpy as np
 import polars as pl
 from _results import ROOT, record, write_table
 
-from features.adapters import adapt_scms, read_source
 from features.history import AsOfStats, LastN, add_trailing_stats, days_between
 from features.ingest import validate_tables
 from features.scms_features import (
@@ -59,6 +58,7 @@ from features.scms_features import (
     scms_order_attributes,
 )
 from features.shipment_features import FeatureSet
+from features.sources import adapt_scms, read_source
 from models.classifier import CalibratedClassifier
 from models.lgbm import LGBMConfig, LGBMModel
 from models.metrics import auc, brier, coverage, ece, mae, pinball, quantile_col

@@ -20,7 +20,7 @@ import json, resource, time
 from pathlib import Path
 import polars as pl
 from features.ingest import ingest
-from features.simulator import SimulatorConfig, simulate, write_world
+from features.sources.simulator import SimulatorConfig, simulate, write_world
 from models.shipment_tasks import TASKS, ShipmentModelsConfig, backtest_task, evaluate_task, prepare_task_frames
 raw, val = Path({tmp!r}) / "raw", Path({tmp!r}) / "val"
 write_world(simulate(SimulatorConfig(seed=7)), raw)
@@ -43,7 +43,7 @@ import json, resource, time
 from pathlib import Path
 import polars as pl
 from features.ingest import ingest
-from features.simulator import SimulatorConfig, simulate, write_world
+from features.sources.simulator import SimulatorConfig, simulate, write_world
 from models.shipment_tasks import ShipmentModelsConfig, fit_task, prepare_task_frames
 raw, val = Path({tmp!r}) / "raw", Path({tmp!r}) / "val"
 base = SimulatorConfig()

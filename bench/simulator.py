@@ -22,7 +22,7 @@ def peak_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 SIMULATE = (
     CHILD_PRELUDE
     + """
-from features.simulator import SimulatorConfig, simulate, write_world
+from features.sources.simulator import SimulatorConfig, simulate, write_world
 base = SimulatorConfig()
 cfg = base.model_copy(update={{"shipments": base.shipments.model_copy(update={{"n_shipments": {n}}}),
                               "dirty_rate": {dirty}}})

@@ -1,6 +1,6 @@
 """Stage: features. Calendar features of a booking: the booking day and the days of its expected transit.
 
-Reads frames (no I/O); calendars come from `features.calendar` (public holidays from the `holidays`
+Reads frames (no I/O); calendars come from `features.reference.calendar` (public holidays from the `holidays`
 package, e-commerce peaks and Chinese origin capacity derived from it). Known in advance, so they leak
 nothing. Used by `features.shipment_features.build_booking_features`.
 
@@ -25,7 +25,7 @@ import threading
 import numpy as np
 import polars as pl
 
-from features.calendar import ECOMMERCE_PEAKS, country_holidays, daily_calendar
+from features.reference.calendar import ECOMMERCE_PEAKS, country_holidays, daily_calendar
 
 __all__ = [
     "CALENDAR_FEATURES",

@@ -162,7 +162,7 @@ KCS_KEYS: Final[tuple[HistoryKey, ...]] = (
         name="hs6_departure_value_band", by=("hs_code", "attr_country_of_departure", "value_band"), m=2.0
     ),
 )
-"""Extra keys for tables from `features.adapters.kcs`, which keeps the country of departure and the tariff
+"""Extra keys for tables from `features.sources.kcs`, which keeps the country of departure and the tariff
 type as `attr_*` passthrough columns. Use `keys=DEFAULT_KEYS + KCS_KEYS`."""
 
 DEFAULT_DEVIATIONS: Final[tuple[Deviation, ...]] = (

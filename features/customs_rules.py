@@ -1,7 +1,7 @@
 """Stage: features. Import customs rules known in advance: de minimis thresholds by country and date.
 
 Reads nothing from disk. The thresholds are those of the simulator's reference world
-(`features.simulator.world.DESTINATIONS` and its dated `POLICY_CHANGES`: the US threshold falls from 800 USD
+(`features.sources.simulator.world.DESTINATIONS` and its dated `POLICY_CHANGES`: the US threshold falls from 800 USD
 to 0 on 2025-08-29, the EU one to 0 on 2026-07-01), converted to USD. They are public regulations, not
 outcomes, so using them as features leaks nothing; they are realistic-ish, not authoritative: a deployment
 on real data passes its own table (same three columns) to `add_de_minimis`.
@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from features.simulator.world import DESTINATIONS, POLICY_CHANGES
+from features.sources.simulator.world import DESTINATIONS, POLICY_CHANGES
 
 __all__ = ["DE_MINIMIS_SCHEMA", "add_de_minimis", "de_minimis_table"]
 

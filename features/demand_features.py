@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.calendar import country_holidays, daily_calendar
 from features.demand_panel import SERIES
+from features.reference.calendar import country_holidays, daily_calendar
 from features.shipment_features import FeatureSet
 
 __all__ = [

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from features.schema import TABLE_ORDER, TABLES, table_spec
-from features.validation import QUARANTINE_SCHEMA, ROW, SOURCE, validate_table
+from features.contract.schema import TABLE_ORDER, TABLES, table_spec
+from features.contract.validation import QUARANTINE_SCHEMA, ROW, SOURCE, validate_table
 
 __all__ = [
     "DATA_SUFFIXES",

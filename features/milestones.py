@@ -26,8 +26,8 @@ import datetime as dt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.contract.schema import EVENT_RANK, TERMINAL_EVENTS, UTC, EventType
 from features.history import AsOfStats, LastN, add_trailing_stats, days_between
-from features.schema import EVENT_RANK, TERMINAL_EVENTS, UTC, EventType
 from features.shipment_features import FEATURES, FeatureSet
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Stage: features. Point-in-time features for SCMS-like purchase-order shipments (order -> delivery).
 
-Reads a `shipments` frame (the contract columns, e.g. from `features.adapters.adapt_scms`, optionally joined
+Reads a `shipments` frame (the contract columns, e.g. from `features.sources.adapt_scms`, optionally joined
 with `scms_order_attributes`) and writes the same frame with feature columns appended; no I/O. The prediction
 moment of a row is its `created_at` (the PO date for Direct Drop, the PQ date for From RDC): every feature
 uses only what was known strictly before it.
@@ -414,7 +414,7 @@ def scms_order_attributes(raw: pl.DataFrame, keys: Sequence[str] = ("ASN/DN #",)
     shares of first-line and generic lines.
 
     Args:
-        raw: the frame of `features.adapters.read_source("scms", ...)`.
+        raw: the frame of `features.sources.read_source("scms", ...)`.
         keys: shipment id column(s) of `raw`.
 
     Returns:

@@ -39,6 +39,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.booking_calendar import CALENDAR_FEATURES, WINDOW_FEATURES, add_booking_calendar
+from features.contract.schema import UTC
 from features.customs_rules import add_de_minimis
 from features.history import (
     AsOfState,
@@ -51,7 +52,6 @@ from features.history import (
     days_between,
     quantile_label,
 )
-from features.schema import UTC
 
 __all__ = [
     "CATEGORICAL_FEATURES",

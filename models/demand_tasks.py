@@ -2,7 +2,7 @@
 
 Reads validated tables (``warehouse_sales``, ``skus``, ``warehouses``) and, on simulated data, the oracle
 weekly demand (``oracle/demand_weekly.parquet``); writes nothing. Wiring (MLflow, Prefect, files) lives in
-`pipelines.demand`.
+`pipelines.flows.demand`.
 
 Recipe for one cutoff (the first forecast week, a Monday): calibration origins are the `calib_origins`
 weeks ending ``horizons`` weeks before the cutoff, so their targets are all observed before it; the Tweedie

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.schema import table_spec
+from features.contract.schema import table_spec
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before LightGBM loads OpenMP
 

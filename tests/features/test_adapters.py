@@ -1,4 +1,4 @@
-"""Tests for features.adapters: mapping rules on hand-built frames, and row accounting on the real files."""
+"""Tests for features.sources: mapping rules on hand-built frames, and row accounting on the real files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.adapters import (
+from features.contract.countries import ISO2_CODES
+from features.contract.schema import TABLES
+from features.sources import (
     ADAPTERS,
     REJECTED_SCHEMA,
     AdapterResult,
@@ -20,10 +22,8 @@ from features.adapters import (
     adapt_scms,
     read_source,
 )
-from features.adapters.online_retail import category_expr
-from features.adapters.scms import TRUCK_MODE
-from features.countries import ISO2_CODES
-from features.schema import TABLES
+from features.sources.online_retail import category_expr
+from features.sources.scms import TRUCK_MODE
 
 UTC = "UTC"
 

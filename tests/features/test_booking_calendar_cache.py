@@ -18,8 +18,8 @@ from polars.testing import assert_frame_equal
 
 from features import booking_calendar
 from features.booking_calendar import EcommercePeak, add_booking_calendar, calendar_table
-from features.calendar import country_holidays, daily_calendar
 from features.customs_rules import add_de_minimis, de_minimis_table
+from features.reference.calendar import country_holidays, daily_calendar
 
 
 def _reference_calendar(df: pl.DataFrame, *, window_days: str) -> pl.DataFrame:

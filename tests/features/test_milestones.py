@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from features.contract.schema import table_spec
 from features.milestones import (
     MILESTONE_FEATURES,
     MilestoneFeatureConfig,
@@ -16,9 +17,8 @@ from features.milestones import (
     latest_snapshot,
     milestone_feature_set,
 )
-from features.schema import table_spec
 from features.shipment_features import build_booking_features
-from features.simulator import SimulatedWorld, SimulatorConfig, simulate
+from features.sources.simulator import SimulatedWorld, SimulatorConfig, simulate
 from tests.features.test_shipment_features import _shipments, _t
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from features.schema import table_spec
+from features.contract.schema import table_spec
 from features.shipment_features import (
     FEATURES,
     BookingFeatureConfig,
@@ -20,7 +20,7 @@ from features.shipment_features import (
     booking_feature_set,
     build_booking_features,
 )
-from features.simulator import SimulatedWorld, SimulatorConfig, simulate
+from features.sources.simulator import SimulatedWorld, SimulatorConfig, simulate
 
 D0 = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
 

@@ -10,9 +10,9 @@ import pytest
 from polars.testing import assert_frame_equal
 from scipy import stats
 
-from features.calendar import black_friday, chinese_new_year
-from features.schema import TABLES
-from features.simulator.demand import (
+from features.contract.schema import TABLES
+from features.reference.calendar import black_friday, chinese_new_year
+from features.sources.simulator.demand import (
     CATEGORIES,
     DEMAND_DAILY_SCHEMA,
     DEMAND_WEEKLY_SCHEMA,

@@ -11,11 +11,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from pydantic import ValidationError
 
-from features.calendar import daily_calendar
+from features.contract.schema import EVENT_RANK, TABLES
 from features.ingest import validate_tables
-from features.schema import EVENT_RANK, TABLES
-from features.simulator.shipments import ShipmentConfig, simulate_shipments
-from features.simulator.world import DESTINATIONS, HS_CHAPTERS, POLICY_CHANGES
+from features.reference.calendar import daily_calendar
+from features.sources.simulator.shipments import ShipmentConfig, simulate_shipments
+from features.sources.simulator.world import DESTINATIONS, HS_CHAPTERS, POLICY_CHANGES
 
 START, END = dt.date(2024, 9, 2), dt.date(2025, 4, 27)  # 11.11, BFCM, Christmas, Chinese New Year 2025
 N = 8_000

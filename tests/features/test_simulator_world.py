@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from features.ingest import ingest, validate_tables
-from features.simulator import SimulatedWorld, SimulatorConfig, simulate, write_world
+from features.sources.simulator import SimulatedWorld, SimulatorConfig, simulate, write_world
 
 
 def _config(seed: int = 11, dirty_rate: float = 0.0) -> SimulatorConfig:

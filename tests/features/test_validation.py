@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from features.contract.schema import TABLES, table_spec
+from features.contract.validation import QUARANTINE_SCHEMA, validate_table
 from features.ingest import validate_tables
-from features.schema import TABLES, table_spec
-from features.validation import QUARANTINE_SCHEMA, validate_table
 from tests.conftest import example_rows
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from features.demand_features import build_demand_features
 from features.demand_panel import build_weekly_panel
-from features.simulator.demand import DemandConfig, simulate_demand
+from features.sources.simulator.demand import DemandConfig, simulate_demand
 from models.demand import FORECAST_SCHEMA, DemandModel, forecast_demand
 from models.demand_paths import sample_paths
 from models.demand_tasks import (

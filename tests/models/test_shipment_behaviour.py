@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 
 from features.ingest import validate_tables
 from features.shipment_features import build_booking_features
-from features.simulator import SimulatorConfig, simulate
+from features.sources.simulator import SimulatorConfig, simulate
 from models.lgbm import load_model
 from models.quantile import QuantileRegressor
 from models.shipment_tasks import (

@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 from typer.testing import CliRunner
 
-from features.contract_docs import contract_markdown
-from pipelines.cli import app
+from features.contract.docs import contract_markdown
+from pipelines.cli.main import app
 from tests.conftest import example_rows
 
 runner = CliRunner()

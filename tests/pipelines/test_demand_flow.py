@@ -15,11 +15,11 @@ import pytest
 def test_train_demand_and_weekly_forecast_flows_write_the_contract(
     prefect_harness: None, small_world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from features.simulator.demand import DemandConfig, simulate_demand
+    from features.sources.simulator.demand import DemandConfig, simulate_demand
     from models.demand import FORECAST_SCHEMA
     from models.demand_tasks import DemandTaskConfig
     from models.lgbm import LGBMConfig
-    from pipelines.demand import train_demand, weekly_forecast
+    from pipelines.flows.demand import train_demand, weekly_forecast
 
     outputs = tmp_path / "outputs"
     monkeypatch.setenv("TRANSITCAST_MLFLOW_DIR", str(outputs / "mlflow"))
@@ -65,10 +65,10 @@ def test_train_demand_and_weekly_forecast_flows_write_the_contract(
 
 @pytest.mark.slow
 def test_tune_demand_writes_best_params_that_train_demand_reads(tmp_path: Path) -> None:
-    from features.simulator.demand import DemandConfig, simulate_demand
+    from features.sources.simulator.demand import DemandConfig, simulate_demand
     from models.demand_tasks import DemandTaskConfig
     from models.lgbm import LGBMConfig
-    from pipelines.demand import _tuned_config, tune_demand
+    from pipelines.flows.demand import _tuned_config, tune_demand
 
     data = tmp_path / "data"
     (data / "validated").mkdir(parents=True)
@@ -88,7 +88,7 @@ def test_tune_demand_writes_best_params_that_train_demand_reads(tmp_path: Path) 
 
 def test_tuning_cutoffs_end_before_the_first_reported_backtest_cutoff() -> None:
     from models.demand_tasks import DemandTaskConfig, backtest_cutoffs
-    from pipelines.demand import tuning_cutoffs
+    from pipelines.flows.demand import tuning_cutoffs
 
     weeks = pl.date_range(dt.date(2023, 1, 2), dt.date(2025, 11, 24), "1w", eager=True)
     panel = pl.DataFrame({"week_start": weeks})

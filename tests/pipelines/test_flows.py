@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.simulator import SimulatorConfig
+from features.sources.simulator import SimulatorConfig
 
 
 def _small_world() -> SimulatorConfig:
@@ -23,7 +23,7 @@ def _small_world() -> SimulatorConfig:
 
 @pytest.mark.flow
 def test_ingest_flow_simulates_validates_and_writes(prefect_harness: None, small_world_dir: Path) -> None:
-    from pipelines.flows import ingest_flow
+    from pipelines.flows.ingest import ingest_flow
 
     result = ingest_flow(
         simulate_world=True, simulator=_small_world(), data_dir=small_world_dir, version=False
@@ -44,8 +44,8 @@ def test_train_shipment_models_flow_backtests_registers_and_gates(
     prefect_harness: None, small_world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from models.shipment_tasks import ShipmentModelsConfig
-    from pipelines.flows import ingest_flow
-    from pipelines.training import train_shipment_models
+    from pipelines.flows.ingest import ingest_flow
+    from pipelines.flows.train_shipments import train_shipment_models
 
     monkeypatch.setenv("TRANSITCAST_OUTPUTS_DIR", str(tmp_path / "outputs"))
     monkeypatch.setenv("TRANSITCAST_MLFLOW_DIR", str(tmp_path / "outputs" / "mlflow"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.simulator import SimulatorConfig
+from features.sources.simulator import SimulatorConfig
 
 
 def _small_world() -> SimulatorConfig:
@@ -24,8 +24,8 @@ def _small_world() -> SimulatorConfig:
 @pytest.mark.flow
 def test_weekly_plan_flow_writes_plan_and_report(prefect_harness: None, tmp_path: Path) -> None:
     from features.ingest import ingest
-    from features.simulator import simulate, write_world
-    from pipelines.planning import weekly_plan
+    from features.sources.simulator import simulate, write_world
+    from pipelines.flows.plan import weekly_plan
     from tests.serving.test_report import oracle_forecast
 
     data = tmp_path / "data"

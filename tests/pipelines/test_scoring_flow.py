@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from serving.predictor import Predictor
+from serving.online.predictor import Predictor
 from tests.serving.conftest import make_world, train_models
 
 
@@ -28,7 +28,7 @@ def rows(world: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def test_score_file_in_chunks_equals_one_call(models_dir: Path, rows: pl.DataFrame, tmp_path: Path) -> None:
-    from pipelines.scoring import score_file
+    from pipelines.flows.score import score_file
 
     predictor = Predictor.from_dir(models_dir)
     rows.write_parquet(tmp_path / "in.parquet")
@@ -39,7 +39,7 @@ def test_score_file_in_chunks_equals_one_call(models_dir: Path, rows: pl.DataFra
 
 
 def test_score_file_reads_csv_text_like_ingest(models_dir: Path, rows: pl.DataFrame, tmp_path: Path) -> None:
-    from pipelines.scoring import score_file
+    from pipelines.flows.score import score_file
 
     predictor = Predictor.from_dir(models_dir)
     small = rows.head(20)
@@ -54,7 +54,7 @@ def test_score_file_reads_csv_text_like_ingest(models_dir: Path, rows: pl.DataFr
 
 
 def test_score_file_names_the_bad_column(models_dir: Path, rows: pl.DataFrame, tmp_path: Path) -> None:
-    from pipelines.scoring import score_file
+    from pipelines.flows.score import score_file
 
     bad = rows.head(5).with_columns(pl.col("created_at").dt.to_string("%d/%m/%Y"))
     bad.write_csv(tmp_path / "bad.csv")
@@ -68,7 +68,7 @@ def test_score_file_names_the_bad_column(models_dir: Path, rows: pl.DataFrame, t
 def test_batch_score_flow_scores_a_file(
     prefect_harness: None, models_dir: Path, rows: pl.DataFrame, tmp_path: Path
 ) -> None:
-    from pipelines.scoring import batch_score
+    from pipelines.flows.score import batch_score
 
     rows.write_parquet(tmp_path / "in.parquet")
     result = batch_score(tmp_path / "in.parquet", tmp_path / "scores" / "out.parquet", models_dir=models_dir)
@@ -81,7 +81,7 @@ def test_batch_score_flow_scores_a_file(
 def test_score_command_writes_the_scores(models_dir: Path, rows: pl.DataFrame, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     rows.head(40).write_parquet(tmp_path / "in.parquet")
     out = tmp_path / "scores.parquet"

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.tracking import CHALLENGER, CHAMPION, Tracker, TrackingSettings
+from pipelines.adapters.mlflow import CHALLENGER, CHAMPION, Tracker, TrackingSettings
 
 MODEL_CODE = """
 import json, pathlib
@@ -93,7 +93,7 @@ def test_champion_from_another_backtest_is_backtested_again_with_its_own_config(
     tracker: Tracker, tmp_path: Path
 ) -> None:
     from models.shipment_tasks import ShipmentModelsConfig
-    from pipelines.training import _champion_value
+    from pipelines.flows.train_shipments import _champion_value
 
     model_dir = tmp_path / "champ"
     model_dir.mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 
-from pipelines.tuning import StudyConfig, load_best_params, run_study
+from pipelines.adapters.optuna import StudyConfig, load_best_params, run_study
 
 
 def _objective(trial: optuna.Trial) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.versioning import current_data_version, version_data
+from pipelines.adapters.dvc import current_data_version, version_data
 
 
 def test_version_data_records_md5_that_changes_with_the_data(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from features.ingest import validate_tables
-from features.simulator import SimulatorConfig, simulate
+from features.sources.simulator import SimulatorConfig, simulate
 from models.lgbm import LGBMConfig
 from models.shipment_tasks import ShipmentModelsConfig, fit_task, prepare_task_frames
-from serving.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
+from serving.online.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
 
 TABLES = ("shipments", "shipment_events", "customs_declarations", "lanes")
 

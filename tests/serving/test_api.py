@@ -14,11 +14,11 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from features.schema import table_spec
-from serving.api import create_app, get_predictor
-from serving.api_models import EVENT_TYPES, INCOTERMS, MODES
-from serving.api_settings import ApiSettings
-from serving.predictor import Predictor
+from features.contract.schema import table_spec
+from serving.http.app import create_app, get_predictor
+from serving.http.schemas import EVENT_TYPES, INCOTERMS, MODES
+from serving.http.settings import ApiSettings
+from serving.online.predictor import Predictor
 
 KEY = "test-key"
 AUTH = {"X-API-Key": KEY}
@@ -226,7 +226,7 @@ def test_api_metrics_and_readiness(client: TestClient) -> None:
 def test_api_event_literal_matches_the_contract() -> None:
     from typing import get_args
 
-    from serving.api_models import EventIn
+    from serving.http.schemas import EventIn
 
     assert get_args(EventIn.model_fields["event"].annotation) == EVENT_TYPES
 
@@ -259,7 +259,7 @@ def test_micro_batcher_groups_requests_and_isolates_a_bad_one() -> None:
 
     from fastapi import HTTPException
 
-    from serving.api import MicroBatcher
+    from serving.http.app import MicroBatcher
 
     fake = _FakePredictor()
     batcher = MicroBatcher(window_s=0.05, max_rows=100)

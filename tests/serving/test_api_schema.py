@@ -11,8 +11,8 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
-from serving.api import create_app
-from serving.api_settings import ApiSettings
+from serving.http.app import create_app
+from serving.http.settings import ApiSettings
 
 AUTH = {"X-API-Key": "schema-key"}
 

@@ -22,7 +22,7 @@ from polars.testing import assert_frame_equal
 
 from features.shipment_features import build_booking_features
 from models.quantile import QuantileRegressor, enforce_monotone
-from serving.predictor import BOOKING_TASKS, Predictor, coerce_shipments
+from serving.online.predictor import BOOKING_TASKS, Predictor, coerce_shipments
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.api import create_app, source_version
-from serving.api_settings import ApiSettings
-from serving.predictor import Predictor
+from serving.http.app import create_app, source_version
+from serving.http.settings import ApiSettings
+from serving.online.predictor import Predictor
 
 AUTH = {"X-API-Key": "k"}
 

@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 
 from features.shipment_features import build_booking_features
 from models.lgbm import load_model
-from serving.predictor import OUTPUT_COLUMNS, Predictor
+from serving.online.predictor import OUTPUT_COLUMNS, Predictor
 
 
 @pytest.fixture(scope="module")

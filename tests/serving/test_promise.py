@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from serving.promise import promise_dates
+from serving.decisions.promise import promise_dates
 
 
 def _frame(q50: float, q80: float, q95: float, created: dt.datetime | None = None) -> pl.DataFrame:

@@ -7,16 +7,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from serving.api import source_version
-from serving.api_settings import ApiSettings
-from serving.predictor import Predictor, registry_versions
+from serving.http.app import source_version
+from serving.http.settings import ApiSettings
+from serving.online.predictor import Predictor, registry_versions
 
 
 @pytest.mark.slow  # imports mlflow and logs two model versions (~15 s)
 def test_predictor_from_registry_follows_the_champion_alias(
     models_dir: Path, open_rows: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.tracking import CHAMPION, Tracker, TrackingSettings
+    from pipelines.adapters.mlflow import CHAMPION, Tracker, TrackingSettings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from models.demand_paths import sample_paths
-from serving.report import customs_hotspots, lane_stats, warehouse_summary
+from serving.reports.planner import customs_hotspots, lane_stats, warehouse_summary
 
 DEMO = Path(__file__).resolve().parents[2] / "data"
 
@@ -38,7 +38,7 @@ def oracle_forecast(raw_dir: Path, cutoff: dt.date, out: Path, n_paths: int = 50
 
 @pytest.mark.skipif(not (DEMO / "validated" / "warehouse_sales.parquet").exists(), reason="no demo data")
 def test_report_builds_from_the_demo_data_with_every_warehouse(tmp_path: Path) -> None:
-    from pipelines.planning import PLAN_TABLES, build_weekly_plan, load_forecast
+    from pipelines.flows.plan import PLAN_TABLES, build_weekly_plan, load_forecast
 
     cutoff = dt.date(2025, 6, 30)
     folder = oracle_forecast(DEMO / "raw", cutoff, tmp_path / "fc")

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.lead_times import freight_rates, lead_time_samples, stock_positions
-from serving.restock import RestockConfig, abc_classes, plan_restock
+from serving.decisions.lead_times import freight_rates, lead_time_samples, stock_positions
+from serving.decisions.restock import RestockConfig, abc_classes, plan_restock
 
 H = 8
 

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from serving.restock import RestockConfig, fit_quantile_map, plan_restock, service_quantile, volume_band
+from serving.decisions.restock import (
+    RestockConfig,
+    fit_quantile_map,
+    plan_restock,
+    service_quantile,
+    volume_band,
+)
 
 MAP = {"fast": ((0.5, 0.9, 0.98), (0.1, 0.5, 0.9)), "medium": ((0.6, 0.95), (0.2, 0.8))}
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.schema import Mode
-from serving.routing import RoutingConfig, p_late_from_quantiles, recommend_routes, route_options
+from features.contract.schema import Mode
+from serving.decisions.routing import RoutingConfig, p_late_from_quantiles, recommend_routes, route_options
 
 T0 = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)  # before the US de minimis change
 
@@ -176,7 +176,7 @@ def test_routing_never_picks_an_infeasible_option_when_a_feasible_one_exists(
     "unknown", [pytest.param(None, id="null-quantiles"), pytest.param(float("nan"), id="nan-quantiles")]
 )
 def test_rank_routes_option_without_eta_is_never_feasible_nor_first(unknown: float | None) -> None:
-    from serving.routing import rank_routes
+    from serving.decisions.routing import rank_routes
 
     created = dt.datetime(2025, 11, 1, tzinfo=dt.UTC)
     scored = pl.DataFrame(

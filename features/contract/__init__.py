@@ -1,0 +1,1 @@
+"""transitcast features.contract."""

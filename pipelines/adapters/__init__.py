@@ -1,0 +1,1 @@
+"""transitcast pipelines.adapters."""

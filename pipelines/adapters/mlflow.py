@@ -1,0 +1,340 @@
+"""Stage: wiring. The MLflow adapter: the only module that talks to MLflow.
+
+Runs log the resolved config, metrics (per fold and slice as a table artifact, headline figures as
+metrics), figures, the DVC data version, the git sha and library versions. Models are transitcast model
+directories (LightGBM native text + JSON metadata) logged as MLflow pyfunc models *from code*
+(`pipelines/mlflow_model.py`), so nothing is pickled; they are registered, and the aliases `champion` and
+`challenger` move through `promote`, the documented promotion gate:
+
+    A new model version becomes `challenger`. It replaces the `champion` only when its gate metric on the
+    SAME backtest (same data version and folds; the caller re-runs the champion's config when it was
+    measured elsewhere) is better than the champion's by at least `min_improvement` (relative). Otherwise
+    the champion stays and the new version keeps the `challenger` alias. The first version becomes champion.
+
+Defaults need nothing to start: a SQLite file and an artifact folder under `outputs/mlflow/`. Any
+`MLFLOW_TRACKING_URI` (a team server) works instead. mlflow is imported lazily (it takes ~3.6 s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.adapters.dvc import current_data_version
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PromotionDecision",
+    "Tracker",
+    "TrackingSettings",
+    "library_versions",
+]
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+MODEL_DIR = "model_dir"
+_LIBRARIES = ("transitcast", "polars", "numpy", "lightgbm", "scikit-learn", "optuna", "mlflow", "prefect")
+
+
+class TrackingSettings(BaseSettings):
+    """Where runs and models go. `MLFLOW_TRACKING_URI` wins over the local default."""
+
+    model_config = SettingsConfigDict(env_prefix="TRANSITCAST_", frozen=True, extra="ignore")
+
+    mlflow_dir: Path = Field(default=Path("outputs/mlflow"), description="local SQLite + artifact folder")
+    experiment: str = "transitcast"
+    server_uri: str | None = Field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI"),
+        description="a tracking server (from MLFLOW_TRACKING_URI); None uses the local folder",
+    )
+
+    @property
+    def tracking_uri(self) -> str:
+        """The server's URI if one is set, else a SQLite file in `mlflow_dir`."""
+        return self.server_uri or f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Local artifact folder for the default setup; a server decides its own."""
+        return None if self.server_uri else (self.mlflow_dir / "artifacts").resolve().as_uri()
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """What the promotion gate decided for one model version."""
+
+    model: str
+    version: str
+    promoted: bool
+    metric: str
+    challenger_value: float
+    champion_value: float | None
+    champion_version: str | None
+    reason: str
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a model depends on."""
+    out = {}
+    for lib in _LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "absent"
+    return out
+
+
+def _git_sha() -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "unknown"
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list | tuple):
+        out[prefix] = json.dumps(value, default=str)[:500]
+    else:
+        out[prefix] = value
+
+
+class Tracker:
+    """MLflow runs, model registration and the promotion gate."""
+
+    def __init__(self, settings: TrackingSettings | None = None) -> None:
+        import mlflow
+
+        self.settings = settings or TrackingSettings()
+        if self.settings.server_uri is None:
+            self.settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        self._mlflow = mlflow
+        previous = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(self.settings.tracking_uri)  # also writes the env variable: put it back
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+        existing = mlflow.get_experiment_by_name(self.settings.experiment)
+        self.experiment_id = (
+            existing.experiment_id
+            if existing
+            else mlflow.create_experiment(
+                self.settings.experiment, artifact_location=self.settings.artifact_location
+            )
+        )
+
+    @property
+    def client(self) -> MlflowClient:
+        """The MLflow client bound to this tracking URI."""
+        return self._mlflow.MlflowClient(tracking_uri=self.settings.tracking_uri)
+
+    @contextmanager
+    def run(self, name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+        """Start a run tagged with git sha, data version and library versions; yield its id."""
+        data_version = current_data_version()
+        base_tags = {
+            "git_sha": _git_sha(),
+            "data_version": data_version.md5 if data_version else "unversioned",
+            **{f"lib.{k}": v for k, v in library_versions().items()},
+            **(tags or {}),
+        }
+        with self._mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=base_tags) as run:
+            yield run.info.run_id
+
+    def log_config(self, config: BaseModel | Mapping[str, Any], name: str = "config") -> None:
+        """Log a config as flattened params and as a JSON artifact."""
+        data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+        flat: dict[str, Any] = {}
+        _flatten(name, data, flat)
+        self._mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+        self._mlflow.log_dict(data, f"{name}.json")
+
+    def log_metrics(self, metrics: pl.DataFrame, name: str, headline: pl.DataFrame | None = None) -> None:
+        """Log a long metrics frame as a CSV artifact; `headline` rows (model, metric, value) as metrics.
+
+        Args:
+            metrics: every fold and slice (`cutoff`, slice columns, `model`, `metric`, `value`).
+            name: artifact file stem, e.g. `eta_backtest`.
+            headline: the figures to log as MLflow metrics, keyed `<name>.<model>.<metric>`.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{name}.csv"
+            metrics.write_csv(path)
+            self._mlflow.log_artifact(str(path), artifact_path="metrics")
+        if headline is not None:
+            self._mlflow.log_metrics(
+                {
+                    f"{name}.{r['model']}.{r['metric']}".replace("@", "_at_"): float(r["value"])
+                    for r in headline.iter_rows(named=True)
+                    if r["value"] is not None
+                }
+            )
+
+    def log_figure(self, figure: Any, path: str) -> None:
+        """Log a matplotlib figure (PNG) under `path`."""
+        self._mlflow.log_figure(figure, path)
+
+    def log_frame(self, frame: pl.DataFrame, path: str) -> None:
+        """Log a small frame as a CSV artifact at `path` (e.g. `importance/eta.csv`)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp) / Path(path).name
+            frame.write_csv(file)
+            parent = str(Path(path).parent)
+            self._mlflow.log_artifact(str(file), artifact_path=None if parent == "." else parent)
+
+    def log_model_dir(
+        self,
+        model_dir: Path,
+        name: str,
+        registered_name: str,
+        input_example: pl.DataFrame,
+        output_example: pl.DataFrame,
+        model_code: Path = MODEL_CODE,
+    ) -> str:
+        """Log a transitcast model directory as a pyfunc model from code and register it.
+
+        Returns:
+            The new registered model version.
+        """
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(input_example.to_pandas(), output_example.to_pandas())
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / MODEL_DIR  # a fixed artifact name, whatever the local folder is called
+            shutil.copytree(model_dir, staged)
+            info = self._mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(model_code),
+                artifacts={MODEL_DIR: str(staged)},
+                signature=signature,
+                pip_requirements=[f"transitcast=={library_versions()['transitcast']}"],
+                registered_model_name=registered_name,
+            )
+        return str(info.registered_model_version)
+
+    def set_version_tags(self, registered_name: str, version: str, tags: Mapping[str, Any]) -> None:
+        """Tag a registered model version (gate metric, backtest id, ...)."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(registered_name, version, key, str(value))
+
+    def alias_version(self, registered_name: str, alias: str) -> str | None:
+        """The version an alias points to, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(registered_name, alias).version)
+        except MlflowException:
+            return None
+
+    def version_config(self, registered_name: str, version: str, name: str = "config") -> dict[str, Any]:
+        """The config logged (by `log_config`) in the run that produced a model version."""
+        run_id = self.client.get_model_version(registered_name, version).run_id
+        path = self._mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{name}.json", tracking_uri=self.settings.tracking_uri
+        )
+        return dict(json.loads(Path(path).read_text()))
+
+    def download_model_dir(self, registered_name: str, alias: str = CHAMPION) -> Path | None:
+        """Download the transitcast model directory behind an alias (None if the alias is not set)."""
+        version = self.alias_version(registered_name, alias)
+        if version is None:
+            return None
+        root = Path(
+            self._mlflow.artifacts.download_artifacts(
+                f"models:/{registered_name}/{version}", tracking_uri=self.settings.tracking_uri
+            )
+        )
+        return root / "artifacts" / MODEL_DIR
+
+    def promote(
+        self,
+        registered_name: str,
+        version: str,
+        metric: str,
+        challenger_value: float,
+        champion_value: float | None,
+        min_improvement: float = 0.0,
+        lower_is_better: bool = True,
+    ) -> PromotionDecision:
+        """Apply the promotion gate (module docstring) and move the aliases.
+
+        Args:
+            registered_name: registered model name.
+            version: the new version (the challenger).
+            metric: the gate metric's name, for the record.
+            challenger_value: the new version's metric on this run's backtest.
+            champion_value: the current champion's metric on the SAME backtest (None when there is none).
+            min_improvement: relative improvement required (0.01 = 1 % better).
+            lower_is_better: direction of the metric.
+        """
+        champion = self.alias_version(registered_name, CHAMPION)
+        if champion is None or champion_value is None:
+            promoted, reason = True, "no champion yet"
+        elif not math.isfinite(champion_value):
+            promoted, reason = False, f"champion v{champion} was measured on another backtest; it stays"
+        else:
+            gain = (
+                (champion_value - challenger_value)
+                if lower_is_better
+                else (challenger_value - champion_value)
+            )
+            needed = abs(champion_value) * min_improvement
+            promoted = gain > needed
+            reason = (
+                f"{metric} {challenger_value:.5g} vs champion v{champion} {champion_value:.5g}: "
+                + ("better" if promoted else "not better")
+                + (f" by more than {min_improvement:.1%}" if min_improvement else "")
+            )
+        client = self.client
+        if promoted:
+            client.set_registered_model_alias(registered_name, CHAMPION, version)
+            if champion is not None:
+                client.set_registered_model_alias(registered_name, "previous", champion)
+            if self.alias_version(registered_name, CHALLENGER) == version:
+                client.delete_registered_model_alias(registered_name, CHALLENGER)
+        else:
+            client.set_registered_model_alias(registered_name, CHALLENGER, version)
+        self.set_version_tags(
+            registered_name, version, {"gate_metric": metric, "gate_value": challenger_value}
+        )
+        decision = PromotionDecision(
+            model=registered_name,
+            version=version,
+            promoted=promoted,
+            metric=metric,
+            challenger_value=challenger_value,
+            champion_value=champion_value,
+            champion_version=champion,
+            reason=reason,
+        )
+        log.info(
+            "promotion gate %s v%s: %s (%s)",
+            registered_name,
+            version,
+            "champion" if promoted else "challenger",
+            reason,
+        )
+        return decision

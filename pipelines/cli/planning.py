@@ -1,0 +1,82 @@
+"""Stage: command line, decisions: `plan` (restock plan, routing, planner report) and `deploy` (schedule).
+
+Commands register on `pipelines.cli.main.app`; heavy libraries are imported inside each command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.cli.main import _fail, _step, app, console
+
+__all__ = ["deploy", "plan"]
+
+
+@app.command()
+def plan(
+    week: Annotated[
+        str | None, typer.Option(help="Plan week YYYY-Www (default: the week after the last sales date).")
+    ] = None,
+    forecast_dir: Annotated[
+        Path | None,
+        typer.Option(help="Use this weekly-forecast folder instead of outputs/forecasts/demand/WEEK."),
+    ] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(help="Cap on purchase value + freight of this week's orders.")
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Service calibration JSON (target -> quantile level per volume band), learned by "
+            "`python bench/decisions_sim.py --calibrate` on this world's history; default: uncalibrated."
+        ),
+    ] = None,
+) -> None:
+    """Weekly restock plan and planner report (flow weekly-plan).
+
+    Writes outputs/plans/WEEK (plan.parquet, plan.csv, orders.csv, warehouses.csv) and
+    outputs/reports/WEEK/report.html.
+    """
+    from pipelines.flows.plan import weekly_plan
+    from serving.decisions.restock import RestockConfig
+
+    if calibration is not None and not calibration.is_file():
+        raise _fail(f"{calibration}: no such calibration file")
+    try:
+        config = (
+            RestockConfig.from_json(calibration, budget_usd=budget_usd)
+            if calibration is not None
+            else RestockConfig(budget_usd=budget_usd)
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        with _step(f"flow weekly-plan {week or '(next week)'}"):
+            path = weekly_plan(week=week, forecast_dir=forecast_dir, config=config)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"plan exports: {path.parent.parent.parent / 'plans' / path.parent.name}")
+    console.print(f"planner report: [bold]{path}[/]")
+
+
+@app.command()
+def deploy(
+    cron: Annotated[str, typer.Option(help="Cron schedule of the weekly plan.")] = "0 6 * * 1",
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "weekly-plan",
+    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedule.")] = "UTC",
+) -> None:
+    """Serve the weekly-plan flow on a schedule against a Prefect server (blocks; Ctrl-C stops).
+
+    Start the server first: `prefect server start --host 127.0.0.1`, then
+    `PREFECT_API_URL=http://127.0.0.1:4200/api transitcast deploy`.
+    """
+    from pipelines.flows.plan import deploy_weekly_plan
+
+    try:
+        console.print(f"serving weekly-plan as {name!r} on cron {cron!r} ({timezone}); Ctrl-C stops")
+        deploy_weekly_plan(cron=cron, name=name, timezone=timezone)
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from exc

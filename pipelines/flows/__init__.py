@@ -1,0 +1,1 @@
+"""transitcast pipelines.flows.ingest."""

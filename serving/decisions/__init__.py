@@ -1,0 +1,1 @@
+"""transitcast serving.decisions."""
