@@ -165,24 +165,55 @@ def ingest(
 
 @app.command()
 def adapt(
-    source: Annotated[str, typer.Argument(help="scms, online-retail or kcs.")],
+    source: Annotated[
+        str, typer.Argument(help="scms, online-retail, kcs, or mapping (with --mapping FILE).")
+    ],
     src: Annotated[Path, typer.Option(help="Dataset folder or file (see ../shared/data/MANIFEST.md).")],
     out: Annotated[Path, typer.Option(help="Folder for the raw contract files.")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="`adapt mapping`: the mapping file (YAML, see docs/adapters.md).")
+    ] = None,
+    assume_timezone: Annotated[
+        str,
+        typer.Option(help="`adapt mapping`: IANA zone of timestamps without offset (overrides the file's)."),
+    ] = "",
 ) -> None:
-    """Map a public dataset into raw contract files (then run `transitcast ingest --raw OUT`)."""
+    """Map a public dataset, or any flat export with a mapping file, into raw contract files.
+
+    Then run `transitcast ingest --raw OUT`. Nothing is written when the mapping or the source is invalid.
+    """
     from features.ingest import write_atomic
     from features.sources import ADAPTERS, read_source
 
-    if source not in ADAPTERS:
-        raise _fail(f"unknown source {source!r}; choose one of {', '.join(ADAPTERS)}")
+    if source != "mapping" and source not in ADAPTERS:
+        raise _fail(f"unknown source {source!r}; choose one of {', '.join([*ADAPTERS, 'mapping'])}")
     if not src.exists():
         raise _fail(f"{src} does not exist")
-    with _step(f"adapting {source} from {src}"):
-        result = ADAPTERS[source](read_source(source, src))  # type: ignore[arg-type]
+    if source == "mapping":
+        from features.sources.mapping import MappingError, adapt_flat_file
+
+        if mapping is None:
+            raise _fail("adapt mapping needs --mapping FILE (a YAML mapping file, see docs/adapters.md)")
+        try:
+            with _step(f"adapting {src} with {mapping}"):
+                result = adapt_flat_file(src, mapping, assume_timezone or None)
+        except (MappingError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+    elif mapping is not None or assume_timezone:
+        raise _fail("--mapping and --assume-timezone are options of `adapt mapping`")
+    else:
+        with _step(f"adapting {source} from {src}"):
+            result = ADAPTERS[source](read_source(source, src))  # type: ignore[arg-type]
     files: dict[str, object] = {f"{name}.parquet": df for name, df in result.tables.items()}
     files["_adapter_rejected.parquet"] = result.rejected
     files["_adapter_report.json"] = json.dumps(
-        {"source": source, "src": str(src), "notes": result.notes, "rejected": result.rejected.height},
+        {
+            "source": source,
+            "src": str(src),
+            **({"mapping": str(mapping)} if mapping else {}),
+            "notes": result.notes,
+            "rejected": result.rejected.height,
+        },
         indent=2,
         sort_keys=True,
     )
