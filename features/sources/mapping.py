@@ -147,6 +147,10 @@ def _check_vocabulary(loaded: LoadedMapping, spec: TableSpec, column: str, rule:
             )
 
 
+def _dtype_text(dtype: pl.DataType) -> str:
+    return f"one of {', '.join(dtype.categories.to_list())}" if isinstance(dtype, pl.Enum) else str(dtype)
+
+
 def _check_table(loaded: LoadedMapping, name: str, tm: TableMapping) -> TableSpec:
     loc: Loc = ("tables", name)
     try:
@@ -185,7 +189,9 @@ def _check_table(loaded: LoadedMapping, name: str, tm: TableMapping) -> TableSpe
         provided |= {_EVENT, _EVENT_AT} | set.intersection(*per_event)
     missing = [c for c in spec.required_columns if c not in provided]
     if missing:
-        needed = "; ".join(f"{c} ({spec.column(c).dtype}, e.g. {spec.column(c).example!r})" for c in missing)
+        needed = "; ".join(
+            f"{c} ({_dtype_text(spec.column(c).dtype)}, e.g. {spec.column(c).example!r})" for c in missing
+        )
         raise loaded.error(
             (*loc, "columns"),
             f"missing required contract column(s) of {name}: {needed}",
@@ -363,7 +369,7 @@ def _group_rejections(frame: pl.DataFrame, plan: _Plan, rejected: pl.DataFrame) 
                 "__bad_row",
                 pl.lit(", ".join(by)),
                 "rule",
-            ),
+            ).alias("detail"),
         )
     )
 
@@ -372,22 +378,23 @@ def _group_rejections(frame: pl.DataFrame, plan: _Plan, rejected: pl.DataFrame) 
 # Output tables
 # ---------------------------------------------------------------------------------------------------------
 def _table(frame: pl.DataFrame, plan: _Plan) -> pl.DataFrame:
+    """The mapped rows of one table: contract columns in contract order, then `attr_*` passthrough columns.
+
+    A column the mapping leaves out is added as nulls when it is nullable, and left out when it is an
+    optional business column that must be set whenever present (the contract keeps it absent).
+    """
     spec = plan.spec
     prefix = spec.passthrough_prefix
+    mapped = {c for _, columns in plan.parts for c in columns}
+    schema = {c.name: c.dtype for c in spec.columns if c.name in mapped or c.nullable}
+    extra = [c for c in sorted(mapped) if prefix and c.startswith(prefix)]
     parts = []
     for emitted, columns in plan.parts:
         rows = frame if emitted is None else frame.filter(emitted)
         parts.append(
             rows.select(
-                *[
-                    (columns[c] if c in columns else pl.lit(None)).cast(t).alias(c)
-                    for c, t in spec.schema.items()
-                ],
-                *[
-                    expr.cast(pl.String).alias(c)
-                    for c, expr in columns.items()
-                    if prefix and c.startswith(prefix)
-                ],
+                *[(columns[c] if c in columns else pl.lit(None)).cast(t).alias(c) for c, t in schema.items()],
+                *[columns[c].cast(pl.String).alias(c) for c in extra],
             )
         )
     out = pl.concat(parts, how="vertical")
@@ -396,8 +403,7 @@ def _table(frame: pl.DataFrame, plan: _Plan) -> pl.DataFrame:
         rest = [c for c in out.columns if c not in tm.group_by]
         aggs = [getattr(pl.col(c), tm.aggregate.get(c, "first"))() for c in rest]
         out = out.group_by(list(tm.group_by), maintain_order=True).agg(aggs)
-        extra = [c for c in out.columns if c not in spec.schema]
-        out = out.select(*[pl.col(c).cast(t) for c, t in spec.schema.items()], *extra)
+        out = out.select(*[pl.col(c).cast(t) for c, t in schema.items()], *extra)
     elif tm.events:
         out = out.unique(maintain_order=True)  # several source rows of one shipment give one event
     return out.sort([*spec.sort_by, *spec.key], maintain_order=True)

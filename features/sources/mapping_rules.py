@@ -145,7 +145,7 @@ def _compile_sql(rule: SqlRule, loc: Loc, ctx: RuleContext) -> Compiled:
         raise ctx.loaded.error(
             loc, f"bad expression {rule.sql!r}: {exc}", "check the types of the columns it uses (CSV is text)"
         ) from None
-    return Compiled(expr, sources=tuple(roots))
+    return Compiled(expr, sources=tuple(dict.fromkeys(roots)))
 
 
 def _compile_datetime(rule: DatetimeRule, loc: Loc, ctx: RuleContext, name: str) -> Compiled:
@@ -183,7 +183,7 @@ def _compile_datetime(rule: DatetimeRule, loc: Loc, ctx: RuleContext, name: str)
         parsed = parsed.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
     value = parsed.dt.convert_time_zone(UTC).dt.cast_time_unit("us")
     fmt = f"format {rule.format!r}" if rule.format else "an ISO-like format"
-    where = f" in {zone}" if zone else ""
+    where = f" (or a local time that does not exist in {zone})" if zone else ""
     detail = f"{name}: not a timestamp in {fmt}{where}; fix the value, or the rule's format/null_values"
     return Compiled(
         value, (_failed_parse("unparseable_datetime", rule.datetime, text, value, detail),), (rule.datetime,)
