@@ -249,8 +249,10 @@ def _coerce(
     ]
     nullable = spec.column(column).nullable if column in spec.schema else True
     if not nullable:
-        detail = f"{name}: {RULE_DOCS['not_null']} (source {blame})"
-        checks.append(Check("not_null", blame, expr.is_null(), raw, pl.lit(detail)))
+        detail = f"{name}: {RULE_DOCS['not_null']} (made from {blame})"
+        sources = [pl.col(c).cast(pl.String).fill_null("null") for c in compiled.sources]
+        empty = pl.concat_str(sources, separator=" | ") if sources else raw
+        checks.append(Check("not_null", blame, expr.is_null(), empty, pl.lit(detail)))
     return expr, checks
 
 
@@ -298,19 +300,22 @@ def _plan(name: str, tm: TableMapping, ctx: RuleContext) -> _Plan:
     return plan
 
 
-def _derive(frame: pl.DataFrame, loaded: LoadedMapping, zone: str | None) -> tuple[pl.DataFrame, list[Check]]:
+def _derive(ctx: RuleContext) -> tuple[RuleContext, list[Check]]:
+    """Add the derived columns to the frame, in order, remembering the source columns each is made of."""
     checks: list[Check] = []
-    for name, rule in loaded.spec.derive.items():
-        if name in frame.columns:
-            raise loaded.error(
+    lineage = dict(ctx.lineage)
+    for name, rule in ctx.loaded.spec.derive.items():
+        if name in ctx.frame.columns:
+            raise ctx.loaded.error(
                 ("derive", name),
                 f"{name!r} is already a source column",
                 "give the derived column another name",
             )
-        compiled = compile_rule(rule, ("derive", name), RuleContext(loaded, frame, zone), f"derive.{name}")
-        frame = frame.with_columns(compiled.value.alias(name))
+        compiled = compile_rule(rule, ("derive", name), ctx, f"derive.{name}")
         checks.extend(compiled.checks)
-    return frame, checks
+        lineage[name] = compiled.sources
+        ctx = RuleContext(ctx.loaded, ctx.frame.with_columns(compiled.value.alias(name)), ctx.zone, lineage)
+    return ctx, checks
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -446,8 +451,8 @@ def apply_mapping(
             if t == pl.String
         )
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    frame, checks = _derive(frame, loaded, zone)
-    ctx = RuleContext(loaded, frame, zone)
+    ctx, checks = _derive(RuleContext(loaded, frame, zone))
+    frame = ctx.frame
     plans = [_plan(name, tm, ctx) for name, tm in spec.tables.items()]
     rejected = _rejections(frame, checks + [c for p in plans for c in p.checks])
     grouped = [p for p in plans if p.mapping.group_by]

@@ -10,8 +10,8 @@ without a time zone, a value missing from a map without a default) raise a `Mapp
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import polars as pl
@@ -88,10 +88,18 @@ class RuleContext:
     loaded: LoadedMapping
     frame: pl.DataFrame
     zone: str | None
+    lineage: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def dtype(self, expr: pl.Expr) -> pl.DataType:
         """The dtype `expr` has on the frame."""
         return self.frame.lazy().select(expr.alias("__v")).collect_schema()["__v"]
+
+    def origins(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The source-file columns behind `names` (a derived column stands for the columns it was made of)."""
+        found: dict[str, None] = {}
+        for name in names:
+            found |= dict.fromkeys(self.lineage.get(name, (name,)))
+        return tuple(found)
 
 
 def scalar_text(value: Scalar) -> str | None:
@@ -240,7 +248,7 @@ def _compile_map(rule: MapRule, loc: Loc, ctx: RuleContext, name: str) -> Compil
     )
     if missing.height:
         shown = ", ".join(
-            f"{r['value']!r} ({r['rows']} rows, first row {r['first_row']})"
+            f"{r['value']!r} ({r['rows']} row{'s' if r['rows'] > 1 else ''}, first row {r['first_row']})"
             for r in missing.head(5).iter_rows(named=True)
         )
         more = f" and {missing.height - 5} more" if missing.height > 5 else ""
@@ -306,23 +314,25 @@ def compile_rule(rule: Rule, loc: Loc, ctx: RuleContext, name: str) -> Compiled:
         name: what the rule produces, for messages (`shipments.created_at`, `derive.po_date`).
 
     Returns:
-        The value expression, the checks that reject rows, and the source columns read.
+        The value expression, the checks that reject rows, and the source-file columns it is made of
+        (through the derived columns it reads).
 
     Raises:
         MappingError: unknown source column, bad expression or format, bad time zone, a naive timestamp
             without a zone, values missing from a map that has no default, unknown country-name language.
     """
     if isinstance(rule, ColumnRule):
-        return Compiled(_source(ctx, rule.column, loc), sources=(rule.column,))
-    if isinstance(rule, ConstRule):
-        text = scalar_text(rule.const)
-        return Compiled(pl.lit(text, dtype=pl.String))
-    if isinstance(rule, SqlRule):
-        return _compile_sql(rule, loc, ctx)
-    if isinstance(rule, DatetimeRule):
-        return _compile_datetime(rule, loc, ctx, name)
-    if isinstance(rule, DateRule):
-        return _compile_date(rule, loc, ctx, name)
-    if isinstance(rule, MapRule):
-        return _compile_map(rule, loc, ctx, name)
-    return _compile_country(rule, loc, ctx, name)
+        compiled = Compiled(_source(ctx, rule.column, loc), sources=(rule.column,))
+    elif isinstance(rule, ConstRule):
+        compiled = Compiled(pl.lit(scalar_text(rule.const), dtype=pl.String))
+    elif isinstance(rule, SqlRule):
+        compiled = _compile_sql(rule, loc, ctx)
+    elif isinstance(rule, DatetimeRule):
+        compiled = _compile_datetime(rule, loc, ctx, name)
+    elif isinstance(rule, DateRule):
+        compiled = _compile_date(rule, loc, ctx, name)
+    elif isinstance(rule, MapRule):
+        compiled = _compile_map(rule, loc, ctx, name)
+    else:
+        compiled = _compile_country(rule, loc, ctx, name)
+    return replace(compiled, sources=ctx.origins(compiled.sources))
