@@ -258,7 +258,8 @@ def test_error_value_not_in_map_without_default() -> None:
 
 def test_error_map_value_outside_the_vocabulary() -> None:
     frame = pl.DataFrame({"id": ["S1"], "t": ["2025-01-01T00:00:00Z"], "cc": ["DE"], "e": ["scan"]})
-    text = "tables:\n  shipment_events:\n    columns:\n      shipment_id: id\n      event_at: t\n      country: cc\n"
+    text = "tables:\n  shipment_events:\n    columns:\n      shipment_id: id\n      event_at: t\n"
+    text += "      country: cc\n"
     message = _error(text + "      event: {map: e, values: {scan: scanned}}\n", frame)
     assert message.startswith(
         "m.yaml:7: tables.shipment_events.columns.event.values.scan: 'scanned' is not a value"
@@ -304,7 +305,7 @@ A1005,2025-03-03 14:00:00,2025-03-04 10:00:00,,12.03.2025,Deutschland,Leipzig,Tu
 A1006,2025-03-30 02:30:00,2025-03-30 10:00:00,2025-04-02 09:00:00,05.04.2025,Allemagne,Berlin,Espagne,MD,Express,UPS,delivered,45.00,7.00,500,toys,1
 A1007,2025-03-31 09:00:00,,,09.04.2025,Deutschland,Leipzig,Narnia,NA,Express,DHL,shipped,15.00,3.00,200,toys,1
 A1008,2025-03-31 10:00:00,,,09.04.2025,Deutschland,Leipzig,Österreich,9,Express,DHL,shipped,15.00,3.00,200,books,1
-"""
+"""  # noqa: E501
 
 
 @pytest.fixture()
