@@ -156,6 +156,18 @@ def _compile_sql(rule: SqlRule, loc: Loc, ctx: RuleContext) -> Compiled:
     return Compiled(expr, sources=tuple(dict.fromkeys(roots)))
 
 
+def _parse_dtype(ctx: RuleContext, parsed: pl.Expr, loc: Loc, column: str, fmt: str | None) -> pl.DataType:
+    """The dtype of a parse on the frame; a format Polars refuses is a `MappingError` at `format`."""
+    try:
+        return ctx.frame.select(parsed.alias("__v")).schema["__v"]
+    except Exception as exc:  # polars raises ComputeError/InvalidOperationError for a bad format
+        raise ctx.loaded.error(
+            (*loc, "format"),
+            f"cannot parse source column {column!r} with format {fmt!r}: {exc}",
+            "use strftime codes such as %Y-%m-%d %H:%M:%S, %d.%m.%Y (%z for a UTC offset)",
+        ) from None
+
+
 def _compile_datetime(rule: DatetimeRule, loc: Loc, ctx: RuleContext, name: str) -> Compiled:
     col = _source(ctx, rule.datetime, loc)
     dtype = ctx.frame.schema[rule.datetime]
@@ -163,14 +175,7 @@ def _compile_datetime(rule: DatetimeRule, loc: Loc, ctx: RuleContext, name: str)
     text = _nullify(_text(col, dtype), rule.null_values)
     if dtype == pl.String:
         parsed = text.str.to_datetime(rule.format, strict=False, time_unit="us")
-        try:
-            parsed_dtype = ctx.frame.select(parsed.alias("__v")).schema["__v"]
-        except Exception as exc:
-            raise ctx.loaded.error(
-                (*loc, "format"),
-                f"cannot parse source column {rule.datetime!r} with format {rule.format!r}: {exc}",
-                "use strftime codes such as %Y-%m-%d %H:%M:%S (%z for an offset)",
-            ) from None
+        parsed_dtype = _parse_dtype(ctx, parsed, loc, rule.datetime, rule.format)
     elif isinstance(dtype, pl.Datetime | pl.Date):
         parsed, parsed_dtype = col.cast(pl.Datetime("us", getattr(dtype, "time_zone", None))), dtype
         zone = zone or (UTC if dtype == pl.Date else None)  # a date is 00:00 UTC, as in the code adapters
@@ -204,17 +209,11 @@ def _compile_date(rule: DateRule, loc: Loc, ctx: RuleContext, name: str) -> Comp
     text = _nullify(_text(col, dtype), rule.null_values)
     if dtype == pl.String:
         value = text.str.to_date(rule.format, strict=False)
-        try:
-            ctx.frame.select(value)
-        except Exception as exc:
-            raise ctx.loaded.error(
-                (*loc, "format"),
-                f"cannot parse source column {rule.date!r} with format {rule.format!r}: {exc}",
-                "use strftime codes such as %Y-%m-%d or %d/%m/%Y",
-            ) from None
+        _parse_dtype(ctx, value, loc, rule.date, rule.format)
     elif isinstance(dtype, pl.Datetime):
-        aware = dtype.time_zone is not None and ctx.zone is not None
-        value = (col.dt.convert_time_zone(ctx.zone) if aware else col).dt.date()  # type: ignore[arg-type]
+        if dtype.time_zone is not None and ctx.zone is not None:
+            col = col.dt.convert_time_zone(ctx.zone)  # the local date where the zone is known
+        value = col.dt.date()
     elif dtype == pl.Date:
         value = col
     else:
