@@ -7,6 +7,8 @@ one, as a pure frame-in -> frames-out function, into the contract tables of `fea
 - `online-retail` (UCI Online Retail) -> `warehouse_sales`, `skus`, `warehouses`
 - `kcs` (Korea Customs Service synthetic declarations) -> `customs_declarations`
 
+Any other flat export goes through a mapping file instead of code: `features.sources.mapping`.
+
 Every adapter returns an `AdapterResult`: the contract tables (exact contract dtypes, plus `attr_*` String
 passthrough columns where the table allows them), the source rows it could not map (`rejected`, one row per
 source row with the rule that rejected it), a log of values that were derived rather than observed

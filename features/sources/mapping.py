@@ -15,30 +15,27 @@ shipment): a group is mapped from all its rows or rejected with all of them (`gr
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 import polars as pl
 
 from features.contract.rules import RULE_DOCS
-from features.contract.schema import EVENT_TYPES, TABLES, EventType, TableSpec, table_spec
+from features.contract.schema import EventType, TableSpec
 from features.contract.validation import coerce_column
 from features.sources import AdapterResult, as_rejected
-from features.sources.mapping_rules import ROW, Check, Compiled, RuleContext, compile_rule, scalar_text
+from features.sources.mapping_rules import ROW, Check, Compiled, RuleContext, compile_rule
 from features.sources.mapping_spec import (
-    ConstRule,
     LoadedMapping,
     Loc,
     MappingError,
-    MapRule,
     Rule,
     TableMapping,
     check_zone,
     parse_mapping,
 )
+from features.sources.mapping_targets import EVENT, EVENT_AT, EVENTS_TABLE, check_table_mapping
 
 __all__ = [
     "EVENTS_TABLE",
@@ -50,10 +47,6 @@ __all__ = [
     "read_flat",
     "read_mapping",
 ]
-
-EVENTS_TABLE: Final = "shipment_events"
-"""The table whose rows a mapping can derive from timestamp columns (`events:`)."""
-_EVENT, _EVENT_AT = "event", "event_at"
 
 
 @dataclass
@@ -113,109 +106,6 @@ def read_flat(path: Path, separator: str = ",") -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Static checks of a table mapping against the contract
-# ---------------------------------------------------------------------------------------------------------
-def _target(loaded: LoadedMapping, spec: TableSpec, column: str, loc: Loc) -> None:
-    names = [c.name for c in spec.columns]
-    if column in names or (spec.passthrough_prefix and column.startswith(spec.passthrough_prefix)):
-        return
-    close = difflib.get_close_matches(column, names, n=3)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise loaded.error(
-        loc, f"unknown target column {column!r} for table {spec.name}", f"{hint}columns: {', '.join(names)}"
-    )
-
-
-def _check_vocabulary(loaded: LoadedMapping, spec: TableSpec, column: str, rule: Rule, loc: Loc) -> None:
-    """Values that a map or a constant writes into a vocabulary column must be in the vocabulary."""
-    if column not in spec.schema or not isinstance(spec.schema[column], pl.Enum):
-        return
-    allowed = spec.schema[column].categories.to_list()  # type: ignore[attr-defined]
-    written: dict[str, str | None] = {}
-    if isinstance(rule, MapRule):
-        written = {k: scalar_text(v) for k, v in rule.values.items()}
-        if "default" in rule.model_fields_set:
-            written["default"] = scalar_text(rule.default)
-    elif isinstance(rule, ConstRule):
-        written = {"const": scalar_text(rule.const)}
-    for key, value in written.items():
-        if value is not None and value not in allowed:
-            raise loaded.error(
-                (*loc, "values", key) if isinstance(rule, MapRule) and key != "default" else loc,
-                f"{value!r} is not a value of {spec.name}.{column}",
-                f"write one of {', '.join(allowed)}",
-            )
-
-
-def _dtype_text(dtype: pl.DataType) -> str:
-    return f"one of {', '.join(dtype.categories.to_list())}" if isinstance(dtype, pl.Enum) else str(dtype)
-
-
-def _check_table(loaded: LoadedMapping, name: str, tm: TableMapping) -> TableSpec:
-    loc: Loc = ("tables", name)
-    try:
-        spec = table_spec(name)
-    except KeyError:
-        close = difflib.get_close_matches(name, list(TABLES), n=2)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise loaded.error(loc, f"unknown table {name!r}", f"{hint}tables: {', '.join(TABLES)}") from None
-    for column, rule in tm.columns.items():
-        _target(loaded, spec, column, (*loc, "columns", column))
-        _check_vocabulary(loaded, spec, column, rule, (*loc, "columns", column))
-    provided = set(tm.columns)
-    if tm.events:
-        if name != EVENTS_TABLE:
-            raise loaded.error(
-                (*loc, "events"),
-                f"`events:` makes {EVENTS_TABLE} rows",
-                f"move it under tables.{EVENTS_TABLE}",
-            )
-        for column in {_EVENT, _EVENT_AT} & set(tm.columns):
-            raise loaded.error(
-                (*loc, "columns", column), f"{column} comes from each event", "remove it from `columns:`"
-            )
-        per_event = []
-        for i, ev in enumerate(tm.events):
-            if ev.event not in EVENT_TYPES:
-                raise loaded.error(
-                    (*loc, "events", i, "event"),
-                    f"unknown event {ev.event!r}",
-                    f"write one of {', '.join(EVENT_TYPES)}",
-                )
-            for column, rule in ev.columns.items():
-                _target(loaded, spec, column, (*loc, "events", i, "columns", column))
-                _check_vocabulary(loaded, spec, column, rule, (*loc, "events", i, "columns", column))
-            per_event.append(set(ev.columns))
-        provided |= {_EVENT, _EVENT_AT} | set.intersection(*per_event)
-    missing = [c for c in spec.required_columns if c not in provided]
-    if missing:
-        needed = "; ".join(
-            f"{c} ({_dtype_text(spec.column(c).dtype)}, e.g. {spec.column(c).example!r})" for c in missing
-        )
-        raise loaded.error(
-            (*loc, "columns"),
-            f"missing required contract column(s) of {name}: {needed}",
-            "add a rule for each (a source column, `const:`, `sql:`, ...); `transitcast contract "
-            f"{name}` lists the columns",
-        )
-    for key, columns in (("group_by", tm.group_by), ("aggregate", tuple(tm.aggregate))):
-        for column in columns:
-            if column not in provided:
-                raise loaded.error(
-                    (*loc, key),
-                    f"{column!r} is not a mapped column of {name}",
-                    f"use one of {', '.join(sorted(provided))}",
-                )
-    if tm.group_by and tm.events:
-        raise loaded.error(
-            (*loc, "group_by"),
-            "events are not grouped",
-            "group the table the events belong to (identical events are written once)",
-        )
-    return spec
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Compiling
 # ---------------------------------------------------------------------------------------------------------
 def _coerce(
@@ -272,16 +162,14 @@ def _compile_columns(
 
 
 def _plan(name: str, tm: TableMapping, ctx: RuleContext) -> _Plan:
-    plan = _Plan(_check_table(ctx.loaded, name, tm), tm)
+    plan = _Plan(check_table_mapping(ctx.loaded, name, tm), tm)
     loc: Loc = ("tables", name)
     if not tm.events:
         plan.parts.append((None, _compile_columns(plan, tm.columns, (*loc, "columns"), ctx, None)))
         return plan
     for i, ev in enumerate(tm.events):
         at_loc: Loc = (*loc, "events", i, "at")
-        at, checks = _coerce(
-            compile_rule(ev.at, at_loc, ctx, f"{name}.{_EVENT_AT}"), plan.spec, _EVENT_AT, ctx
-        )
+        at, checks = _coerce(compile_rule(ev.at, at_loc, ctx, f"{name}.{EVENT_AT}"), plan.spec, EVENT_AT, ctx)
         plan.checks.extend(
             c for c in checks if c.rule != "not_null"
         )  # no timestamp: the event did not happen
@@ -294,7 +182,7 @@ def _plan(name: str, tm: TableMapping, ctx: RuleContext) -> _Plan:
             emitted,
         )
         own = _compile_columns(plan, ev.columns, (*loc, "events", i, "columns"), ctx, emitted)
-        columns = {**shared, **own, _EVENT: pl.lit(ev.event).cast(EventType), _EVENT_AT: at}
+        columns = {**shared, **own, EVENT: pl.lit(ev.event).cast(EventType), EVENT_AT: at}
         plan.parts.append((emitted, columns))
         plan.notes[f"events:{ev.event}"] = emitted
     return plan
