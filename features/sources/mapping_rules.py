@@ -137,21 +137,30 @@ def _failed_parse(rule: str, name: str, text: pl.Expr, value: pl.Expr, detail: s
     return Check(rule, name, text.is_not_null() & value.is_null(), text, pl.lit(detail))
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _compile_sql(rule: SqlRule, loc: Loc, ctx: RuleContext) -> Compiled:
     try:
         expr = pl.sql_expr(rule.sql)
     except Exception as exc:  # polars raises SQLInterfaceError/SQLSyntaxError
         raise ctx.loaded.error(
-            loc, f"bad expression {rule.sql!r}: {exc}", "write a Polars SQL expression (docs/adapters.md)"
+            loc,
+            f"bad expression {rule.sql!r}: {_first_line(exc)}",
+            "write a Polars SQL expression (docs/adapters.md)",
         ) from None
     roots = expr.meta.root_names()
     for name in roots:
         _source(ctx, name, loc)
     try:
-        ctx.frame.head(1000).select(expr.alias("__v"))
-    except Exception as exc:  # a type error only shows when evaluated
+        ctx.frame.select(expr.alias("__v"))
+    except Exception as exc:  # a type error, or a CAST of a value that is not a number, shows when evaluated
         raise ctx.loaded.error(
-            loc, f"bad expression {rule.sql!r}: {exc}", "check the types of the columns it uses (CSV is text)"
+            loc,
+            f"bad expression {rule.sql!r}: {_first_line(exc)}",
+            "check the types of the columns it uses: CSV columns are text, CAST(x AS DOUBLE) stops at a "
+            "value that is not a number, TRY_CAST makes it null",
         ) from None
     return Compiled(expr, sources=tuple(dict.fromkeys(roots)))
 
@@ -163,7 +172,7 @@ def _parse_dtype(ctx: RuleContext, parsed: pl.Expr, loc: Loc, column: str, fmt: 
     except Exception as exc:  # polars raises ComputeError/InvalidOperationError for a bad format
         raise ctx.loaded.error(
             (*loc, "format"),
-            f"cannot parse source column {column!r} with format {fmt!r}: {exc}",
+            f"cannot parse source column {column!r} with format {fmt!r}: {_first_line(exc)}",
             "use strftime codes such as %Y-%m-%d %H:%M:%S, %d.%m.%Y (%z for a UTC offset)",
         ) from None
 

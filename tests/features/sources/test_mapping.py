@@ -10,9 +10,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+from features.contract.countries import ISO2_CODES
 from features.contract.schema import TABLES, table_spec
 from features.ingest import ingest, validate_tables
 from features.sources import REJECTED_SCHEMA, adapt_scms, read_source
@@ -152,6 +155,29 @@ tables:
 """
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["W1", "W2", ""]),
+            st.sampled_from(["Deutschland", "Korea", "FR", "", "Narnia"]) | st.text(max_size=8),
+            st.text(max_size=6),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_every_source_row_is_mapped_or_rejected_once(rows: list[tuple[str, str, str]]) -> None:
+    frame = pl.DataFrame(rows, schema=["wh", "land", "cap"], orient="row")
+    text = 'source: {null_values: [""]}\n' + _WH_MAPPING.replace(
+        "    columns:", "    group_by: [warehouse_id]\n    columns:"
+    )
+    tables, rejected = _map(text, frame)
+    assert rejected.get_column("source_row").is_unique().all()
+    assert tables["warehouses"].get_column("warehouse_id").is_unique().all()
+    assert tables["warehouses"].get_column("country").is_in(sorted(ISO2_CODES)).all()
+
+
 def test_events_from_timestamp_columns_in_a_local_zone() -> None:
     tables, rejected = _map(_EVENTS_MAPPING, _EVENTS)
     expected = pl.DataFrame(
@@ -236,6 +262,11 @@ def test_error_bad_expression() -> None:
     message = _error(_WH_MAPPING.replace("capacity_units: cap", 'capacity_units: {sql: "cap +"}'))
     assert message.startswith("m.yaml:7: tables.warehouses.columns.capacity_units: bad expression 'cap +'")
     assert "Fix:" in message
+    # Parses, but fails on the data: 'x' is not a number (the message names the value and says TRY_CAST).
+    message = _error(_WH_MAPPING.replace("capacity_units: cap", 'capacity_units: {sql: "CAST(cap AS INT)"}'))
+    assert message.startswith("m.yaml:7: tables.warehouses.columns.capacity_units: bad expression")
+    assert '["x"]' in message and "TRY_CAST" in message
+    assert "\n" not in message
 
 
 def test_error_bad_time_zone() -> None:
