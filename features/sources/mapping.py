@@ -24,7 +24,7 @@ import polars as pl
 from features.contract.rules import RULE_DOCS
 from features.contract.schema import EventType, TableSpec
 from features.contract.validation import coerce_column
-from features.sources import AdapterResult, as_rejected
+from features.sources import REJECTED_SCHEMA, AdapterResult, as_rejected
 from features.sources.mapping_rules import ROW, Check, Compiled, RuleContext, compile_rule
 from features.sources.mapping_spec import (
     LoadedMapping,
@@ -130,7 +130,7 @@ def _coerce(
             pl.lit(f"{name}: no UTC offset; set `source.timezone` in the mapping or pass --assume-timezone"),
         ),
         Check(
-            "type" if rule == "type" else rule,
+            rule,
             blame,
             value.is_not_null() & expr.is_null(),
             raw,
@@ -170,9 +170,8 @@ def _plan(name: str, tm: TableMapping, ctx: RuleContext) -> _Plan:
     for i, ev in enumerate(tm.events):
         at_loc: Loc = (*loc, "events", i, "at")
         at, checks = _coerce(compile_rule(ev.at, at_loc, ctx, f"{name}.{EVENT_AT}"), plan.spec, EVENT_AT, ctx)
-        plan.checks.extend(
-            c for c in checks if c.rule != "not_null"
-        )  # no timestamp: the event did not happen
+        # An empty timestamp is not a rejection: the event has not happened (yet).
+        plan.checks.extend(c for c in checks if c.rule != "not_null")
         emitted = at.is_not_null()
         shared = _compile_columns(
             plan,
@@ -212,9 +211,7 @@ def _derive(ctx: RuleContext) -> tuple[RuleContext, list[Check]]:
 def _rejections(frame: pl.DataFrame, checks: list[Check]) -> pl.DataFrame:
     """One row per source row that breaks a check: its first failure (`REJECTED_SCHEMA` + nothing else)."""
     if not checks:
-        return as_rejected(
-            pl.DataFrame({"source_row": [], "column": [], "rule": [], "raw_value": [], "detail": []})
-        )
+        return pl.DataFrame(schema=REJECTED_SCHEMA)
     first = pl.coalesce([pl.when(c.failed.fill_null(False)).then(pl.lit(i)) for i, c in enumerate(checks)])
     hit = frame.with_columns(first.alias("__first")).filter(pl.col("__first").is_not_null())
     raw = pl.lit(None, dtype=pl.String)
