@@ -13,7 +13,7 @@ import pytest
 from models.demand_paths import sample_paths
 from serving.reports.planner import customs_hotspots, lane_stats, warehouse_summary
 
-DEMO = Path(__file__).resolve().parents[2] / "data"
+DEMO = Path(__file__).resolve().parents[3] / "data"
 
 
 def oracle_forecast(raw_dir: Path, cutoff: dt.date, out: Path, n_paths: int = 50, weeks: int = 16) -> Path:
