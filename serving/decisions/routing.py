@@ -20,8 +20,8 @@ by `scorer`, which must return one row per input row, in order, with `eta_days_q
   force on the order day and the order ships from China (a warehouse order was imported in bulk; its duties
   are in the landed unit cost, the same for every option, so they do not move the ranking);
 * `p_late` = 1 - the CDF of the ETA distribution (`serving.decisions.eta_distribution`, the one promise
-  dates are quantiles of) at the days between `created_at` and the end of `promised_date`, or, with `p_late_source="model"`, the
-  scorer's `p_late` (delay model) when present;
+  dates are quantiles of) at the days between `created_at` and the end of `promised_date`, or, with
+  `p_late_source="model"`, the scorer's `p_late` (delay model) when present;
 * `expected_cost_usd` = freight + duties + `p_late` x `late_penalty_usd`;
 * `is_feasible` = `p_on_time >= on_time_target` (the chance constraint);
 * `rank` 1.. : feasible options first, then by expected cost (ties: faster q50, then option id). If no option

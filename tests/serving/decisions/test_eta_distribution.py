@@ -70,8 +70,8 @@ def test_cdf_and_quantile_are_monotone_even_with_ties(
 ) -> None:
     days, probs = sorted(days), sorted(probs)
     c = _frame(q50, d80, d95, len(days)).with_columns(pl.Series("d", days)).select(cdf_expr(pl.col("d")))
-    t = _frame(q50, d80, d95, len(probs)).with_columns(pl.Series("p", probs)).select(quantile_expr(pl.col("p")))
-    cs, ts = c.to_series().to_list(), t.to_series().to_list()
+    t = _frame(q50, d80, d95, len(probs)).with_columns(pl.Series("p", probs))
+    cs, ts = c.to_series().to_list(), t.select(quantile_expr(pl.col("p"))).to_series().to_list()
     assert all(0.0 <= x <= 1.0 for x in cs)
     assert all(a <= b + 1e-12 for a, b in zip(cs, cs[1:], strict=False))
     assert all(a <= b + 1e-9 for a, b in zip(ts, ts[1:], strict=False))
