@@ -183,7 +183,12 @@ def fit_restock_calibration(
     for band, per_window in curves.items():
         if band not in BANDS:
             raise ValueError(f"curves: band {band!r} is not one of {list(BANDS)}")
-        mean = np.nanmean(np.asarray(per_window, float), axis=0).round(4)
+        values = np.asarray(per_window, float)
+        count = (~np.isnan(values)).sum(axis=0)
+        total = np.where(np.isnan(values), 0.0, values).sum(
+            axis=0
+        )  # what np.nanmean does, without its warning
+        mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0).round(4)
         realised[band] = tuple(float(v) for v in mean)
         if np.all(np.isfinite(mean)):
             xs, ys = fit_quantile_map(levels, list(realised[band]), targets)
