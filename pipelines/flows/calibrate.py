@@ -39,6 +39,7 @@ from serving.decisions.restock.replay import (
 )
 
 __all__ = [
+    "QUICK_CALIBRATION",
     "RESTOCK_CALIBRATION_FILE",
     "CalibrationResult",
     "RestockCalibrationConfig",
@@ -79,6 +80,14 @@ class RestockCalibrationConfig(BaseModel):
     modes: tuple[str, ...] = MODES
     end: dt.date | None = None
     seed: int = 0
+
+
+# A smaller replay for the demo (one 13-week window, fewer series, paths and levels), a few times faster than
+# the default; `python bench/decisions_sim.py --calibrate` is the full study on the simulator's true demand.
+QUICK_CALIBRATION: Final = RestockCalibrationConfig(
+    n_windows=1, weeks=13, warmup=3, n_series=120, n_paths=50,
+    levels=(0.05, 0.10, 0.20, 0.30, 0.50, 0.70, 0.80, 0.90, 0.95, 0.99),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
