@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.adapters.dvc import current_data_version
 from pipelines.config import Settings
+from pipelines.flows.plan import load_validated
 from serving.decisions.restock import RestockCalibration, fit_restock_calibration
 from serving.decisions.restock.policy import MODES
 from serving.decisions.restock.replay import (
@@ -122,16 +123,6 @@ def calibration_windows(last_sales_date: dt.date, config: RestockCalibrationConf
     ]  # fmt: skip
 
 
-def _load(validated: Path) -> dict[str, pl.DataFrame]:
-    tables = {}
-    for name in REPLAY_TABLES:
-        path = validated / f"{name}.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run `transitcast ingest` first")
-        tables[name] = pl.read_parquet(path)
-    return tables
-
-
 @task(name="replay-service-curves", cache_policy=NO_CACHE)
 def _curves(
     tables: dict[str, pl.DataFrame], window: ReplayWindow, levels: tuple[float, ...]
@@ -165,7 +156,7 @@ def calibrate_restock(
     """
     config = config or RestockCalibrationConfig()
     settings = Settings.with_dirs(data_dir, outputs_dir)
-    tables = _load(settings.validated_dir)
+    tables = load_validated(settings.validated_dir, REPLAY_TABLES)
     last = tables["warehouse_sales"]["date"].max()
     if not isinstance(last, dt.date):
         raise ValueError("warehouse_sales is empty: nothing to calibrate on")

@@ -52,9 +52,10 @@ def test_calibrate_restock_flow_writes_a_calibration_plan_reads(
     assert "fast" in plan_config.quantile_map
 
 
-def test_calibrate_restock_without_data_says_what_to_run(tmp_path: Path) -> None:
+@pytest.mark.flow
+def test_calibrate_restock_without_data_says_what_to_run(prefect_harness: None, tmp_path: Path) -> None:
     from pipelines.flows.calibrate import calibrate_restock
 
     with pytest.raises(FileNotFoundError, match="transitcast ingest"):
-        calibrate_restock.fn(data_dir=tmp_path / "none", outputs_dir=tmp_path / "out")
+        calibrate_restock(data_dir=tmp_path / "none", outputs_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing written on failure
