@@ -206,6 +206,33 @@ def route_options(
     )
 
 
+def _reason(config: RoutingConfig, any_feasible: pl.Expr) -> pl.Expr:
+    """Why each option ranks where it does: its numbers, or that it (or every option) misses the target."""
+    return (
+        pl.when(pl.col("is_feasible"))
+        .then(
+            pl.format(
+                "P(on time) {}% >= {}%; expected cost {} USD = freight {} + duties {} + P(late) x {}",
+                (pl.col("p_on_time") * 100).round(1),
+                pl.lit(round(config.on_time_target * 100, 1)),
+                pl.col("expected_cost_usd").round(2),
+                pl.col("freight_usd").round(2),
+                pl.col("duties_usd").round(2),
+                pl.lit(config.late_penalty_usd),
+            )
+        )
+        .when(any_feasible)
+        .then(pl.format("infeasible: P(on time) {}% < target", (pl.col("p_on_time") * 100).round(1)))
+        .otherwise(
+            pl.format(
+                "no option meets the {}% target; the most reliable first (P(on time) {}%)",
+                pl.lit(round(config.on_time_target * 100, 1)),
+                (pl.col("p_on_time") * 100).round(1),
+            )
+        )
+    )
+
+
 def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
     """Expected cost, chance constraint and rank of scored options.
 
@@ -247,30 +274,9 @@ def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
         "option_id",
         nulls_last=True,
     ).with_columns(pl.int_range(1, pl.len() + 1).over("order_id").cast(pl.Int32).alias("rank"))
-    reason = (
-        pl.when(pl.col("is_feasible"))
-        .then(
-            pl.format(
-                "P(on time) {}% >= {}%; expected cost {} USD = freight {} + duties {} + P(late) x {}",
-                (pl.col("p_on_time") * 100).round(1),
-                pl.lit(round(config.on_time_target * 100, 1)),
-                pl.col("expected_cost_usd").round(2),
-                pl.col("freight_usd").round(2),
-                pl.col("duties_usd").round(2),
-                pl.lit(config.late_penalty_usd),
-            )
-        )
-        .when(any_feasible)
-        .then(pl.format("infeasible: P(on time) {}% < target", (pl.col("p_on_time") * 100).round(1)))
-        .otherwise(
-            pl.format(
-                "no option meets the {}% target; the most reliable first (P(on time) {}%)",
-                pl.lit(round(config.on_time_target * 100, 1)),
-                (pl.col("p_on_time") * 100).round(1),
-            )
-        )
+    return out.with_columns(
+        (pl.col("rank") == 1).alias("is_recommended"), _reason(config, any_feasible).alias("reason")
     )
-    return out.with_columns((pl.col("rank") == 1).alias("is_recommended"), reason.alias("reason"))
 
 
 def recommend_routes(
