@@ -1,6 +1,7 @@
 """Stage: command line, serving: `snapshot`, `score` (batch scoring) and `serve` (the HTTP API).
 
-Commands register on `pipelines.cli.main.app`; heavy libraries are imported inside each command.
+Commands register on this module's `app`, which `pipelines.cli.main` adds to the root; heavy libraries are
+imported inside each command.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.main import _fail, _step, app, console
+from pipelines.cli.session import console
+from pipelines.cli.session import fail as _fail
+from pipelines.cli.session import step as _step
 
-__all__: list[str] = []
+__all__ = ["app"]
+
+app = typer.Typer()
 
 
 @app.command()
