@@ -79,18 +79,18 @@ def backtest(
     ] = None,
 ) -> None:
     """Print the demand model against its baselines (and the oracle); no registration."""
-    from models.backtest import backtest_summary
-    from models.demand_eval import slice_metrics
-    from models.demand_tasks import demand_backtest, prepare_demand
-    from pipelines.flows._tables import load_oracle, load_tables
-    from pipelines.flows.demand import DEMAND_TABLES
+    from pipelines.flows._tables import DEMAND_TABLES, load_oracle, load_tables
 
     catalog = settings_of(ctx).catalog
-    config = _config(folds)
     try:
         tables = load_tables(catalog.data.validated, DEMAND_TABLES)
     except FileNotFoundError as exc:
         raise fail(str(exc)) from exc
+    from models.backtest import backtest_summary
+    from models.demand_eval import slice_metrics
+    from models.demand_tasks import demand_backtest, prepare_demand
+
+    config = _config(folds)
     with step("building the weekly panel and features"):
         prepared = prepare_demand(tables, config)
     oracle = load_oracle(catalog.data.raw, "demand_weekly")

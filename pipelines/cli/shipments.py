@@ -59,10 +59,10 @@ def train(
     track: Annotated[bool, typer.Option(help="Log to MLflow, register, apply the promotion gate.")] = True,
 ) -> None:
     """Backtest every shipment model next to its baselines, fit, log, register, gate."""
-    from pipelines.flows.train_shipments import train_shipment_models
-
     chosen = _chosen_tasks(tasks)
     settings = settings_of(ctx)
+    from pipelines.flows.train_shipments import train_shipment_models
+
     try:
         with step(f"flow train-shipment-models ({', '.join(chosen)})"):
             results = train_shipment_models(
@@ -82,17 +82,18 @@ def backtest(
     ] = None,
 ) -> None:
     """Print each shipment model against its baselines (and the oracle); no registration."""
-    from models.backtest import backtest_summary
-    from models.shipment_tasks import backtest_task, evaluate_task, prepare_task_frames
     from pipelines.flows._tables import load_oracle, load_tables
 
     catalog = settings_of(ctx).catalog
-    config = shipment_config(folds, 0)
     chosen = _chosen_tasks(tasks)
     try:
         tables = load_tables(catalog.data.validated)
     except FileNotFoundError as exc:
         raise fail(str(exc)) from exc
+    from models.backtest import backtest_summary
+    from models.shipment_tasks import backtest_task, evaluate_task, prepare_task_frames
+
+    config = shipment_config(folds, 0)
     oracle = load_oracle(catalog.data.raw)
     with step("building point-in-time features"):
         frames = prepare_task_frames(tables, config, chosen)

@@ -15,9 +15,10 @@ import polars as pl
 
 from pipelines.catalog import oracle_file, table_file
 
-__all__ = ["SHIPMENT_TABLES", "load_oracle", "load_tables", "week_after_last_sale"]
+__all__ = ["DEMAND_TABLES", "SHIPMENT_TABLES", "load_oracle", "load_tables", "week_after_last_sale"]
 
 SHIPMENT_TABLES = ("shipments", "shipment_events", "customs_declarations", "lanes")
+DEMAND_TABLES = ("warehouse_sales", "skus", "warehouses")
 
 
 def load_tables(

@@ -44,7 +44,7 @@ from pipelines.adapters.mlflow import PromotionDecision
 from pipelines.adapters.optuna import tuned_lgbm, with_params
 from pipelines.catalog import ForecastFiles
 from pipelines.config import Settings
-from pipelines.flows._tables import load_oracle, load_tables, week_after_last_sale
+from pipelines.flows._tables import DEMAND_TABLES, load_oracle, load_tables, week_after_last_sale
 
 __all__ = [
     "DEMAND_TABLES",
@@ -57,7 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEMAND_TABLES = ("warehouse_sales", "skus", "warehouses")
 REGISTERED_NAME = "transitcast-demand"
 GATE_METRIC = "scaled_pinball"
 STUDY = "demand"

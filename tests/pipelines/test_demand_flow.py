@@ -19,9 +19,8 @@ def test_train_demand_and_weekly_forecast_flows_write_the_contract(
     from models.demand import FORECAST_SCHEMA
     from models.demand_tasks import DemandTaskConfig
     from models.lgbm import LGBMConfig
-    from pipelines.flows.demand import train_demand, weekly_forecast
-
     from pipelines.config import Settings
+    from pipelines.flows.demand import train_demand, weekly_forecast
 
     outputs = tmp_path / "outputs"
     monkeypatch.setenv("TRANSITCAST_MLFLOW_DIR", str(tmp_path / "mlruns"))
@@ -93,17 +92,3 @@ def test_tune_demand_writes_best_params_that_train_demand_reads(tmp_path: Path) 
     assert best
     tuned = _tuned_config(config, tmp_path / "outputs" / "tuning" / "demand")
     assert tuned.lgbm.params["learning_rate"] == study.best_params["learning_rate"]
-
-
-def test_tuning_cutoffs_end_before_the_first_reported_backtest_cutoff() -> None:
-    from models.demand_eval import tuning_cutoffs
-    from models.demand_tasks import DemandTaskConfig, backtest_cutoffs
-
-    weeks = pl.date_range(dt.date(2023, 1, 2), dt.date(2025, 11, 24), "1w", eager=True)
-    panel = pl.DataFrame({"week_start": weeks})
-    config = DemandTaskConfig()
-    h = config.features.horizons
-    reported = backtest_cutoffs(panel, config.n_cutoffs, config.step_weeks, h)
-    tuned = tuning_cutoffs(panel, config, 2)
-    assert len(tuned) == 2 and tuned == sorted(tuned)
-    assert max(tuned) + dt.timedelta(weeks=h) <= reported[0]  # tuning targets end before any reported week
