@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field
@@ -122,4 +122,5 @@ def tuned_lgbm(lgbm: LGBMConfig, task: str, directory: Path, space: SearchSpace)
     if not best:
         return lgbm
     log.info("%s: using tuned parameters from %s", task, directory)
-    return with_params(lgbm, space(optuna.trial.FixedTrial(best)))
+    replay = cast(optuna.Trial, optuna.trial.FixedTrial(best))  # FixedTrial answers Trial's suggest_* calls
+    return with_params(lgbm, space(replay))

@@ -90,8 +90,8 @@ def adapt(
     table = Table(title=f"{source} -> {out}", title_justify="left")
     table.add_column("item")
     table.add_column("count", justify="right")
-    for name, df in tables.items():
-        table.add_row(f"table {name}", f"{df.height:,}")
+    for table_name, df in tables.items():
+        table.add_row(f"table {table_name}", f"{df.height:,}")
     table.add_row("source rows rejected by the adapter", f"{result.rejected.height:,}")
     for key, value in result.notes.items():
         table.add_row(key, f"{value:,}")

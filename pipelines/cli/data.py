@@ -103,11 +103,8 @@ def ingest(
 
     data = settings_of(ctx).catalog.data
     raw_dir, out_dir = raw or data.raw, out or data.validated
-    try:
-        with step(f"ingesting {raw_dir}"):
-            report = run(raw_dir, out_dir, assume_timezone=assume_timezone or None)
-    except IngestError as exc:
-        raise fail(str(exc)) from exc
+    with step(f"ingesting {raw_dir}", fail_on=(IngestError,)):
+        report = run(raw_dir, out_dir, assume_timezone=assume_timezone or None)
     console.print(accounting_table(report.tables, f"ingested into {out_dir}"))
     if report.quarantine_by_rule:
         console.print(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipelines.cli.session import console, fail, print_summary, settings_of, step
+from pipelines.cli.session import console, fail, print_study, print_summary, settings_of, step
 
 if TYPE_CHECKING:
     from models.demand_tasks import DemandTaskConfig
@@ -49,11 +49,8 @@ def run_train(settings: Settings, folds: int = MIN_CUTOFFS, track: bool = True) 
     """Run the train-demand flow and print its backtest table and promotion decision."""
     from pipelines.flows.demand import train_demand
 
-    try:
-        with step("flow train-demand (backtest, fit, MLflow)"):
-            result = train_demand(_config(folds), settings=settings, track=track)
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from exc
+    with step("flow train-demand (backtest, fit, MLflow)", fail_on=(FileNotFoundError,)):
+        result = train_demand(_config(folds), settings=settings, track=track)
     print_summary(_TITLE, result.summary, HEADLINE)
     if result.decision is not None:
         d = result.decision
@@ -115,14 +112,9 @@ def tune(
     from pipelines.flows.demand import STUDY, tune_demand
 
     settings = settings_of(ctx)
-    try:
-        with step(f"tuning demand: {trials} trials or {timeout:.0f} s"):
-            study = tune_demand(trials, folds, timeout, settings=settings)
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from exc
-    console.print(f"best {study.best_value:.5g} with {study.best_params}")
-    saved = best_params_file(STUDY, settings.catalog.outputs.tuning(STUDY))
-    console.print(f"saved to {saved}; `transitcast train demand` uses it")
+    with step(f"tuning demand: {trials} trials or {timeout:.0f} s", fail_on=(FileNotFoundError,)):
+        study = tune_demand(trials, folds, timeout, settings=settings)
+    print_study(study, best_params_file(STUDY, settings.catalog.outputs.tuning(STUDY)), "demand")
 
 
 def run_forecast(settings: Settings, week: str | None, paths: int = 200, seed: int = 0) -> WeeklyForecast:
@@ -138,11 +130,8 @@ def run_forecast(settings: Settings, week: str | None, paths: int = 200, seed: i
             iso_week_start(week)
         except ValueError as exc:
             raise fail(str(exc)) from exc
-    try:
-        with step(f"flow weekly-forecast ({week or 'next week'})"):
-            result = weekly_forecast(week, settings=settings, n_paths=paths, seed=seed)
-    except (FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from exc
+    with step(f"flow weekly-forecast ({week or 'next week'})", fail_on=(FileNotFoundError, ValueError)):
+        result = weekly_forecast(week, settings=settings, n_paths=paths, seed=seed)
     frame = pl.read_parquet(result.files.forecast)
     near = frame.filter(pl.col("horizon") <= 4)
     top = (
@@ -159,7 +148,8 @@ def run_forecast(settings: Settings, week: str | None, paths: int = 200, seed: i
     for row in sample.select(cols).iter_rows():
         table.add_row(*[f"{v:.1f}" if isinstance(v, float) else str(v) for v in row])
     console.print(table)
-    console.print(f"{result.n_series} series x {frame['horizon'].max()} weeks -> {result.files.folder}")
+    weeks = frame.get_column("horizon").n_unique()
+    console.print(f"{result.n_series} series x {weeks} weeks -> {result.files.folder}")
     return result
 
 

@@ -85,42 +85,37 @@ def _group(name: str, help_text: str, commands: dict[str, Callable[..., Any]], d
     return group
 
 
-for _command in (data.simulate, data.ingest, adapt.adapt, data.contract, demo.demo, benchmarks.bench):
-    app.command()(_command)
-app.add_typer(
-    _group(
-        "train",
+_FAMILIES = ("shipments", "demand")
+_GROUPS: dict[str, tuple[str, dict[str, Callable[..., Any]]]] = {
+    "train": (
         "Backtest next to the baselines, fit, log to MLflow, register, gate.",
-        {"shipments": shipments.train, "demand": demand.train},
-        default="shipments",
-    )
-)
-app.add_typer(
-    _group(
-        "backtest",
+        dict(zip(_FAMILIES, (shipments.train, demand.train), strict=True)),
+    ),
+    "backtest": (
         "Comparison tables against baselines (and the oracle); no registration.",
-        {"shipments": shipments.backtest, "demand": demand.backtest},
-        default="shipments",
-    )
-)
-app.add_typer(
-    _group(
-        "tune",
+        dict(zip(_FAMILIES, (shipments.backtest, demand.backtest), strict=True)),
+    ),
+    "tune": (
         "Optuna on time-ordered folds; the next `train` uses the best parameters.",
-        {"shipments": shipments.tune, "demand": demand.tune},
-        default="shipments",
-    )
+        dict(zip(_FAMILIES, (shipments.tune, demand.tune), strict=True)),
+    ),
+    "forecast": ("Weekly demand quantiles and sample paths (weekly-forecast).", {"demand": demand.forecast}),
+}
+
+_COMMANDS: tuple[Callable[..., Any], ...] = (
+    data.simulate,
+    data.ingest,
+    adapt.adapt,
+    data.contract,
+    planning.plan,
+    planning.deploy,
+    demo.demo,
+    benchmarks.bench,
 )
-app.add_typer(
-    _group(
-        "forecast",
-        "Weekly demand quantiles and sample paths (flow weekly-forecast).",
-        {"demand": demand.forecast},
-        default="demand",
-    )
-)
-for _command in (planning.plan, planning.deploy):
+for _command in _COMMANDS:
     app.command()(_command)
+for _name, (_help, _commands) in _GROUPS.items():
+    app.add_typer(_group(_name, _help, _commands, default=next(iter(_commands))))
 app.add_typer(serving.app)
 
 if __name__ == "__main__":  # pragma: no cover

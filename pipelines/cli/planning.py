@@ -42,11 +42,8 @@ def run_plan(
         )
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    try:
-        with step(f"flow weekly-plan {week or '(next week)'}"):
-            result = weekly_plan(week=week, settings=settings, forecast_dir=forecast_dir, config=config)
-    except (FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from exc
+    with step(f"flow weekly-plan {week or '(next week)'}", fail_on=(FileNotFoundError, ValueError)):
+        result = weekly_plan(week=week, settings=settings, forecast_dir=forecast_dir, config=config)
     console.print(f"plan exports: {result.exports}")
     console.print(f"planner report: [bold]{result.report}[/]")
     return result

@@ -21,9 +21,12 @@ from rich.table import Table
 from pipelines.config import Settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import optuna
     import polars as pl
 
-__all__ = ["console", "err", "fail", "log", "print_summary", "settings_of", "step"]
+__all__ = ["console", "err", "fail", "log", "print_study", "print_summary", "settings_of", "step"]
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -37,11 +40,15 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def step(title: str) -> Iterator[None]:
-    """A spinner with elapsed time around a long step."""
+def step(title: str, fail_on: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """A spinner with elapsed time around a long step; an exception of `fail_on` types (a known mistake,
+    such as a missing input) ends the command with its message and exit code 2 instead of a traceback."""
     start = time.perf_counter()
-    with err.status(f"[bold]{title}[/] ..."):
-        yield
+    try:
+        with err.status(f"[bold]{title}[/] ..."):
+            yield
+    except fail_on as exc:
+        raise fail(str(exc)) from exc
     err.print(f"[green]done[/] {title} ({time.perf_counter() - start:.1f} s)")
 
 
@@ -63,3 +70,9 @@ def print_summary(title: str, summary: pl.DataFrame, metrics: Sequence[str] | No
     for row in wide.iter_rows():
         table.add_row(str(row[0]), *[f"{v:.4g}" if isinstance(v, float) else "" for v in row[1:]])
     console.print(table)
+
+
+def print_study(study: optuna.Study, saved: Path, family: str) -> None:
+    """The best trial of a study and where the next `train FAMILY` finds its parameters."""
+    console.print(f"best {study.best_value:.5g} with {study.best_params}")
+    console.print(f"saved to {saved}; `transitcast train {family}` uses it")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipelines.cli.session import console, fail, print_summary, settings_of, step
+from pipelines.cli.session import console, fail, print_study, print_summary, settings_of, step
 
 if TYPE_CHECKING:
     from models.shipment_tasks import ShipmentModelsConfig
@@ -63,13 +63,9 @@ def train(
     settings = settings_of(ctx)
     from pipelines.flows.train_shipments import train_shipment_models
 
-    try:
-        with step(f"flow train-shipment-models ({', '.join(chosen)})"):
-            results = train_shipment_models(
-                shipment_config(folds, max_rows), chosen, settings=settings, track=track
-            )
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from exc
+    config = shipment_config(folds, max_rows)
+    with step(f"flow train-shipment-models ({', '.join(chosen)})", fail_on=(FileNotFoundError,)):
+        results = train_shipment_models(config, chosen, settings=settings, track=track)
     print_results(results)
 
 
@@ -127,11 +123,6 @@ def tune(
     settings = settings_of(ctx)
     directory = settings.catalog.outputs.tuning("shipments")
     study_config = StudyConfig(n_trials=trials, timeout_seconds=timeout, directory=directory)
-    try:
-        with step(f"tuning {task}: {trials} trials or {timeout:.0f} s"):
-            study = tune_shipment_task(task, folds, study_config, settings=settings)
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from exc
-    console.print(f"best {study.best_value:.5g} with {study.best_params}")
-    saved = best_params_file(f"shipments-{task}", directory)
-    console.print(f"saved to {saved}; `transitcast train shipments` uses it")
+    with step(f"tuning {task}: {trials} trials or {timeout:.0f} s", fail_on=(FileNotFoundError,)):
+        study = tune_shipment_task(task, folds, study_config, settings=settings)
+    print_study(study, best_params_file(f"shipments-{task}", directory), "shipments")
