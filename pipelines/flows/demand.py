@@ -20,9 +20,8 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
 import polars as pl
 from prefect import flow, task
 
@@ -45,6 +44,10 @@ from pipelines.adapters.optuna import tuned_lgbm, with_params
 from pipelines.catalog import ForecastFiles
 from pipelines.config import Settings
 from pipelines.flows._tables import DEMAND_TABLES, load_oracle, load_tables, week_after_last_sale
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DEMAND_TABLES",
@@ -233,7 +236,7 @@ def weekly_forecast(
     return WeeklyForecast(week=label, cutoff=cutoff, files=files, n_series=n_series)
 
 
-def _save_figure(figure: Any, path: Path) -> None:
+def _save_figure(figure: Figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
