@@ -14,8 +14,8 @@ Prefect's temporary local API): start one with `prefect server start --host 127.
 `PREFECT_API_URL=http://127.0.0.1:4200/api transitcast deploy`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: a served flow (`deploy`) resolves its parameter annotations
+# at run time, and string annotations failed Prefect's validation (docs/decisions.md).
 import datetime as dt
 import json
 import logging
