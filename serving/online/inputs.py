@@ -91,7 +91,7 @@ REJECTS_SCHEMA: Final = pl.Schema(
         "raw_value": pl.String(),
         "detail": pl.String(),
         "fix": pl.String(),
-        "violations": pl.List(pl.String()),
+        "violations": pl.String(),
         "raw_row": pl.String(),
     }
 )
@@ -137,7 +137,8 @@ class CheckedRows:
 
     Attributes:
         valid: the columns the input carried, typed to the contract.
-        rejects: `REJECTS_SCHEMA`: the first broken rule of each rejected row, its fix, every rule broken.
+        rejects: `REJECTS_SCHEMA`: the first broken rule of each rejected row, its fix, every rule broken
+            (`violations`, comma-separated `rule:column`) and the raw row as JSON.
         rows_in: input rows.
     """
 
@@ -151,12 +152,20 @@ class MissingColumns(ValueError):
 
 
 class Rejects(ValueError):
-    """Rows that break the rules; `str()` names the first ones with row, column, rule, value and fix."""
+    """Rows that break the rules; `str()` names the first ones with row, column, rule, value and fix.
 
-    def __init__(self, table: str, rejects: pl.DataFrame, rows_in: int, shown: int = 5) -> None:
+    Args:
+        table: the contract table of the rows.
+        rejects: `REJECTS_SCHEMA` rows.
+        rows_in: rows checked.
+        where: the file (or request part) the rows came from, for the message.
+    """
+
+    def __init__(self, table: str, rejects: pl.DataFrame, rows_in: int, where: str = "") -> None:
         self.table = table
         self.rejects = rejects
         self.rows_in = rows_in
+        shown = 5
         lines = [
             f"row {r['row_number']}, {r['column']} = {r['raw_value']!r}: {r['rule']} ({r['detail']}); "
             f"fix: {r['fix']}"
@@ -164,7 +173,8 @@ class Rejects(ValueError):
         ]
         more = f"\n  ... and {rejects.height - shown:,} more" if rejects.height > shown else ""
         super().__init__(
-            f"{rejects.height:,} of {rows_in:,} {table} row(s) break the data contract:\n  "
+            (f"{where}: " if where else "")
+            + f"{rejects.height:,} of {rows_in:,} {table} row(s) break the data contract:\n  "
             + "\n  ".join(lines)
             + more
         )
@@ -234,7 +244,7 @@ def _rejects(bad: pl.DataFrame, rules: list[Rule], flags: list[str], spec: Table
             first.replace_strict({n: _fix(r.rule, spec.column(r.column)) for n, r in by_name.items()}).alias(
                 "fix"
             ),
-            "violations",
+            pl.col("violations").list.join(", "),
             pl.struct([pl.col(c).alias(c.removeprefix(_RAW)) for c in raw_cols])
             .struct.json_encode()
             .alias("raw_row"),
