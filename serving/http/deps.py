@@ -9,7 +9,8 @@ function in its thread pool, a thread hop per request. Tests swap the Predictor 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader
@@ -37,29 +38,18 @@ __all__ = [
 _api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-async def get_settings(request: Request) -> ApiSettings:
-    """The app's settings."""
-    settings: ApiSettings = request.app.state.settings
-    return settings
+def _app_state(name: str, doc: str) -> Callable[[Request], Awaitable[Any]]:
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    dependency.__name__, dependency.__doc__ = f"get_{name}", doc
+    return dependency
 
 
-async def get_holder(request: Request) -> ModelHolder:
-    """The holder of the served Predictor (hot swap)."""
-    holder: ModelHolder = request.app.state.holder
-    return holder
-
-
-async def get_metrics(request: Request) -> ApiMetrics:
-    """The app's Prometheus metrics."""
-    metrics: ApiMetrics = request.app.state.metrics
-    return metrics
-
-
-async def get_batcher(request: Request) -> MicroBatcher:
-    """The app's online micro-batcher."""
-    batcher: MicroBatcher = request.app.state.batcher
-    return batcher
-
+get_settings = _app_state("settings", "The app's settings.")
+get_holder = _app_state("holder", "The holder of the served Predictor (hot swap).")
+get_metrics = _app_state("metrics", "The app's Prometheus metrics.")
+get_batcher = _app_state("batcher", "The app's online micro-batcher.")
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]

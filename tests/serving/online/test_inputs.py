@@ -22,22 +22,8 @@ from serving.online.inputs import (
     scoring_rules,
 )
 
-GOOD = {
-    "shipment_id": "S1",
-    "created_at": "2025-03-01T08:15:00Z",
-    "origin_country": "CN",
-    "origin_hub": "SZX",
-    "destination_country": "US",
-    "destination_region": "US-CA",
-    "mode": "express",
-    "carrier": "DHL",
-    "weight_kg": "0.42",
-    "declared_value_usd": "23.5",
-    "hs_code": "851830",
-    "item_count": "1",
-    "incoterm": "DDP",
-    "promised_date": "2025-03-12",
-}
+# A good row: the contract's own examples (as they would appear in a CSV file).
+GOOD = {c: SHIPMENTS_SPEC.column(c).example for c in INPUT_COLUMNS}
 
 # One bad value per rule a scoring row can break: (column, value, rule).
 BAD = [
