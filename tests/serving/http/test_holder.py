@@ -132,3 +132,19 @@ def test_settings_without_a_model_source_refuse_to_build_the_app(models_dir: Pat
         create_app(ApiSettings(api_keys="k"))
     with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI"):
         create_app(ApiSettings(api_keys="k", model_alias="champion", models_dir=models_dir))
+
+
+def test_no_models_yet_is_503_and_readiness_says_why(models_dir: Path) -> None:
+    def broken(settings: ApiSettings) -> Predictor:
+        raise FileNotFoundError("no eta model")
+
+    app = create_app(ApiSettings(api_keys="k", models_dir=models_dir, poll_seconds=0), loader=broken)
+    with TestClient(app) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "loading",
+            "model_version": None,
+            "error": "FileNotFoundError: no eta model",
+        }
+        assert client.get("/v1/models", headers=AUTH).status_code == 503

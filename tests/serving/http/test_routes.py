@@ -244,3 +244,9 @@ def test_api_openapi_examples_are_valid_requests(client: TestClient, path: str, 
     example = spec["components"]["schemas"][model]["examples"][0]
     r = client.post(path, json=example, headers=AUTH)
     assert r.status_code == 200, r.text
+
+
+def test_api_forecast_without_a_forecasts_folder_is_404_naming_the_setting(models_dir: Path) -> None:
+    with TestClient(create_app(_settings(models_dir))) as c:
+        r = c.get("/v1/forecast/W1/S1", headers=AUTH)
+    assert r.status_code == 404 and "TRANSITCAST_API_FORECASTS_DIR" in r.json()["detail"]
