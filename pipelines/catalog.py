@@ -17,7 +17,7 @@ layout is spelled in this module only (a test bans `Path("outputs...")` literals
   tuning/<family>/            Optuna storage and best parameters per study
   backtest/<task>.parquet     per-fold, per-slice metrics of `transitcast backtest`
   scores/<input>_scores.parquet  batch scores
-  calibration/restock_calibration.json  the restock service calibration of this world
+  calibration/restock.json    the restock service calibration of this world (flow calibrate-restock)
   mlflow/                     mlflow.db + artifacts/ (embedded tracking; or TRANSITCAST_MLFLOW_DIR)
 ```
 """
@@ -35,7 +35,6 @@ __all__ = [
     "ForecastFiles",
     "OutputCatalog",
     "oracle_file",
-    "packaged_restock_calibration",
     "table_file",
 ]
 
@@ -203,7 +202,7 @@ class OutputCatalog:
     @property
     def restock_calibration(self) -> Path:
         """The restock service calibration fitted on this world (target -> quantile level per band)."""
-        return self.root / "calibration" / "restock_calibration.json"
+        return self.root / "calibration" / "restock.json"
 
     @property
     def mlflow_dir(self) -> Path:
@@ -232,11 +231,3 @@ class Catalog:
         """Create the raw, validated and outputs folders."""
         for path in (self.data.raw, self.data.validated, self.outputs.root):
             path.mkdir(parents=True, exist_ok=True)
-
-
-def packaged_restock_calibration() -> Path | None:
-    """The restock calibration shipped with the package for the demo world, when present."""
-    from importlib.resources import files
-
-    path = Path(str(files("serving.decisions") / "restock_calibration.json"))
-    return path if path.is_file() else None

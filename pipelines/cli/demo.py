@@ -31,7 +31,6 @@ def demo(
 ) -> None:
     """The whole job on the embedded default: simulate, ingest, version, train, forecast, plan, report."""
     from features.sources.simulator import SimulatorConfig
-    from pipelines.catalog import packaged_restock_calibration
     from pipelines.flows.ingest import ingest_flow
 
     settings = settings_of(ctx)
@@ -50,6 +49,7 @@ def demo(
         from pipelines.cli.demand import run_forecast, run_train
         from pipelines.cli.planning import run_plan
         from pipelines.cli.shipments import print_results
+        from pipelines.flows.calibrate import QUICK_CALIBRATION, calibrate_restock
         from pipelines.flows.train_shipments import train_shipment_models
 
         with step("flow train-shipment-models: backtest, fit, MLflow, registry, gate (Prefect)"):
@@ -57,9 +57,9 @@ def demo(
         print_results(trained)
         run_train(settings)
         run_forecast(settings, week=None)
-        # This world's service calibration (docs/decisions.md), else the one shipped for the demo world.
-        fitted = catalog.outputs.restock_calibration
-        run_plan(settings, calibration=fitted if fitted.is_file() else packaged_restock_calibration())
+        with step("flow calibrate-restock: replay the restock policy on recent sales (Prefect)"):
+            calibrated = calibrate_restock(QUICK_CALIBRATION, settings=settings)
+        run_plan(settings, calibration=calibrated.path)
     data = catalog.data
     console.print(f"raw files:        {data.raw}/ (oracle/ holds the simulator's truth)")
     console.print(f"validated tables: {data.validated}/ (rejected rows: {data.quarantine})")

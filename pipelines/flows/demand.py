@@ -7,7 +7,8 @@ Thin wiring over `models.demand_tasks` / `models.demand_eval` / `models.demand` 
 * the model directory ``models/demand/`` (LightGBM text + ``metadata.json``) with
   ``backtest_metrics.parquet`` / ``backtest_predictions.parquet``;
 * the forecast folder ``forecasts/demand/<YYYY-Www>/`` (`ForecastFiles`: ``forecast.parquet``,
-  ``paths.parquet``, ``metadata.json``, the output contract in docs/demand-forecast.md, ``fan_chart.png``);
+  ``paths.parquet``, ``metadata.json``, the output contract in docs/demand-forecast.md, and ``fan_chart.png``,
+  the planner report's fan chart of the largest series);
 * the Optuna study and best parameters in ``tuning/demand/``;
 * an MLflow run with the backtest metrics, a coverage figure and the registered model
   ``transitcast-demand`` (promotion gate on the lgbm scaled pinball loss).
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from prefect import flow, task
 
-from features.demand_panel import build_weekly_panel, iso_week_label, iso_week_start
+from features.demand_panel import iso_week_label, iso_week_start
 from models.backtest import backtest_summary
 from models.demand import DEMAND_QUANTILES, DemandModel, forecast_demand
 from models.demand_eval import slice_metrics, truncate_to_cutoff, tuning_cutoffs
@@ -43,7 +44,13 @@ from pipelines.adapters.mlflow import PromotionDecision
 from pipelines.adapters.optuna import tuned_lgbm, with_params
 from pipelines.catalog import ForecastFiles
 from pipelines.config import Settings
-from pipelines.flows._tables import DEMAND_TABLES, load_oracle, load_tables, week_after_last_sale
+from pipelines.flows._tables import (
+    DEMAND_TABLES,
+    load_oracle,
+    load_tables,
+    week_after_last_sale,
+    weekly_history,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -211,10 +218,10 @@ def weekly_forecast(
     forecast.write_parquet(files.forecast)
     paths.write_parquet(files.paths)
     if chart:
-        from serving.reports.plots import forecast_fan_chart
+        from serving.reports.plots import planner_fan_figure
 
-        panel = build_weekly_panel(tables["warehouse_sales"], tables.get("skus"), cutoff=cutoff)
-        _save_figure(forecast_fan_chart(forecast, panel), files.fan_chart)
+        history = weekly_history(tables["warehouse_sales"], cutoff)
+        _save_figure(planner_fan_figure(forecast, history, _largest_series(forecast)), files.fan_chart)
     n_series = forecast.select("warehouse_id", "sku_id").n_unique()
     meta = {
         "model_name": REGISTERED_NAME,
@@ -234,6 +241,17 @@ def weekly_forecast(
     files.metadata.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log.info("demand forecast %s: %d rows -> %s", label, forecast.height, files.folder)
     return WeeklyForecast(week=label, cutoff=cutoff, files=files, n_series=n_series)
+
+
+def _largest_series(forecast: pl.DataFrame, n: int = 4) -> pl.DataFrame:
+    """The `n` series with the largest expected demand over the horizon (ties by id), for the fan chart."""
+    return (
+        forecast.group_by("warehouse_id", "sku_id")
+        .agg(pl.col("demand_mean").sum())
+        .sort("demand_mean", "warehouse_id", "sku_id", descending=[True, False, False])
+        .head(n)
+        .select("warehouse_id", "sku_id")
+    )
 
 
 def _save_figure(figure: Figure, path: Path) -> None:

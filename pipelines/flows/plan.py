@@ -28,11 +28,11 @@ import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from features.demand_panel import SERIES, build_weekly_panel, iso_week_label, iso_week_start
+from features.demand_panel import iso_week_label, iso_week_start
 from pipelines.adapters.dvc import current_data_version
 from pipelines.catalog import ForecastFiles, OutputCatalog
 from pipelines.config import Settings
-from pipelines.flows._tables import load_tables, week_after_last_sale
+from pipelines.flows._tables import load_tables, week_after_last_sale, weekly_history
 from serving.decisions.lead_times import freight_rates, lane_reliability, lead_time_samples, stock_positions
 from serving.decisions.restock import RestockConfig, abc_classes, plan_restock
 from serving.reports.planner import PlannerReport, customs_hotspots, lane_stats, write_report
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 PLAN_TABLES = (
     "warehouse_sales", "replenishments", "skus", "warehouses", "shipments", "customs_declarations",
 )  # fmt: skip
-_HISTORY_WEEKS = 26
 
 
 @dataclass(frozen=True)
@@ -125,17 +124,6 @@ def _restock(
     return plan.with_columns(pl.lit(plan_date).alias("plan_date"))
 
 
-def _weekly_history(sales: pl.DataFrame, plan_date: dt.date) -> pl.DataFrame:
-    """Weekly units per series over the `_HISTORY_WEEKS` complete weeks before the plan date."""
-    recent = sales.filter(pl.col("date") >= plan_date - dt.timedelta(weeks=_HISTORY_WEEKS))
-    columns = [*SERIES, "week_start", "units"]
-    if recent.filter(pl.col("date") < plan_date).is_empty():
-        return pl.DataFrame(schema={c: recent.schema.get(c, pl.Date) for c in SERIES} | {
-            "week_start": pl.Date, "units": pl.Float64
-        })  # fmt: skip
-    return build_weekly_panel(recent, cutoff=plan_date).select(columns)
-
-
 def plan_date_of(week: str | None, sales: pl.DataFrame) -> dt.date:
     """Monday of `week`, or of the week after the last sales date when `week` is None."""
     return week_after_last_sale(sales) if week is None else iso_week_start(week)
@@ -187,7 +175,7 @@ def build_weekly_plan(
         plan_date=plan_date,
         plan=plan,
         forecast=forecast,
-        history=_weekly_history(tables["warehouse_sales"], plan_date),
+        history=weekly_history(tables["warehouse_sales"], plan_date),
         lanes=lane_stats(tables["shipments"], plan_date),
         replenishment_lanes=lane_reliability(tables["replenishments"], plan_date),
         customs=customs_hotspots(tables["customs_declarations"], plan_date),

@@ -52,6 +52,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 def _with_tuned_params(config: ShipmentModelsConfig, name: str, tuning_dir: Path) -> ShipmentModelsConfig:
     kind = "quantile" if TASKS[name].kind == "quantile" else "classifier"
     lgbm = tuned_lgbm(config.lgbm, f"shipments-{name}", tuning_dir, SEARCH_SPACES[kind])

@@ -15,14 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("features", "models", "serving", "pipelines")
 CATALOG = Path("pipelines/catalog.py")
-# Files owned by other parts of issue 10 that still spell an outputs path; each must still contain one (the
-# test fails when it is fixed, so the entry is removed and the list cannot rot).
-PENDING = {
-    Path("pipelines/cli/serving.py"),
-    Path("pipelines/flows/score.py"),
-    Path("serving/http/settings.py"),
-    Path("serving/online/predictor.py"),
-}
 _OUTPUTS_PATH = re.compile(r"(?<![\w<>{}./-])outputs/")
 
 
@@ -89,10 +81,7 @@ def test_no_outputs_path_literal_outside_the_catalog() -> None:
             lines = path_literals(file.read_text(encoding="utf-8"))
             if lines and rel != CATALOG:
                 offenders[rel] = lines
-    unexpected = {f: lines for f, lines in offenders.items() if f not in PENDING}
-    assert not unexpected, f"outputs paths spelled outside pipelines/catalog.py: {unexpected}"
-    fixed = PENDING - set(offenders)
-    assert not fixed, f"{sorted(map(str, fixed))} no longer spell an outputs path: remove them from PENDING"
+    assert not offenders, f"outputs paths spelled outside pipelines/catalog.py (file: lines): {offenders}"
 
 
 def test_import_contracts_hold() -> None:

@@ -7,7 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from pipelines.flows.plan import _weekly_history, plan_date_of
+from pipelines.flows._tables import weekly_history
+from pipelines.flows.plan import plan_date_of
 
 PLAN = dt.date(2025, 6, 2)  # a Monday
 
@@ -26,7 +27,7 @@ def _sales(days: list[dt.date], units: list[int]) -> pl.DataFrame:
 
 def test_weekly_history_is_the_zero_filled_panel_before_the_plan_date() -> None:
     days = [PLAN - dt.timedelta(days=20), PLAN - dt.timedelta(days=19), PLAN - dt.timedelta(days=1), PLAN]
-    history = _weekly_history(_sales(days, [2, 3, 4, 100]), PLAN)
+    history = weekly_history(_sales(days, [2, 3, 4, 100]), PLAN)
     assert history.columns == ["warehouse_id", "sku_id", "week_start", "units"]
     weeks = [PLAN - dt.timedelta(weeks=k) for k in (3, 2, 1)]
     assert history.sort("week_start")["week_start"].to_list() == weeks
@@ -35,9 +36,9 @@ def test_weekly_history_is_the_zero_filled_panel_before_the_plan_date() -> None:
 
 def test_weekly_history_keeps_26_weeks_and_is_empty_without_recent_sales() -> None:
     old = _sales([PLAN - dt.timedelta(weeks=40)], [1])
-    assert _weekly_history(old, PLAN).is_empty()
+    assert weekly_history(old, PLAN).is_empty()
     long = _sales([PLAN - dt.timedelta(weeks=k) for k in range(1, 40)], [1] * 39)
-    assert _weekly_history(long, PLAN).height == 26
+    assert weekly_history(long, PLAN).height == 26
 
 
 def test_plan_date_is_the_week_monday_or_the_week_after_the_last_sale() -> None:
