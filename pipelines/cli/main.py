@@ -99,17 +99,24 @@ def simulate(
     dirty_rate: Annotated[
         float, typer.Option(help="Share of raw rows broken on purpose, to exercise the quarantine.")
     ] = 0.0,
+    shape: Annotated[
+        str, typer.Option(help="A robustness-suite shape, e.g. small or drift (docs/simulator.md).")
+    ] = "",
 ) -> None:
     """Simulate a cross-border world and write the raw files a user would bring (plus oracle/)."""
     from features.sources.simulator import SimulatorConfig, write_world
     from features.sources.simulator import simulate as run
+    from features.sources.simulator.shapes import shape_config
 
     overrides: dict[str, object] = {"seed": seed, "dirty_rate": dirty_rate}
     if start:
         overrides["start_date"] = start
     if end:
         overrides["end_date"] = end
-    base = SimulatorConfig()
+    try:
+        base = shape_config(shape) if shape else SimulatorConfig()
+    except ValueError as exc:
+        raise _fail(f"--shape: {exc}") from exc
     if shipments:
         overrides["shipments"] = base.shipments.model_copy(update={"n_shipments": shipments})
     if skus:
