@@ -464,7 +464,14 @@ def main(datasets: list[str], backtest: bool) -> None:
         _record(res, command)
         results.append(res)
     _print_verdicts(results)
-    write_table()
+    write_table(notes={BENCHMARK: note()})
+
+
+def note() -> str:
+    """The protocol and targets paragraphs of this module's docstring (printed above the table)."""
+    paragraphs = (__doc__ or "").split("\n\n")
+    kept = [p for p in paragraphs if p.startswith(("Held-out protocol", "Targets"))]
+    return "\n\n".join(" ".join(p.split()) for p in kept)
 
 
 def default_datasets() -> list[str]:
