@@ -232,14 +232,18 @@ class DatasetResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _eta(
-    task: TaskFrame,
-    tables: dict[str, pl.DataFrame],
-    config: ShipmentModelsConfig,
-    window: Heldout,
-    res: DatasetResult,
-) -> None:
-    shipments = tables["shipments"]
+@dataclass(frozen=True)
+class _Step:
+    """What scoring one task of one dataset needs: its frame, the raw shipments, the config and the split."""
+
+    task: TaskFrame
+    shipments: pl.DataFrame
+    config: ShipmentModelsConfig
+    window: Heldout
+
+
+def _eta(step: _Step, res: DatasetResult) -> None:
+    task, shipments, config, window = step.task, step.shipments, step.config, step.window
     test = _test_rows(task.frame, window)
     if test.height == 0:
         res.notes.append("eta: no test rows (the task has no rows in the test window)")
@@ -288,14 +292,8 @@ def _eta(
     )
 
 
-def _delay(
-    task: TaskFrame,
-    tables: dict[str, pl.DataFrame],
-    config: ShipmentModelsConfig,
-    window: Heldout,
-    res: DatasetResult,
-) -> None:
-    shipments = tables["shipments"]
+def _delay(step: _Step, res: DatasetResult) -> None:
+    task, shipments, config, window = step.task, step.shipments, step.config, step.window
     test = _test_rows(task.frame, window).filter(pl.col("is_late").is_not_null())
     if test.height == 0 or test["is_late"].n_unique() < 2:
         res.notes.append(f"delay: {test.height} test rows with one class only: not scored")
@@ -365,10 +363,10 @@ def run_dataset(
     lgbm = default.lgbm.model_copy(update={"num_threads": THREADS})
     config = default.model_copy(update={"end": window.cutoff, "lgbm": lgbm})
     frames = prepare_task_frames(tables, config, ("eta", "delay"))
-    for task_name, step in (("eta", _eta), ("delay", _delay)):
+    for task_name, score in (("eta", _eta), ("delay", _delay)):
         task = frames[task_name]
         try:
-            step(task, tables, config, window, res)
+            score(_Step(task, tables["shipments"], config, window), res)
         except Exception as exc:  # noqa: BLE001 - a crash on a shape is a finding of this benchmark
             res.notes.append(f"{task_name} failed: {type(exc).__name__}: {exc}")
         if backtest:
