@@ -52,8 +52,7 @@ def _explain(result: object) -> str:
 def test_shipped_models_meet_the_targets_after_the_cutoff_on_shape(
     robust: ModuleType, shape: str, tmp_path: Path
 ) -> None:
-    tables = robust.simulated_tables(shape, tmp_path)
-    result = robust.run_dataset(shape, tables, max_test_days=robust.SIM_MAX_TEST_DAYS)
+    result = robust.run_dataset(robust.simulated_dataset(shape, tmp_path))
     assert not result.notes, _explain(result)
     assert not _missed(result), f"{shape}: missed {_missed(result)}\n{_explain(result)}"
 
@@ -64,6 +63,6 @@ def test_shipped_models_meet_the_targets_after_the_cutoff_on_scms(
     src = shared_data / "scms_shipment_pricing"
     if not src.exists():
         pytest.skip(f"{src} not found")
-    result = robust.run_dataset("scms", robust.scms_tables(tmp_path, src))
+    result = robust.run_dataset(robust.scms_dataset(tmp_path, src))
     assert not result.notes, _explain(result)
     assert not _missed(result), f"scms: missed {_missed(result)}\n{_explain(result)}"
