@@ -45,7 +45,6 @@ app = typer.Typer(
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "bench"
-DEMO_RESTOCK_CALIBRATION = REPO_ROOT / "serving" / "decisions" / "restock_calibration.json"
 
 
 @app.callback()
@@ -294,9 +293,11 @@ def demo(
 
         train_demand_command()
         forecast("demand", week=None, paths=200, seed=0)
-        # The demo world's service calibration was learned on its 2024 replays (docs/decisions.md).
-        calibration = DEMO_RESTOCK_CALIBRATION if DEMO_RESTOCK_CALIBRATION.is_file() else None
-        plan(week=None, forecast_dir=None, budget_usd=None, calibration=calibration)
+        from pipelines.flows.calibrate import QUICK_CALIBRATION, calibrate_restock
+
+        with _step("flow calibrate-restock: replay the restock policy on recent sales (Prefect)"):
+            calibrated = calibrate_restock(QUICK_CALIBRATION)
+        plan(week=None, forecast_dir=None, budget_usd=None, calibration=calibrated.path)
     console.print(f"raw files:        {settings.raw_dir}/ (oracle/ holds the simulator's truth)")
     console.print(
         f"validated tables: {settings.validated_dir}/ "

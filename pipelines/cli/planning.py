@@ -30,8 +30,8 @@ def plan(
     calibration: Annotated[
         Path | None,
         typer.Option(
-            help="Service calibration JSON (target -> quantile level per volume band), learned by "
-            "`python bench/decisions_sim.py --calibrate` on this world's history; default: uncalibrated."
+            help="Service calibration JSON (target -> quantile level per volume band), learned by the "
+            "calibrate-restock flow (outputs/calibration/restock.json); default: uncalibrated."
         ),
     ] = None,
 ) -> None:

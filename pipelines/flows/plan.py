@@ -38,6 +38,7 @@ __all__ = [
     "deploy_weekly_plan",
     "iso_week_monday",
     "load_forecast",
+    "load_validated",
     "plan_date_of",
     "weekly_plan",
 ]
@@ -89,9 +90,10 @@ def _model_versions(models_dir: Path) -> dict[str, str]:
 
 
 @task(name="load-plan-tables", cache_policy=NO_CACHE)
-def _load(validated: Path) -> dict[str, pl.DataFrame]:
+def load_validated(validated: Path, names: tuple[str, ...] = PLAN_TABLES) -> dict[str, pl.DataFrame]:
+    """The validated tables `names` (FileNotFoundError naming the first missing one and what to run)."""
     tables = {}
-    for name in PLAN_TABLES:
+    for name in names:
         path = validated / f"{name}.parquet"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run `transitcast ingest` first")
@@ -237,7 +239,7 @@ def weekly_plan(
         The path of the report, `<outputs>/reports/<week>/report.html`.
     """
     settings = Settings.with_dirs(data_dir, outputs_dir)
-    tables = _load(settings.validated_dir)
+    tables = load_validated(settings.validated_dir)
     plan_date = plan_date_of(week, tables["warehouse_sales"])
     forecast = _forecast(settings, _label(plan_date), forecast_dir)
     return _plan_and_report(tables, forecast, plan_date, settings.outputs_dir, config or RestockConfig())

@@ -26,7 +26,7 @@ def test_weekly_plan_flow_writes_plan_and_report(prefect_harness: None, tmp_path
     from features.ingest import ingest
     from features.sources.simulator import simulate, write_world
     from pipelines.flows.plan import weekly_plan
-    from tests.serving.test_report import oracle_forecast
+    from tests.serving.reports.test_planner import oracle_forecast
 
     data = tmp_path / "data"
     write_world(simulate(_small_world()), data / "raw")
