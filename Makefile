@@ -49,6 +49,7 @@ bench: $(BENCH_STAMP)
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 contract-docs: setup
 	$(VENV)/bin/transitcast contract --markdown > docs/data-contract.md

@@ -1,9 +1,10 @@
 """Stage: command line, serving: `snapshot`, `score` (batch scoring) and `serve` (the HTTP API).
 
-Commands register on `pipelines.cli.main.app`; heavy libraries are imported inside each command. Where the
-models, forecasts, scores and the MLflow registry are comes from the project settings
-(`TRANSITCAST_DATA_DIR`, `TRANSITCAST_OUTPUTS_DIR`, `TRANSITCAST_MLFLOW_DIR` / `MLFLOW_TRACKING_URI`) through
-`serving_paths`; serving itself never guesses a path. `app_from_env` is the factory `transitcast serve`
+Commands register on this module's `app`, which `pipelines.cli.main` adds to the root; heavy libraries are
+imported inside each command. Where the models, forecasts, scores and the MLflow registry are comes from the
+project settings (`pipelines.config`: `--config`, `--data-dir`, `--outputs-dir`, `--mlflow-dir` or their
+environment variables, `MLFLOW_TRACKING_URI`) and the catalog, through `serving_paths`; serving itself never
+guesses a path. `app_from_env` is the factory `transitcast serve`
 gives uvicorn (one per worker process).
 """
 
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from pipelines.cli.main import _fail, _step, app, console
+from pipelines.cli.session import console, settings_of
+from pipelines.cli.session import fail as _fail
+from pipelines.cli.session import step as _step
 from pipelines.config import Settings
 
 if TYPE_CHECKING:
@@ -25,7 +28,9 @@ if TYPE_CHECKING:
 
     from serving.http.settings import ApiSettings
 
-__all__ = ["ServingPaths", "api_settings", "app_from_env", "serving_paths"]
+__all__ = ["ServingPaths", "api_settings", "app", "app_from_env", "serving_paths"]
+
+app = typer.Typer()
 
 _REJECTS_HINT = (
     "fix these rows, or pass --rejects FILE to score the valid rows and write the rejected ones there"
@@ -52,17 +57,15 @@ class ServingPaths:
 
 
 def serving_paths(settings: Settings | None = None) -> ServingPaths:
-    """The serving paths of `settings` (default: from the environment)."""
-    from pipelines.adapters.mlflow import TrackingSettings
-
+    """The serving paths of `settings` (default: from the environment), from the catalog."""
     settings = settings or Settings()
-    outputs = settings.outputs_dir
+    outputs = settings.catalog.outputs
     return ServingPaths(
-        validated_dir=settings.validated_dir,
-        models_dir=outputs / "models",
-        forecasts_dir=outputs / "forecasts" / "demand",
-        scores_dir=outputs / "scores",
-        tracking_uri=TrackingSettings().tracking_uri,
+        validated_dir=settings.catalog.data.validated,
+        models_dir=outputs.models,
+        forecasts_dir=outputs.forecasts,
+        scores_dir=outputs.scores,
+        tracking_uri=settings.tracking.tracking_uri,
     )
 
 
@@ -89,6 +92,7 @@ def app_from_env() -> FastAPI:
 
 @app.command()
 def snapshot(
+    ctx: typer.Context,
     data_dir: Annotated[
         Path | None, typer.Option(help="Data root holding validated/ (default TRANSITCAST_DATA_DIR or data).")
     ] = None,
@@ -104,7 +108,8 @@ def snapshot(
     from models.shipment_tasks import ShipmentModelsConfig
     from pipelines.flows.train_shipments import load_tables, write_feature_snapshot
 
-    paths = serving_paths(Settings.with_dirs(data_dir))
+    settings = settings_of(ctx)
+    paths = serving_paths(settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings)
     try:
         tables = load_tables(paths.validated_dir)
     except FileNotFoundError as exc:
@@ -127,6 +132,7 @@ def _check_zone(zone: str | None) -> None:
 
 @app.command()
 def score(
+    ctx: typer.Context,
     in_path: Annotated[Path, typer.Option("--in", help="Parquet/CSV of shipments (contract columns).")],
     out_path: Annotated[
         Path | None,
@@ -165,8 +171,9 @@ def score(
     from pipelines.flows.score import ModelSource, batch_score, score_file
     from serving.online.inputs import Rejects
 
-    paths = serving_paths()
-    out = out_path or paths.scores_dir / f"{in_path.stem}_scores.parquet"
+    settings = settings_of(ctx)
+    paths = serving_paths(settings)
+    out = out_path or settings.catalog.outputs.score_file(in_path)
     if not in_path.exists():
         raise _fail(f"{in_path} not found")
     _check_zone(assume_timezone)

@@ -5,8 +5,8 @@ levels, demand model fitted before each window) and `serving.decisions.restock.f
 (the pure fit, also called by `bench/decisions_sim.py --calibrate`).
 
 Reads `<data>/validated/{warehouse_sales,replenishments,skus,warehouses}.parquet` and the data version
-(`data.dvc`). Writes `<outputs>/calibration/restock.json` (`RESTOCK_CALIBRATION_FILE` below: there is no
-`pipelines/catalog.py` yet), the calibration with its windows, levels, realised service and data version;
+(`data.dvc`). Writes `<outputs>/calibration/restock.json` (the catalog's `restock_calibration`), the
+calibration with its windows, levels, realised service and data version;
 `transitcast plan --calibration FILE` and `RestockConfig.from_json` read it. Nothing is written on failure.
 
 The replays run on recorded sales (censored by stock-outs), so their realised service is somewhat
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.adapters.dvc import current_data_version
 from pipelines.config import Settings
-from pipelines.flows.plan import load_validated
+from pipelines.flows._tables import load_tables
 from serving.decisions.restock import RestockCalibration, fit_restock_calibration
 from serving.decisions.restock.policy import MODES
 from serving.decisions.restock.replay import (
@@ -41,17 +41,14 @@ from serving.decisions.restock.replay import (
 
 __all__ = [
     "QUICK_CALIBRATION",
-    "RESTOCK_CALIBRATION_FILE",
     "CalibrationResult",
     "RestockCalibrationConfig",
     "calibrate_restock",
     "calibration_windows",
-    "restock_calibration_path",
 ]
 
 log = logging.getLogger(__name__)
 
-RESTOCK_CALIBRATION_FILE: Final = Path("calibration") / "restock.json"  # under the outputs folder
 _LEVELS: Final = (0.02, 0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 0.95, 0.98, 0.99)
 
 
@@ -99,11 +96,6 @@ class CalibrationResult:
     path: Path
 
 
-def restock_calibration_path(settings: Settings) -> Path:
-    """Where the flow writes the calibration: `<outputs>/calibration/restock.json`."""
-    return settings.outputs_dir / RESTOCK_CALIBRATION_FILE
-
-
 def calibration_windows(last_sales_date: dt.date, config: RestockCalibrationConfig) -> list[ReplayWindow]:
     """The replay windows, oldest first: `n_windows` back-to-back windows of `weeks` ending on `end`."""
     if config.warmup >= config.weeks:
@@ -137,15 +129,13 @@ def _curves(
 @flow(name="calibrate-restock")
 def calibrate_restock(
     config: RestockCalibrationConfig | None = None,
-    data_dir: Path | None = None,
-    outputs_dir: Path | None = None,
+    settings: Settings | None = None,
 ) -> CalibrationResult:
     """Replay our restock policy on recent windows at each quantile level and fit the service calibration.
 
     Args:
         config: windows, levels and replay size (defaults: `RestockCalibrationConfig()`).
-        data_dir: data root (default from `Settings`).
-        outputs_dir: outputs root (default from `Settings`).
+        settings: roots (default: `Settings()` from the environment).
 
     Returns:
         The calibration and the path of `<outputs>/calibration/restock.json`.
@@ -155,8 +145,8 @@ def calibrate_restock(
         ValueError: when the windows do not fit the data (no sales before the first window).
     """
     config = config or RestockCalibrationConfig()
-    settings = Settings.with_dirs(data_dir, outputs_dir)
-    tables = load_validated(settings.validated_dir, REPLAY_TABLES)
+    catalog = (settings or Settings()).catalog
+    tables = load_tables(catalog.data.validated, REPLAY_TABLES, required=REPLAY_TABLES)
     last = tables["warehouse_sales"]["date"].max()
     if not isinstance(last, dt.date):
         raise ValueError("warehouse_sales is empty: nothing to calibrate on")
@@ -165,7 +155,7 @@ def calibrate_restock(
     for window in windows:
         for band, curve in _curves(tables, window, config.levels).items():
             curves.setdefault(band, []).append(curve)
-    version = current_data_version()
+    version = current_data_version(catalog.data.dvc_file)
     calibration = fit_restock_calibration(
         config.levels,
         curves,
@@ -173,7 +163,7 @@ def calibrate_restock(
         data_version=version.md5 if version else None,
         note="flow calibrate-restock (replays on recorded sales)",
     )
-    path = restock_calibration_path(settings)
+    path = catalog.outputs.restock_calibration
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(calibration.to_json())
     log.info("restock calibration (%s) -> %s", ", ".join(calibration.quantile_map) or "no band", path)

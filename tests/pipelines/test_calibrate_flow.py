@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.config import Settings
 from pipelines.flows.calibrate import RestockCalibrationConfig, calibration_windows
 from serving.decisions.restock import RestockConfig
 from tests.serving.decisions.test_restock_replay import START, flat_forecaster, tiny_world
@@ -42,7 +43,8 @@ def test_calibrate_restock_flow_writes_a_calibration_plan_reads(
         levels=(0.05, 0.5, 0.95),
         modes=("sea", "air"),
     )
-    result = calibrate.calibrate_restock(config, data_dir=data, outputs_dir=tmp_path / "out")
+    settings = Settings(data_dir=data, outputs_dir=tmp_path / "out")
+    result = calibrate.calibrate_restock(config, settings=settings)
     assert result.path == tmp_path / "out" / "calibration" / "restock.json"
     raw = json.loads(result.path.read_text())
     assert raw["windows"] == [f"{START} + 4 wk"] and raw["levels"] == [0.05, 0.5, 0.95]
@@ -57,5 +59,5 @@ def test_calibrate_restock_without_data_says_what_to_run(prefect_harness: None, 
     from pipelines.flows.calibrate import calibrate_restock
 
     with pytest.raises(FileNotFoundError, match="transitcast ingest"):
-        calibrate_restock(data_dir=tmp_path / "none", outputs_dir=tmp_path / "out")
+        calibrate_restock(settings=Settings(data_dir=tmp_path / "none", outputs_dir=tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # nothing written on failure
