@@ -78,8 +78,13 @@ PLAIN_CLASSIFIER_CONFIG = PLAIN_CONFIG.model_copy(update={"params": {}})
 _OUTCOMES = ("shipment_id", "created_at", "promised_date", "delivered_at", "status")
 ETA_SYSTEMS = {"transitcast": "eta_days", "lane_history": "lane_days", "contract_days": "contract_days"}
 DELAY_BASELINES = ("prevalence", "mode_rate", "lane_history")
-
-log = logging.getLogger(BENCHMARK)
+COV80, COV95 = "eta_coverage_q80 within 3 pts", "eta_coverage_q95 within 3 pts"
+MAE_VS_PLAIN, BRIER_VS_BASELINES, ECE_MAX = (
+    "eta_mae <= lightgbm_plain",
+    "late_brier <= best baseline",
+    "late_ece <= 0.03",
+)
+TARGETS = (COV80, COV95, MAE_VS_PLAIN, BRIER_VS_BASELINES, ECE_MAX)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -310,15 +315,9 @@ def _eta(step: _Step, res: DatasetResult) -> None:
     for s, figs in censored_coverage(scored, list(systems), window.data_end).items():
         res.figures |= {(s, f"eta_{k}"): v for k, v in figs.items()}
     tc = res.figures
-    res.verdicts["eta_coverage_q80 within 3 pts"] = (
-        abs(tc[("transitcast", "eta_coverage_q80")] - 0.80) <= COVERAGE_TOLERANCE
-    )
-    res.verdicts["eta_coverage_q95 within 3 pts"] = (
-        abs(tc[("transitcast", "eta_coverage_q95")] - 0.95) <= COVERAGE_TOLERANCE
-    )
-    res.verdicts["eta_mae <= lightgbm_plain"] = (
-        tc[("transitcast", "eta_mae_days")] <= tc[("lightgbm_plain", "eta_mae_days")]
-    )
+    res.verdicts[COV80] = abs(tc[("transitcast", "eta_coverage_q80")] - 0.80) <= COVERAGE_TOLERANCE
+    res.verdicts[COV95] = abs(tc[("transitcast", "eta_coverage_q95")] - 0.95) <= COVERAGE_TOLERANCE
+    res.verdicts[MAE_VS_PLAIN] = tc[("transitcast", "eta_mae_days")] <= tc[("lightgbm_plain", "eta_mae_days")]
 
 
 def _delay(step: _Step, res: DatasetResult) -> None:
@@ -362,8 +361,8 @@ def _delay(step: _Step, res: DatasetResult) -> None:
     res.figures[("transitcast", "late_test_rows")] = float(scored.height)
     res.figures[("test rows", "late_rate")] = float(scored["is_late"].mean() or 0.0)
     best = min(res.figures[(b, "late_brier")] for b in DELAY_BASELINES)
-    res.verdicts["late_brier <= best baseline"] = res.figures[("transitcast", "late_brier")] <= best
-    res.verdicts["late_ece <= 0.03"] = res.figures[("transitcast", "late_ece")] <= MAX_ECE
+    res.verdicts[BRIER_VS_BASELINES] = res.figures[("transitcast", "late_brier")] <= best
+    res.verdicts[ECE_MAX] = res.figures[("transitcast", "late_ece")] <= MAX_ECE
 
 
 def _backtest(task: TaskFrame, config: ShipmentModelsConfig, res: DatasetResult) -> None:
@@ -405,28 +404,15 @@ def run_dataset(data: Dataset, *, backtest: bool = True) -> DatasetResult:
             res.notes.append(f"{task_name} failed: {type(exc).__name__}: {exc}")
         if backtest:
             _backtest(task, config, res)
-    for verdict in _TARGETS:
+    for verdict in TARGETS:
         res.verdicts.setdefault(verdict, None)
     res.figures[("transitcast", "seconds")] = time.perf_counter() - t0
     return res
 
 
-_TARGETS = (
-    "eta_coverage_q80 within 3 pts",
-    "eta_coverage_q95 within 3 pts",
-    "eta_mae <= lightgbm_plain",
-    "late_brier <= best baseline",
-    "late_ece <= 0.03",
-)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Runner
 # ---------------------------------------------------------------------------------------------------------
-def _load(name: str, work: Path) -> Dataset:
-    return scms_dataset(work) if name == "scms" else simulated_dataset(name, work)
-
-
 def _record(res: DatasetResult, command: str) -> None:
     for (system, metric), value in sorted(res.figures.items()):
         record(BENCHMARK, res.name, system, metric, value, _unit(metric), command)
@@ -444,9 +430,9 @@ def _unit(metric: str) -> str:
 
 
 def _print_verdicts(results: list[DatasetResult]) -> None:
-    width = max(len(t) for t in _TARGETS)
+    width = max(len(t) for t in TARGETS)
     print(f"\n{'target':<{width}} | " + " | ".join(f"{r.name:>18}" for r in results))
-    for target in _TARGETS:
+    for target in TARGETS:
         cells = []
         for r in results:
             met = r.verdicts.get(target)
@@ -458,14 +444,12 @@ def _print_verdicts(results: list[DatasetResult]) -> None:
 
 
 def main(datasets: list[str], backtest: bool) -> None:
-    from features.sources.simulator.shapes import SHAPES
-
     command = (
         COMMAND
         if datasets == default_datasets()
         else f"python bench/shipments_robust.py --datasets {','.join(datasets)}"
     )
-    unknown = set(datasets) - {*SHAPES, "scms"}
+    unknown = set(datasets) - set(default_datasets())
     if unknown:
         raise SystemExit(
             f"unknown dataset(s) {', '.join(sorted(unknown))}; choose from {', '.join(default_datasets())}"
@@ -477,9 +461,10 @@ def main(datasets: list[str], backtest: bool) -> None:
             continue
         work = Path(tempfile.mkdtemp(prefix=f"tc-robust-{name}-"))
         try:
-            res = run_dataset(_load(name, work), backtest=backtest)
+            data = scms_dataset(work) if name == "scms" else simulated_dataset(name, work)
+            res = run_dataset(data, backtest=backtest)
         except Exception as exc:  # noqa: BLE001 - a dataset the product cannot take is a finding
-            res = DatasetResult(name, None, verdicts=dict.fromkeys(_TARGETS))
+            res = DatasetResult(name, None, verdicts=dict.fromkeys(TARGETS))
             res.notes.append(f"failed before training: {type(exc).__name__}: {str(exc)[:300]}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
