@@ -107,8 +107,11 @@ def _portable_row(line: str) -> str:
     return re.sub(r"`([^`]*)`", lambda m: f"`{portable_command(m.group(1))}`", line)
 
 
-def write_table() -> Path:
-    """Rebuild docs/benchmarks.md from the latest results (and keep sections of benchmarks not re-run here)."""
+def write_table(notes: dict[str, str] | None = None) -> Path:
+    """Rebuild docs/benchmarks.md from the latest results (and keep sections of benchmarks not re-run here).
+
+    `notes` maps a benchmark to a paragraph printed above its table (a section kept unchanged keeps its own).
+    """
     df = latest()
     measured = set() if df.is_empty() else set(df["benchmark"].unique().to_list())
     kept = _kept_sections(measured)
@@ -123,9 +126,11 @@ def write_table() -> Path:
         lines.append("No results yet.")
     blocks: dict[str, list[str]] = dict(kept)
     for (bench,), part in ([] if df.is_empty() else df.group_by("benchmark", maintain_order=True)):
+        note = (notes or {}).get(str(bench))
         lines_b = [
             f"## {bench}",
             "",
+            *([note.strip(), ""] if note else []),
             "| dataset | system | metric | value | unit | recorded | command |",
             "|---|---|---|---|---|---|---|",
         ]

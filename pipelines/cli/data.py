@@ -50,10 +50,14 @@ def simulate(
     dirty_rate: Annotated[
         float, typer.Option(help="Share of raw rows broken on purpose, to exercise the quarantine.")
     ] = 0.0,
+    shape: Annotated[
+        str, typer.Option(help="A robustness-suite shape, e.g. small or drift (docs/simulator.md).")
+    ] = "",
 ) -> None:
     """Simulate a cross-border world and write the raw files a user would bring (plus oracle/)."""
     from features.sources.simulator import FileFormat, SimulatorConfig, write_world
     from features.sources.simulator import simulate as run
+    from features.sources.simulator.shapes import shape_config
 
     formats: tuple[FileFormat, ...] = get_args(FileFormat)
     chosen = next((f for f in formats if f == file_format), None)
@@ -64,7 +68,10 @@ def simulate(
         overrides["start_date"] = start
     if end:
         overrides["end_date"] = end
-    base = SimulatorConfig()
+    try:
+        base = shape_config(shape) if shape else SimulatorConfig()
+    except ValueError as exc:
+        raise fail(f"--shape: {exc}") from exc
     if shipments:
         overrides["shipments"] = base.shipments.model_copy(update={"n_shipments": shipments})
     if skus:
