@@ -48,6 +48,8 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from features.contract.vocabularies import WAREHOUSE_INBOUND_MODES
+
 __all__ = [
     "RestockConfig",
     "abc_classes",
@@ -57,7 +59,7 @@ __all__ = [
     "volume_band",
 ]
 
-_MODES: Final = ("sea", "rail", "air")
+_MODES: Final = WAREHOUSE_INBOUND_MODES
 _SERIES: Final = ["warehouse_id", "sku_id"]
 _BANDS: Final = ("slow", "medium", "fast")
 

@@ -8,10 +8,12 @@ naming the field before any model runs.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Self, get_args
 
 import polars as pl
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from features.contract.vocabularies import EventName, IncotermName, ModeName
 
 __all__ = [
     "EVENT_TYPES",
@@ -36,26 +38,11 @@ __all__ = [
     "shipments_frame",
 ]
 
-# The contract's vocabularies (features.contract.schema) as Literal types for the OpenAPI schema; a test checks they
-# stay equal to the contract's Enums.
-Mode = Literal["postal", "dedicated_line", "express", "overseas_warehouse", "air", "rail", "sea", "road"]
-IncotermT = Literal["DDP", "DAP", "DDU", "DPU", "EXW", "FCA", "CPT", "CIP", "FAS", "FOB", "CFR", "CIF"]
-EventType = Literal[
-    "picked_up",
-    "arrived_origin_hub",
-    "export_cleared",
-    "linehaul_departed",
-    "linehaul_arrived",
-    "import_customs_entered",
-    "customs_held",
-    "customs_released",
-    "last_mile_received",
-    "out_for_delivery",
-    "delivery_failed",
-    "delivered",
-    "returned",
-    "lost",
-]
+# The contract's vocabularies as Literal types for the OpenAPI schema, declared once in
+# features.contract.vocabularies.
+Mode = ModeName
+IncotermT = IncotermName
+EventType = EventName
 MODES: tuple[str, ...] = get_args(Mode)
 INCOTERMS: tuple[str, ...] = get_args(IncotermT)
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)

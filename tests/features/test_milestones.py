@@ -25,8 +25,8 @@ from tests.features.test_shipment_features import _shipments, _t
 def _events(rows: list[tuple[str, str, float, str]]) -> pl.DataFrame:
     schema = table_spec("shipment_events").schema
     return pl.DataFrame(
-        [(sid, ev, _t(d), c, None) for sid, ev, d, c in rows],
-        schema=["shipment_id", "event", "event_at", "country", "location"],
+        [(sid, ev, _t(d), c, None, None) for sid, ev, d, c in rows],
+        schema=["shipment_id", "event", "event_at", "country", "location", "leg_id"],
         orient="row",
     ).select(pl.col(c).cast(t) for c, t in schema.items())
 
@@ -86,8 +86,8 @@ def test_build_milestone_snapshots_state_after_each_scan() -> None:
             "has_customs_held": [False, False, False, True, True, True],
             "n_countries_seen": [1, 1, 2, 2, 2, 2],
             "is_in_destination": [False, False, True, True, True, True],
-            # the promise ends at the end of day 7 (UTC)
-            "days_to_promise": [7.5, 7.0, 5.0, 4.5, 3.0, 2.0],
+            # the promise ends at the end of day 7 in New York (2025-03-10, EDT: 04:00 UTC the next day)
+            "days_to_promise": [d + 4 / 24 for d in (7.5, 7.0, 5.0, 4.5, 3.0, 2.0)],
             "remaining_days": [6.0, 5.5, 3.5, 3.0, 1.5, 0.5],
         },
         schema_overrides={"n_scans": pl.Int32, "n_failed_attempts": pl.Int32, "n_countries_seen": pl.Int32},

@@ -480,6 +480,7 @@ def build_events(
             "event_at": pl.Series(labels.epoch_us + minutes * 60_000_000).cast(spec.schema["event_at"]),
             "country": _names(labels.countries, country, pl.String()),
             "location": _names(labels.locations, location, pl.String()),
+            "leg_id": pl.repeat(None, len(ship), dtype=pl.String(), eager=True),  # one chain per parcel
         }
     )
 
