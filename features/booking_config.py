@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.contract.schema import table_spec
 from features.feature_set import FeatureSet
@@ -31,9 +31,11 @@ __all__ = [
     "BookingFeatureConfig",
     "config_inputs",
     "fallback_levels",
+    "key_inputs",
     "lane_keys",
     "present_keys",
     "resolve_booking_config",
+    "without_key_inputs",
 ]
 
 OPTIONAL_INPUTS: tuple[str, ...] = table_spec("shipments").omittable_columns
@@ -83,6 +85,16 @@ class BookingFeatureConfig(BaseModel):
     inspection_known_after_days: float = Field(default=1.0, ge=0.0)
     inputs: tuple[str, ...] | None = None
 
+    @field_validator("inputs")
+    @classmethod
+    def _known_inputs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = sorted(set(value or ()) - set(OPTIONAL_INPUTS))
+        if unknown:
+            raise ValueError(
+                f"inputs {unknown} are not optional shipments columns: {', '.join(OPTIONAL_INPUTS)}"
+            )
+        return value
+
 
 def resolve_booking_config(config: BookingFeatureConfig, columns: Iterable[str]) -> BookingFeatureConfig:
     """`config` with its `inputs` fixed: the optional shipments columns present in `columns`.
@@ -109,6 +121,21 @@ def present_keys(keys: tuple[str, ...], cfg: BookingFeatureConfig) -> tuple[str,
     """`keys` without the optional inputs the config lacks."""
     inputs = config_inputs(cfg)
     return tuple(k for k in keys if k not in OPTIONAL_INPUTS or k in inputs)
+
+
+def key_inputs(cfg: BookingFeatureConfig) -> tuple[str, ...]:
+    """The optional columns some key of the config uses (a history keyed by them must carry them)."""
+    keys = {k for ks in (cfg.lane_keys, cfg.region_keys, cfg.fallback_keys, cfg.mode_keys) for k in ks}
+    return tuple(c for c in OPTIONAL_INPUTS if c in keys)
+
+
+def without_key_inputs(cfg: BookingFeatureConfig, columns: Iterable[str]) -> BookingFeatureConfig:
+    """`cfg` without the key inputs absent from `columns` (a history without `carrier`); else unchanged."""
+    present = set(columns)
+    missing = [c for c in key_inputs(cfg) if c not in present and c in config_inputs(cfg)]
+    if not missing:
+        return cfg
+    return cfg.model_copy(update={"inputs": tuple(c for c in config_inputs(cfg) if c not in missing)})
 
 
 def lane_keys(config: BookingFeatureConfig) -> tuple[str, ...]:

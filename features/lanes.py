@@ -6,8 +6,10 @@ module says which ones the booking features hold and how they combine:
 * per lane (`lane_keys`: `origin_hub x destination_country x mode x carrier`, without `carrier` when the
   data has none): transit-day quantiles of the last delivered parcels, the slowdown medians, the on-time
   rate, booked volumes and days since the last delivery;
-* the hierarchical fallback for thin lanes, finest first (`fallback_levels`): `destination_region x mode`,
-  `destination_country x mode`, `mode`, each with transit quantiles, observation count and on-time rate;
+* the hierarchical fallback for thin lanes, finest first (`fallback_levels`): `destination_region x mode`
+  and `destination_country x mode`, each with transit quantiles, observation count and on-time rate, then
+  `mode`, whose transit quantiles only feed the expected transit days (at any moment they are one value per
+  mode, which the `mode` feature already encodes, so they are not features of their own);
 * `contract_transit_days` from the `lanes` table (a same-day quote is 0), and the expected transit days:
   the lane P80 when the lane has `min_lane_obs` deliveries, else the contract days, else the region P80
   when the region has `min_lane_obs` deliveries, else the coarser levels' P80, else the promised days.
@@ -28,7 +30,18 @@ import polars as pl
 from features.booking_config import BookingFeatureConfig, fallback_levels, lane_keys
 from features.history import AsOfStats, LastDays, LastN, quantile_label
 
-__all__ = ["contract_days", "derived_names", "expected_transit_days", "lane_specs", "transit_quantile_name"]
+__all__ = [
+    "MODE_LEVEL",
+    "contract_days",
+    "derived_names",
+    "expected_transit_days",
+    "lane_feature_names",
+    "lane_specs",
+    "transit_quantile_name",
+]
+
+MODE_LEVEL = "mode"
+"""Prefix of the coarsest fallback level: its transit quantiles feed only the expected transit days."""
 
 
 def _transit_windows(cfg: BookingFeatureConfig) -> tuple[LastN, ...]:
@@ -77,7 +90,7 @@ def lane_specs(cfg: BookingFeatureConfig) -> tuple[AsOfStats, ...]:
                 observed_at="late_known_at",
                 last_n=(LastN(value="on_time", n=cfg.fallback_n, stats=("rate",)),),
             ),
-        )
+        )[: 1 if prefix == MODE_LEVEL else 2]
     ]
     return (
         AsOfStats(
@@ -102,6 +115,11 @@ def lane_specs(cfg: BookingFeatureConfig) -> tuple[AsOfStats, ...]:
         ),
         *fallback,
     )
+
+
+def lane_feature_names(cfg: BookingFeatureConfig) -> tuple[str, ...]:
+    """The lane statistics that are features: every one but the mode level's (see the module doc)."""
+    return tuple(n for spec in lane_specs(cfg) if spec.prefix != MODE_LEVEL for n in spec.names)
 
 
 def transit_quantile_name(prefix: str, n: int, q: float) -> str:

@@ -14,7 +14,7 @@ Feature groups (names derived from `BookingFeatureConfig`; `booking_feature_set(
   7/28/91 days, congestion (7-day volume over its 91-day weekly mean), recent slowdown (last-10 median minus
   last-100 median), days since the last delivery;
 * the hierarchical fallback for thin lanes, the same statistics coarser: `destination_region x mode`, then
-  `destination_country x mode`, then `mode`;
+  `destination_country x mode` (and `mode`, for the expected transit days only; see `features.lanes`);
 * the promise: contract days (`lanes`), promised days, the expected transit days (the first of: lane P80
   when the lane has enough history, contract days, region x mode P80 when the region has enough history,
   destination x mode P80, mode P80, promised days) and the slack;
@@ -53,8 +53,10 @@ from features.booking_config import (
     OPTIONAL_INPUTS,
     BookingFeatureConfig,
     config_inputs,
+    key_inputs,
     lane_keys,
     resolve_booking_config,
+    without_key_inputs,
 )
 from features.customs_rules import add_de_minimis
 from features.feature_set import FeatureSet
@@ -71,6 +73,7 @@ from features.lanes import (
     contract_days,
     derived_names,
     expected_transit_days,
+    lane_feature_names,
     lane_specs,
     transit_quantile_name,
 )
@@ -185,7 +188,7 @@ def _without_absent(names: tuple[str, ...], cfg: BookingFeatureConfig) -> tuple[
 
 @lru_cache(maxsize=16)
 def _feature_set(cfg: BookingFeatureConfig) -> FeatureSet:
-    history = [n for spec in (*lane_specs(cfg), *_customs_specs(cfg)) for n in spec.names]
+    history = [*lane_feature_names(cfg), *(n for spec in _customs_specs(cfg) for n in spec.names)]
     numeric = (
         *_PARCEL_NUMERIC,
         *_DE_MINIMIS,
@@ -305,10 +308,11 @@ def booking_history_state(
     Args:
         history: contract `shipments` the lane statistics are computed from.
         declarations: contract `customs_declarations`, for the customs statistics (null without it).
-        config: windows and keys; defaults to `BookingFeatureConfig()`. Its `inputs` are resolved from
-            `history`'s columns when not fixed; the state keeps the resolved config.
+        config: windows and keys; defaults to `BookingFeatureConfig()`. A key input the history lacks
+            (`carrier`) is left out of its `inputs` (the lanes are then keyed without it); the other
+            inputs concern the scored rows, not the history.
     """
-    cfg = resolve_booking_config(config or BookingFeatureConfig(), history.columns)
+    cfg = without_key_inputs(config or BookingFeatureConfig(), history.columns)
     ships = _shipment_history(history, cfg)
     customs = None
     if declarations is not None:
@@ -317,6 +321,31 @@ def booking_history_state(
     return BookingHistoryState(
         config=cfg, lane=tuple(asof_state(ships, spec) for spec in lane_specs(cfg)), customs=customs
     )
+
+
+def _state_config(
+    cfg: BookingFeatureConfig, state: BookingHistoryState, columns: list[str]
+) -> BookingFeatureConfig:
+    """The config rows are built with against `state`: the rows' inputs, lanes keyed as in the state."""
+    if cfg.model_copy(update={"inputs": None}) != state.config.model_copy(update={"inputs": None}):
+        raise ValueError("build_booking_features: `state` was built with another feature config")
+    if cfg.inputs is None:
+        cfg = resolve_booking_config(cfg, columns)
+        keyed = set(config_inputs(state.config))
+        cfg = cfg.model_copy(
+            update={"inputs": tuple(c for c in cfg.inputs or () if c in keyed or c not in key_inputs(cfg))}
+        )
+    else:
+        cfg = resolve_booking_config(cfg, columns)
+    missing = [k for k in lane_keys(state.config) if k not in lane_keys(cfg)]
+    if missing:
+        raise ValueError(
+            f"shipments lack column(s) {', '.join(missing)} that the lane history is keyed by: add them, "
+            "or build the history state from shipments without them"
+        )
+    if lane_keys(cfg) != lane_keys(state.config):
+        cfg = without_key_inputs(cfg, lane_keys(state.config))
+    return cfg
 
 
 def build_booking_features(
@@ -360,11 +389,10 @@ def build_booking_features(
     if state is not None:
         if history is not None or declarations is not None:
             raise ValueError("build_booking_features: pass either `state` or `history`/`declarations`")
-        if cfg.inputs is None:
-            cfg = cfg.model_copy(update={"inputs": state.config.inputs})
-        if state.config != cfg:
-            raise ValueError("build_booking_features: `state` was built with another feature config")
-    cfg = resolve_booking_config(cfg, shipments.columns)
+        cfg = _state_config(cfg, state, shipments.columns)
+    else:
+        cfg = resolve_booking_config(cfg, shipments.columns)
+        cfg = without_key_inputs(cfg, shipments.columns if history is None else history.columns)
     features = booking_feature_set(cfg)
     df = shipments.with_row_index(_ROW).sort("created_at", maintain_order=True)
     df = df.with_columns(
@@ -372,7 +400,9 @@ def build_booking_features(
     )
     if state is not None:
         df = _add_history(df, None, lane_specs(cfg), state.lane)
-        df = _add_history(df, None, _customs_specs(cfg), state.customs)
+        customs = _customs_specs(cfg)
+        used = None if state.customs is None else tuple(s for s in state.customs if s.spec in customs)
+        df = _add_history(df, None, customs, used)
     else:
         ships = _shipment_history(shipments if history is None else history, cfg)
         df = _add_history(df, ships, lane_specs(cfg))

@@ -137,6 +137,38 @@ def test_scans_after_a_terminal_event_are_not_snapshots() -> None:
     assert snaps.filter(pl.col("shipment_id") == "a").height == 6
 
 
+def test_parallel_legs_collapse_to_one_chain_that_ends_with_the_last_leg() -> None:
+    ships = _shipments([{"shipment_id": "m", "created": 0, "delivered": 9, "promised": 12}])
+    legs = _events(
+        [
+            ("m", "picked_up", 0.5, "CN"),  # leg A
+            ("m", "picked_up", 1.0, "CN"),  # leg B
+            ("m", "linehaul_departed", 2.0, "CN"),  # A
+            ("m", "delivered", 5.0, "US"),  # A ends: B is still on its way
+            ("m", "linehaul_departed", 6.0, "CN"),  # B
+            ("m", "delivered", 9.0, "US"),  # B ends: the shipment's chain ends
+            ("m", "out_for_delivery", 9.5, "US"),  # after the end: not a state
+        ]
+    ).with_columns(pl.Series("leg_id", ["A", "B", "A", "A", "B", "B", "B"]))
+    booking = build_booking_features(ships)
+    snaps = build_milestone_snapshots(ships, legs, booking)
+    assert snaps["last_event"].cast(pl.String).to_list() == [
+        "picked_up",
+        "picked_up",
+        "linehaul_departed",
+        "delivered",
+        "linehaul_departed",
+    ]
+    assert snaps["n_scans"].to_list() == [1, 2, 3, 4, 5]
+    assert latest_snapshot(ships, legs, booking, as_of=_t(5.5))["n_scans"].to_list() == [4]  # still open
+    assert latest_snapshot(ships, legs, booking, as_of=_t(9.2)).height == 0  # closed
+    # without leg ids the first delivery scan ends the chain
+    one_chain = build_milestone_snapshots(
+        ships, legs.with_columns(pl.lit(None, pl.String).alias("leg_id")), booking
+    )
+    assert one_chain.height == 3
+
+
 @cache
 def _world() -> SimulatedWorld:
     base = SimulatorConfig(start_date=dt.date(2024, 9, 2), end_date=dt.date(2025, 3, 30), seed=5)
