@@ -6,7 +6,7 @@ lateness is judged on the destination's local date (see docs/data-contract.md):
 
 * the primary zone of a country is the zone of its capital: the first zone the tz database lists for the
   country (it lists the most populous first), except where that is not the capital's zone
-  (`_CAPITAL_ZONES`: Sydney for AU, Sao Paulo for BR, Toronto for CA, Moscow for RU, ...);
+  (`CAPITAL_ZONES`: Sydney for AU, Sao Paulo for BR, Toronto for CA, Moscow for RU, ...);
 * a country the database does not know (or a null country) falls back to UTC.
 
 Example:
@@ -29,11 +29,11 @@ from typing import Final
 
 import polars as pl
 
-__all__ = ["UTC_ZONE", "country_time_zone", "local_date", "local_day_end"]
+__all__ = ["CAPITAL_ZONES", "UTC_ZONE", "country_time_zone", "local_date", "local_day_end"]
 
 UTC_ZONE: Final = "UTC"
 # Countries whose first zone in the tz database is not the capital's.
-_CAPITAL_ZONES: Final[dict[str, str]] = {
+CAPITAL_ZONES: Final[dict[str, str]] = {
     "AQ": "UTC",
     "AU": "Australia/Sydney",
     "BR": "America/Sao_Paulo",
@@ -63,7 +63,7 @@ def _primary_zones() -> dict[str, str]:
             continue
         country, _coordinates, zone = line.split("\t")[:3]
         zones.setdefault(country, zone)  # the first listed zone of the country
-    return {**zones, **_CAPITAL_ZONES}
+    return {**zones, **CAPITAL_ZONES}
 
 
 def country_time_zone(country: str | None) -> str:
