@@ -53,7 +53,6 @@ from features.booking_config import (
     OPTIONAL_INPUTS,
     BookingFeatureConfig,
     config_inputs,
-    key_inputs,
     lane_keys,
     resolve_booking_config,
     without_key_inputs,
@@ -329,23 +328,15 @@ def _state_config(
     """The config rows are built with against `state`: the rows' inputs, lanes keyed as in the state."""
     if cfg.model_copy(update={"inputs": None}) != state.config.model_copy(update={"inputs": None}):
         raise ValueError("build_booking_features: `state` was built with another feature config")
-    if cfg.inputs is None:
-        cfg = resolve_booking_config(cfg, columns)
-        keyed = set(config_inputs(state.config))
-        cfg = cfg.model_copy(
-            update={"inputs": tuple(c for c in cfg.inputs or () if c in keyed or c not in key_inputs(cfg))}
-        )
-    else:
-        cfg = resolve_booking_config(cfg, columns)
+    cfg = resolve_booking_config(cfg, columns)  # the rows' inputs (a fixed set must all be there)
     missing = [k for k in lane_keys(state.config) if k not in lane_keys(cfg)]
     if missing:
         raise ValueError(
             f"shipments lack column(s) {', '.join(missing)} that the lane history is keyed by: add them, "
             "or build the history state from shipments without them"
         )
-    if lane_keys(cfg) != lane_keys(state.config):
-        cfg = without_key_inputs(cfg, lane_keys(state.config))
-    return cfg
+    # Rows may carry a key column the history lacks: their lanes are keyed as the history's.
+    return without_key_inputs(cfg, lane_keys(state.config))
 
 
 def build_booking_features(
