@@ -17,10 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import optuna
 import polars as pl
 from prefect import flow, task
 
+from models.backtest import backtest_summary
 from models.lgbm import LGBMModel
 from models.shipment_tasks import (
     TASKS,
@@ -36,8 +36,9 @@ from models.shipment_tasks import (
 from models.tuning import SEARCH_SPACES
 from pipelines.adapters.dvc import current_data_version
 from pipelines.adapters.mlflow import Tracker
-from pipelines.adapters.optuna import load_best_params
+from pipelines.adapters.optuna import tuned_lgbm
 from pipelines.config import Settings
+from pipelines.flows._tables import load_oracle, load_tables
 from serving.online.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
 from serving.reports.plots import coverage_figure, reliability_figure
 
@@ -51,50 +52,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SHIPMENT_TABLES = ("shipments", "shipment_events", "customs_declarations", "lanes")
-
-
-def load_tables(validated_dir: Path, names: tuple[str, ...] = SHIPMENT_TABLES) -> dict[str, pl.DataFrame]:
-    """Read the validated contract tables that exist (shipments is required)."""
-    if not (validated_dir / "shipments.parquet").exists():
-        raise FileNotFoundError(
-            f"{validated_dir}/shipments.parquet not found: run `transitcast ingest` (or `make demo`) first"
-        )
-    return {
-        n: pl.read_parquet(validated_dir / f"{n}.parquet")
-        for n in names
-        if (validated_dir / f"{n}.parquet").exists()
-    }
-
-
-def load_oracle(raw_dir: Path) -> pl.DataFrame | None:
-    """The simulator's per-shipment truth, when the raw folder came from the simulator (else None)."""
-    path = raw_dir / "oracle" / "shipments.parquet"
-    return pl.read_parquet(path) if path.exists() else None
-
-
-def backtest_summary(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Overall metrics averaged over folds: one row per (model, metric)."""
-    return (
-        metrics.filter(pl.col("slice") == "overall")
-        .group_by("model", "metric")
-        .agg(pl.col("value").mean())
-        .sort("metric", "model")
-    )
-
 
 def _with_tuned_params(config: ShipmentModelsConfig, name: str, tuning_dir: Path) -> ShipmentModelsConfig:
-    best = load_best_params(f"shipments-{name}", tuning_dir)
-    if not best:
-        return config
-    # Optuna stores trial parameter names; replay the search space to get LightGBM's parameters.
     kind = "quantile" if TASKS[name].kind == "quantile" else "classifier"
-    params = SEARCH_SPACES[kind](optuna.trial.FixedTrial(best))
-    rounds = int(params.pop("num_boost_round", config.lgbm.num_boost_round))
-    lgbm = config.lgbm.model_copy(
-        update={"params": {**config.lgbm.params, **params}, "num_boost_round": rounds}
-    )
-    log.info("%s: using tuned parameters from %s", name, tuning_dir)
+    lgbm = tuned_lgbm(config.lgbm, f"shipments-{name}", tuning_dir, SEARCH_SPACES[kind])
     return config.model_copy(update={"lgbm": lgbm})
 
 
@@ -168,7 +129,7 @@ def _champion_value(
 def train_shipment_models(
     config: ShipmentModelsConfig | None = None,
     tasks: tuple[str, ...] = tuple(TASKS),
-    data_dir: Path | None = None,
+    settings: Settings | None = None,
     track: bool = True,
     min_improvement: float = 0.0,
 ) -> dict[str, Any]:
@@ -177,17 +138,18 @@ def train_shipment_models(
     Returns:
         Per task: the backtest summary rows, the model directory and the promotion decision.
     """
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    settings = settings or Settings()
+    catalog = settings.catalog
     config = config or ShipmentModelsConfig()
-    tables = load_tables(settings.validated_dir)
-    oracle = load_oracle(settings.raw_dir)
+    tables = load_tables(catalog.data.validated)
+    oracle = load_oracle(catalog.data.raw)
     frames = prepare_task_frames(tables, config, tasks)
-    tracker = Tracker() if track else None
+    tracker = Tracker(settings.tracking) if track else None
     results: dict[str, Any] = {}
-    models_dir = settings.outputs_dir / "models"
+    models_dir = catalog.outputs.models
     snapshot_dir = write_feature_snapshot(tables, config, models_dir)
     for name, frame in frames.items():
-        task_config = _with_tuned_params(config, name, settings.outputs_dir / "tuning")
+        task_config = _with_tuned_params(config, name, catalog.outputs.tuning("shipments"))
         preds = _backtest(frame, task_config, oracle)
         metrics = evaluate_task(preds, frame.spec)
         summary = backtest_summary(metrics)

@@ -1,8 +1,8 @@
 """Stage: orchestration. Tune one shipment model with Optuna on time-ordered folds.
 
 Wires `models.tuning` (search space, objective factory) to the task frames of `models.shipment_tasks`
-and the study of `pipelines.adapters.optuna`; the best parameters land in `outputs/tuning/shipments-<task>.json`,
-which `train-shipment-models` reads.
+and the study of `pipelines.adapters.optuna`; the best parameters land in the catalog's
+`tuning/shipments/shipments-<task>.json`, which `train-shipment-models` reads.
 """
 
 from __future__ import annotations
@@ -14,30 +14,29 @@ import optuna
 import polars as pl
 
 from models.backtest import Fold
-from models.lgbm import LGBMConfig
 from models.metrics import brier, pinball
 from models.shipment_tasks import TASKS, ShipmentModelsConfig, fit_rows, prepare_task_frames, task_folds
 from models.tuning import SEARCH_SPACES, make_objective
-from pipelines.adapters.optuna import StudyConfig, run_study
+from pipelines.adapters.optuna import StudyConfig, run_study, with_params
 from pipelines.config import Settings
-from pipelines.flows.train_shipments import load_tables
+from pipelines.flows._tables import load_tables
 
 __all__ = ["tune_shipment_task"]
 
 
-def tune_shipment_task(task: str, folds: int = 2, study: StudyConfig | None = None) -> optuna.Study:
+def tune_shipment_task(
+    task: str, folds: int = 2, study: StudyConfig | None = None, settings: Settings | None = None
+) -> optuna.Study:
     """Run an Optuna study for one shipment task; lower pinball (quantiles) or Brier (probabilities)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    settings = Settings()
+    catalog = (settings or Settings()).catalog
     base = ShipmentModelsConfig(n_folds=folds)
-    frame = prepare_task_frames(load_tables(settings.validated_dir), base, (task,))[task]
+    frame = prepare_task_frames(load_tables(catalog.data.validated), base, (task,))[task]
     spec = frame.spec
 
     def score(params: dict[str, Any], fold: Fold) -> float:
-        rounds = int(params.pop("num_boost_round", base.lgbm.num_boost_round))
-        lgbm = LGBMConfig(params=params, num_boost_round=rounds, early_stopping_rounds=None)
-        config = base.model_copy(update={"lgbm": lgbm})
+        config = base.model_copy(update={"lgbm": with_params(base.lgbm, params, early_stopping_rounds=None)})
         maturity = dt.timedelta(days=config.maturity_days)
         train, test = fold.split(frame.frame, spec.time_col, spec.observed_col, maturity)
         model = fit_rows(frame, train, config)
@@ -51,6 +50,5 @@ def tune_shipment_task(task: str, folds: int = 2, study: StudyConfig | None = No
 
     kind = "quantile" if spec.kind == "quantile" else "classifier"
     objective = make_objective(score, task_folds(frame, base), space=SEARCH_SPACES[kind])
-    return run_study(
-        f"shipments-{task}", objective, study or StudyConfig(directory=settings.outputs_dir / "tuning")
-    )
+    directory = catalog.outputs.tuning("shipments")
+    return run_study(f"shipments-{task}", objective, study or StudyConfig(directory=directory))
