@@ -27,6 +27,8 @@ from features.contract.schema import table_spec
 from features.feature_set import FeatureSet
 
 __all__ = [
+    "DE_MINIMIS_FEATURES",
+    "INPUT_FEATURES",
     "OPTIONAL_INPUTS",
     "BookingFeatureConfig",
     "config_inputs",
@@ -38,8 +40,22 @@ __all__ = [
     "without_key_inputs",
 ]
 
-OPTIONAL_INPUTS: tuple[str, ...] = table_spec("shipments").omittable_columns
-"""Shipments columns a source may leave out; the features that read them are then not built."""
+DE_MINIMIS_FEATURES: tuple[str, ...] = ("de_minimis_usd", "is_over_de_minimis", "de_minimis_headroom_usd")
+# The booking features each optional shipments column feeds (besides `carrier` in the lane keys and
+# `hs_code` in the customs keys, handled where those statistics are built).
+INPUT_FEATURES: dict[str, tuple[str, ...]] = {
+    "carrier": ("carrier",),
+    "weight_kg": ("weight_kg",),
+    "declared_value_usd": ("declared_value_usd", *DE_MINIMIS_FEATURES),
+    "hs_code": ("hs_chapter",),
+    "item_count": ("item_count",),
+    "incoterm": ("incoterm",),
+}
+OPTIONAL_INPUTS: tuple[str, ...] = tuple(
+    c for c in table_spec("shipments").omittable_columns if c in INPUT_FEATURES
+)
+"""Shipments columns a source may leave out that the booking features read (`shipping_cost_usd`, known only
+after booking, is read by none); the features that read an absent one are not built."""
 
 
 class BookingFeatureConfig(BaseModel):

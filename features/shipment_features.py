@@ -50,6 +50,8 @@ import polars as pl
 
 from features.booking_calendar import CALENDAR_FEATURES, WINDOW_FEATURES, add_booking_calendar
 from features.booking_config import (
+    DE_MINIMIS_FEATURES,
+    INPUT_FEATURES,
     OPTIONAL_INPUTS,
     BookingFeatureConfig,
     config_inputs,
@@ -115,16 +117,7 @@ CATEGORICAL_FEATURES: tuple[str, ...] = (
     "ecommerce_peak",
 )
 _PARCEL_NUMERIC = ("weight_kg", "declared_value_usd", "item_count")
-_DE_MINIMIS = ("de_minimis_usd", "is_over_de_minimis", "de_minimis_headroom_usd")
-# The features each optional input feeds (lane keys and customs keys are handled where they are built).
-_INPUT_FEATURES: dict[str, tuple[str, ...]] = {
-    "carrier": ("carrier",),
-    "weight_kg": ("weight_kg",),
-    "declared_value_usd": ("declared_value_usd", *_DE_MINIMIS),
-    "hs_code": ("hs_chapter",),
-    "item_count": ("item_count",),
-    "incoterm": ("incoterm",),
-}
+_DE_MINIMIS = DE_MINIMIS_FEATURES
 _PROMISE = ("contract_transit_days", "promised_days", "expected_transit_days", "promise_slack_days")
 _ROW = "__booking_row"
 
@@ -181,7 +174,7 @@ def _customs_specs(cfg: BookingFeatureConfig) -> tuple[AsOfStats, ...]:
 
 def _without_absent(names: tuple[str, ...], cfg: BookingFeatureConfig) -> tuple[str, ...]:
     inputs = config_inputs(cfg)
-    absent = {f for col, feats in _INPUT_FEATURES.items() if col not in inputs for f in feats}
+    absent = {f for col, feats in INPUT_FEATURES.items() if col not in inputs for f in feats}
     return tuple(n for n in names if n not in absent)
 
 
@@ -325,17 +318,20 @@ def booking_history_state(
 def _state_config(
     cfg: BookingFeatureConfig, state: BookingHistoryState, columns: list[str]
 ) -> BookingFeatureConfig:
-    """The config rows are built with against `state`: the rows' inputs, lanes keyed as in the state."""
+    """The config rows are scored with against `state`: the state's inputs, each required of the rows.
+
+    A config without fixed `inputs` takes the state's (every optional input, unless the state was built
+    with a resolved config or from a history without a key column), so a row without a column the model
+    was trained with is refused, naming the column.
+    """
     if cfg.model_copy(update={"inputs": None}) != state.config.model_copy(update={"inputs": None}):
         raise ValueError("build_booking_features: `state` was built with another feature config")
-    cfg = resolve_booking_config(cfg, columns)  # the rows' inputs (a fixed set must all be there)
+    if cfg.inputs is None:
+        cfg = cfg.model_copy(update={"inputs": config_inputs(state.config)})
+    cfg = resolve_booking_config(cfg, columns)
     missing = [k for k in lane_keys(state.config) if k not in lane_keys(cfg)]
     if missing:
-        raise ValueError(
-            f"shipments lack column(s) {', '.join(missing)} that the lane history is keyed by: add them, "
-            "or build the history state from shipments without them"
-        )
-    # Rows may carry a key column the history lacks: their lanes are keyed as the history's.
+        raise ValueError(f"the lane history is keyed by {', '.join(missing)}: score with the state's config")
     return without_key_inputs(cfg, lane_keys(state.config))
 
 
@@ -361,7 +357,8 @@ def build_booking_features(
         lanes: contract `lanes` table, for `contract_transit_days` (null without it).
         declarations: contract `customs_declarations`, for the customs history (null columns without it).
         config: windows and keys; defaults to `BookingFeatureConfig()`. Unless its `inputs` are fixed, they
-            are the optional columns `shipments` (and `history`) have; fixed ones must all be present.
+            are the optional columns `shipments` (and `history`) have; fixed ones must all be present. With
+            a `state`, unset inputs are the state's (all of them must be present: scoring is strict).
         state: `booking_history_state(history, declarations=..., config=...)` built beforehand: the
             statistics are then as-of joins on it (same values, far cheaper for repeated small calls);
             `history` and `declarations` must not be given with it, and `config` must be its config (its

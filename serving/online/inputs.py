@@ -282,6 +282,7 @@ def check_rows(
             f"{c} ({spec.column(c).dtype}, like {spec.column(c).example!r})" for c in missing
         )
         raise MissingColumns(f"{spec.name}: missing required column(s) {expected}")
+    spec = spec.for_columns(raw.columns)  # an omittable column left out stays out, as in ingest
     present = [c.name for c in spec.columns if c.name in raw.columns]
     typed, parse = _parse_rules(spec, raw, assume_timezone)
     rules = [*parse, *_table_rules(spec)] + ([_key_rule(spec)] if unique_key else [])

@@ -13,11 +13,13 @@ from features.booking_config import (
     resolve_booking_config,
     without_key_inputs,
 )
+from features.contract.schema import table_spec
 
 
-def test_optional_inputs_are_the_contracts_omittable_shipments_columns() -> None:
-    business = "carrier weight_kg declared_value_usd hs_code item_count incoterm shipping_cost_usd".split()
+def test_optional_inputs_are_the_omittable_shipments_columns_the_features_read() -> None:
+    business = "carrier weight_kg declared_value_usd hs_code item_count incoterm".split()
     assert set(OPTIONAL_INPUTS) == set(business)
+    assert "shipping_cost_usd" in table_spec("shipments").omittable_columns  # known after booking: no feature
 
 
 def test_resolve_fixes_the_inputs_present_and_lane_keys_drop_the_carrier() -> None:

@@ -370,20 +370,24 @@ def test_lane_without_carrier_pools_the_carriers_of_the_lane() -> None:
 def test_scoring_against_a_state_refuses_rows_without_a_column_the_model_was_trained_with() -> None:
     t = _world().tables
     ships = t["shipments"]
-    trained = resolve_booking_config(BookingFeatureConfig(), ships.columns)
-    state = booking_history_state(ships, declarations=t["customs_declarations"], config=trained)
+    state = booking_history_state(ships, declarations=t["customs_declarations"])  # every optional input
     rows = ships.tail(5)
-    with pytest.raises(ValueError, match=r"lack column\(s\) hs_code that these features were built from"):
-        build_booking_features(rows.drop("hs_code"), config=trained, state=state)
-    with pytest.raises(ValueError, match=r"lack column\(s\) carrier that the lane history is keyed by"):
-        build_booking_features(rows.drop("carrier"), state=state)
+    for column in ("hs_code", "carrier"):
+        with pytest.raises(
+            ValueError, match=rf"lack column\(s\) {column} that these features were built from"
+        ):
+            build_booking_features(rows.drop(column), state=state)
+    trained = resolve_booking_config(BookingFeatureConfig(), ships.drop("weight_kg").columns)
+    with pytest.raises(ValueError, match="another feature config"):
+        build_booking_features(rows, config=trained.model_copy(update={"transit_n": 30}), state=state)
 
 
 def test_online_equals_batch_for_a_source_without_carrier_or_hs_code() -> None:
     t = _world().tables
     ships = t["shipments"].drop("carrier", "hs_code")
+    trained = resolve_booking_config(BookingFeatureConfig(), ships.columns)  # what training fixes
     new = ships.sample(n=30, seed=2)
-    state = booking_history_state(ships, declarations=t["customs_declarations"])
+    state = booking_history_state(ships, declarations=t["customs_declarations"], config=trained)
     online = build_booking_features(new, lanes=t["lanes"], state=state)
     batch = build_booking_features(
         new, history=ships, lanes=t["lanes"], declarations=t["customs_declarations"]
