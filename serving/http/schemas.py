@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeAlias
 import polars as pl
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from features.booking_config import OPTIONAL_INPUTS
 from features.contract.schema import TableSpec
 from serving.http.fields import STRICT, request_model
 from serving.online.inputs import (
@@ -71,8 +70,6 @@ else:
         SHIPMENTS_SPEC,
         SCORED_COLUMNS,
         doc="One open shipment, in the data contract's `shipments` columns (`transitcast contract`).",
-        # The contract lets a source leave these out; the served booking models read them.
-        required=dict.fromkeys(OPTIONAL_INPUTS, True),
     )
     EventIn = request_model(
         "EventIn",

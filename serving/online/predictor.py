@@ -100,9 +100,7 @@ def coerce_shipments(shipments: pl.DataFrame) -> pl.DataFrame:
     schema = SHIPMENTS_SPEC.schema
     # Only contract columns go on: anything else (e.g. a caller's own features) could clash with features.
     shipments = shipments.select(c for c in shipments.columns if c in schema).with_columns(
-        pl.lit(None, dtype=schema[c]).alias(c)
-        for c in SCORED_COLUMNS
-        if c not in shipments.columns and not SHIPMENTS_SPEC.column(c).omittable  # omitted: stays absent
+        pl.lit(None, dtype=schema[c]).alias(c) for c in SCORED_COLUMNS if c not in shipments.columns
     )
     casts = []
     for name in shipments.columns:

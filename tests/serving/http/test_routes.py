@@ -15,7 +15,6 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from features.booking_config import OPTIONAL_INPUTS
 from serving.http.app import create_app
 from serving.http.deps import get_predictor
 from serving.http.schemas import EtaPrediction, EtaResponse
@@ -40,9 +39,7 @@ def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def _payload(rows: pl.DataFrame) -> list[dict[str, Any]]:
-    selected = rows.select(*INPUT_COLUMNS, *OPTIONAL_INPUTS).with_columns(
-        pl.col("created_at").dt.to_string("%+")
-    )
+    selected = rows.select(INPUT_COLUMNS).with_columns(pl.col("created_at").dt.to_string("%+"))
     return json.loads(selected.write_json())
 
 

@@ -23,7 +23,7 @@ from serving.online.inputs import (
 )
 
 # A good row: the contract's own examples (as they would appear in a CSV file).
-GOOD = {c: SHIPMENTS_SPEC.column(c).example for c in SCORED_COLUMNS}
+GOOD = {c: SHIPMENTS_SPEC.column(c).example for c in INPUT_COLUMNS}
 
 # One bad value per rule a scoring row can break: (column, value, rule).
 BAD = [
@@ -112,14 +112,9 @@ def test_check_rows_refuses_duplicate_ids_unless_told_not_to() -> None:
 
 
 def test_check_rows_names_a_missing_required_column() -> None:
-    with pytest.raises(MissingColumns, match=r"origin_hub \(String, like 'SZX'\)"):
-        check_rows(_rows([("weight_kg", "1.0")]).drop("origin_hub"))
-    assert "origin_hub" in INPUT_COLUMNS
-    # an optional business column may be left out, as in ingest (the model decides whether it needs it)
-    assert (
-        "hs_code" not in INPUT_COLUMNS
-        and check_rows(_rows([("weight_kg", "1.0")]).drop("hs_code")).rejects.is_empty()
-    )
+    with pytest.raises(MissingColumns, match=r"hs_code \(String, like '851830'\)"):
+        check_rows(_rows([("weight_kg", "1.0")]).drop("hs_code"))
+    assert "hs_code" in INPUT_COLUMNS
 
 
 def test_require_valid_raises_rejects_with_a_readable_message() -> None:

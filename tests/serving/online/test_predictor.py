@@ -77,8 +77,7 @@ def test_predictor_in_transit_eta_from_latest_milestone(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        pytest.param(lambda df: df.drop("origin_hub"), "missing required column", id="missing-column"),
-        pytest.param(lambda df: df.drop("hs_code"), r"lack column\(s\) hs_code", id="missing-model-input"),
+        pytest.param(lambda df: df.drop("hs_code"), "missing required column", id="missing-column"),
         pytest.param(
             lambda df: df.with_columns(pl.lit("S1").alias("shipment_id")), "duplicated id", id="duplicate-id"
         ),
