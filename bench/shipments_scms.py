@@ -45,6 +45,7 @@ import numpy as np
 import polars as pl
 from _results import ROOT, record, write_table
 
+from features.feature_set import FeatureSet
 from features.history import AsOfStats, LastN, add_trailing_stats, days_between
 from features.ingest import validate_tables
 from features.scms_features import (
@@ -57,7 +58,6 @@ from features.scms_features import (
     scms_feature_set,
     scms_order_attributes,
 )
-from features.shipment_features import FeatureSet
 from features.sources import adapt_scms, read_source
 from models.classifier import CalibratedClassifier
 from models.lgbm import LGBMConfig, LGBMModel

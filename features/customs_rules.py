@@ -1,13 +1,12 @@
-"""Stage: features. Import customs rules known in advance: de minimis thresholds by country and date.
+"""Stage: features. Import customs rules known in advance: the de minimis threshold in force, per shipment.
 
-Reads nothing from disk. The thresholds are those of the simulator's reference world
-(`features.sources.simulator.world.DESTINATIONS` and its dated `POLICY_CHANGES`: the US threshold falls from 800 USD
-to 0 on 2025-08-29, the EU one to 0 on 2026-07-01), converted to USD. They are public regulations, not
-outcomes, so using them as features leaks nothing; they are realistic-ish, not authoritative: a deployment
-on real data passes its own table (same three columns) to `add_de_minimis`.
+Reads nothing from disk. The thresholds and their dated changes come from `features.reference.customs_policy`
+(the one home of these rules, read by the simulator too): the US threshold falls from 800 USD to 0 on
+2025-08-29, the EU one to 0 on 2026-07-01. They are public regulations, not outcomes, so using them as
+features leaks nothing; a deployment on real data passes its own table (same three columns) to
+`add_de_minimis`.
 
 Example:
-    >>> import datetime as dt
     >>> t = de_minimis_table()
     >>> t.filter(pl.col("country") == "US").rows()
     [('US', datetime.date(1970, 1, 1), 800.0), ('US', datetime.date(2025, 8, 29), 0.0)]
@@ -15,38 +14,16 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import lru_cache
 
 import numpy as np
 import polars as pl
 
-from features.sources.simulator.world import DESTINATIONS, POLICY_CHANGES
+from features.reference.customs_policy import DE_MINIMIS_SCHEMA, de_minimis_table
 
 __all__ = ["DE_MINIMIS_SCHEMA", "add_de_minimis", "de_minimis_table"]
 
-DE_MINIMIS_SCHEMA = pl.Schema(
-    {"country": pl.String(), "valid_from": pl.Date(), "de_minimis_usd": pl.Float64()}
-)
-_EPOCH = dt.date(1970, 1, 1)
 _SMALL_ROWS = 64
-
-
-def de_minimis_table() -> pl.DataFrame:
-    """The de minimis threshold of each destination from each date on.
-
-    Returns:
-        Frame `country` (ISO-2), `valid_from` (Date, 1970-01-01 for the standing rule), `de_minimis_usd`,
-        sorted by country and date.
-    """
-    return _default_table()
-
-
-@lru_cache(maxsize=1)
-def _default_table() -> pl.DataFrame:  # frames are immutable: one per process
-    rows = [(d.country, _EPOCH, d.de_minimis_usd) for d in DESTINATIONS]
-    rows += [(c, p.date, p.de_minimis_usd) for p in POLICY_CHANGES for c in p.countries]
-    return pl.DataFrame(rows, schema=DE_MINIMIS_SCHEMA, orient="row").sort("country", "valid_from")
 
 
 def add_de_minimis(

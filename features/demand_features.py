@@ -30,8 +30,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.demand_panel import SERIES
+from features.feature_set import FeatureSet
 from features.reference.calendar import country_holidays, daily_calendar
-from features.shipment_features import FeatureSet
 
 __all__ = [
     "DemandFeatureConfig",

@@ -29,6 +29,8 @@ import datetime as dt
 
 import polars as pl
 
+from features.reference.weeks import iso_week_label, iso_week_monday
+
 __all__ = [
     "NEW_SKU_WEEKS",
     "SERIES",
@@ -40,29 +42,13 @@ __all__ = [
     "volume_class",
 ]
 
+# `iso_week_start` is the ISO-week Monday of `features.reference.weeks`, kept under its old name here.
+iso_week_start = iso_week_monday
+
 SERIES = ["warehouse_id", "sku_id"]
 NEW_SKU_WEEKS = 8
 VOLUME_CLASSES = ("new", "slow", "medium", "fast")
 _SALES_COLUMNS = ["date", "warehouse_id", "sku_id", "units_sold", "is_stockout"]
-
-
-def iso_week_start(week: str) -> dt.date:
-    """Monday of an ISO week written ``YYYY-Www`` (e.g. ``"2025-W48" -> 2025-11-24``).
-
-    Raises:
-        ValueError: the text is not a valid ISO week.
-    """
-    try:
-        year, wk = week.split("-W")
-        return dt.date.fromisocalendar(int(year), int(wk), 1)
-    except (ValueError, AttributeError) as exc:
-        raise ValueError(f"week must look like 2025-W48 (ISO year-week), got {week!r}") from exc
-
-
-def iso_week_label(day: dt.date) -> str:
-    """ISO week label ``YYYY-Www`` of a date."""
-    iso = day.isocalendar()
-    return f"{iso.year}-W{iso.week:02d}"
 
 
 def volume_class(mean_units: pl.Expr, hist_weeks: pl.Expr) -> pl.Expr:

@@ -54,7 +54,11 @@ class IngestError(Exception):
 
 @dataclass(frozen=True)
 class TableCount:
-    """Row accounting of one table: `rows_in == valid + quarantined` always holds."""
+    """Row accounting of one table: `rows_in == valid + quarantined` always holds.
+
+    `omitted_columns` lists the optional business columns the source left out: they are absent from the
+    validated table, and the features that read them are not built.
+    """
 
     rows_in: int
     valid: int
@@ -62,6 +66,7 @@ class TableCount:
     files: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     unchecked_foreign_keys: list[str] = field(default_factory=list)
+    omitted_columns: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,9 @@ def _validate_in_order(
             f"{result.quarantine.height:,}",
         )
         unchecked = [f"{col} -> {parent}" for col, parent, _ in spec.foreign_keys if parent not in valid]
+        omitted = [c for c in spec.omittable_columns if c not in result.valid.columns]
+        if omitted:
+            log.info("%s: optional column(s) left out by the source: %s", name, ", ".join(omitted))
         valid[name] = result.valid
         quarantines.append(result.quarantine)
         counts[name] = TableCount(
@@ -230,6 +238,7 @@ def _validate_in_order(
             valid=result.valid.height,
             quarantined=result.quarantine.height,
             unchecked_foreign_keys=unchecked,
+            omitted_columns=omitted,
         )
     quarantine = (
         pl.concat(quarantines).sort("table", "source_file", "row_number")
@@ -312,6 +321,7 @@ def ingest(raw_dir: Path, out_dir: Path, assume_timezone: str | None = None) -> 
             files=[str(p) for p in sources[name]],
             ignored_columns=ignored[name],
             unchecked_foreign_keys=c.unchecked_foreign_keys,
+            omitted_columns=c.omitted_columns,
         )
         for name, c in result.counts.items()
     }

@@ -14,6 +14,13 @@ at their `delivered_at`), plus the booking features. The target `remaining_days`
 `delivered_at - snapshot_at` (null when not delivered). Scans after the terminal event (delivered, returned,
 lost) are not snapshots.
 
+Multi-leg shipments (`leg_id` on the scans: parallel inbound legs, successive hops) collapse to one chain:
+the scans of every leg are read in time order (the state after a scan is that scan's milestone; `leg_id` is
+not a feature), and a leg's terminal scan ends the shipment's chain only when it is the last of its legs to
+end (scans after it are not states). Without leg ids, or with one leg, this is the first terminal scan.
+Lane keys without an optional column the shipments lack (`carrier`) leave it out, as in the booking
+features. Days to the promise count to the end of the promised day in the destination's time zone.
+
 Example:
     >>> "lane_event_remaining_days_q50_last50" in milestone_feature_set(MilestoneFeatureConfig()).numeric
     True
@@ -26,9 +33,12 @@ import datetime as dt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.booking_config import OPTIONAL_INPUTS
 from features.contract.schema import EVENT_RANK, TERMINAL_EVENTS, UTC, EventType
+from features.feature_set import FeatureSet
 from features.history import AsOfStats, LastN, add_trailing_stats, days_between
-from features.shipment_features import FEATURES, FeatureSet
+from features.shipment_features import FEATURES
+from features.shipment_targets import promise_ends_at
 
 __all__ = [
     "MILESTONE_FEATURES",
@@ -72,6 +82,11 @@ class MilestoneFeatureConfig(BaseModel):
     fallback_n: int = Field(default=200, ge=2)
 
 
+def _present(keys: tuple[str, ...], columns: list[str]) -> tuple[str, ...]:
+    """`keys` without the optional shipments columns absent from `columns` (a lane without `carrier`)."""
+    return tuple(k for k in keys if k not in OPTIONAL_INPUTS or k in columns)
+
+
 def _remaining_stats(prefix: str, keys: tuple[str, ...], n: int, cfg: MilestoneFeatureConfig) -> AsOfStats:
     """Remaining days after the same milestone on past delivered parcels of a group."""
     last = LastN(value="remaining_days", n=n, stats=("mean",), quantiles=cfg.remaining_quantiles)
@@ -80,10 +95,13 @@ def _remaining_stats(prefix: str, keys: tuple[str, ...], n: int, cfg: MilestoneF
     )
 
 
-def _history_specs(cfg: MilestoneFeatureConfig) -> tuple[AsOfStats, ...]:
+def _history_specs(cfg: MilestoneFeatureConfig, columns: list[str] | None = None) -> tuple[AsOfStats, ...]:
+    lane, fallback = tuple(cfg.lane_keys), tuple(cfg.fallback_keys)
+    if columns is not None:
+        lane, fallback = _present(lane, columns), _present(fallback, columns)
     return (
-        _remaining_stats("lane_event", tuple(cfg.lane_keys), cfg.remaining_n, cfg),
-        _remaining_stats("dest_mode_event", tuple(cfg.fallback_keys), cfg.fallback_n, cfg),
+        _remaining_stats("lane_event", lane, cfg.remaining_n, cfg),
+        _remaining_stats("dest_mode_event", fallback, cfg.fallback_n, cfg),
     )
 
 
@@ -112,18 +130,38 @@ def _cumsum_per_shipment(expr: pl.Expr) -> pl.Expr:
     return total - pl.when(_first_of_shipment()).then(total - expr).forward_fill()
 
 
-def _scan_states(shipments: pl.DataFrame, events: pl.DataFrame, cfg: MilestoneFeatureConfig) -> pl.DataFrame:
-    """Every scan up to the first terminal one, with the cumulative state of its shipment after it."""
-    keys = list(dict.fromkeys([*cfg.lane_keys, *cfg.fallback_keys]))
-    ship_cols = dict.fromkeys(["shipment_id", "created_at", "delivered_at", "promised_date", *keys])
-    rank = pl.col("event").cast(pl.String).replace_strict(EVENT_RANK, return_dtype=pl.Int8)
-    end_of_promise = (pl.col("promised_date") + pl.duration(days=1)).cast(pl.Datetime("us", UTC))
-    one = pl.repeat(1, pl.len(), dtype=pl.Int32)
+def _shipment_terminal(events: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """(scan ends the shipment's chain, scans of the chain ended before this one) on sorted scans.
+
+    Without leg ids a chain ends at its first terminal scan. With legs, at the terminal scan that ends the
+    last of the shipment's legs (each leg counted at its own first terminal scan).
+    """
     terminal = pl.col("event").is_in(list(TERMINAL_EVENTS)).cast(pl.Int32)
+    if "leg_id" not in events.columns or events.get_column("leg_id").null_count() == events.height:
+        return terminal > 0, _cumsum_per_shipment(terminal) - terminal > 0
+    leg = pl.col("leg_id").fill_null("")
+    first_end = (terminal.cum_sum().over(_SID, leg) == 1) & (terminal > 0)
+    legs_ended = _cumsum_per_shipment(first_end.cast(pl.Int32))
+    n_legs = leg.n_unique().over(_SID)
+    ends = first_end & (legs_ended == n_legs)
+    return ends, legs_ended - ends.cast(pl.Int32) >= n_legs
+
+
+def _scan_states(shipments: pl.DataFrame, events: pl.DataFrame, cfg: MilestoneFeatureConfig) -> pl.DataFrame:
+    """Every scan up to the end of its shipment's chain, with the state of the shipment after it."""
+    keys = list(dict.fromkeys(_present((*cfg.lane_keys, *cfg.fallback_keys), shipments.columns)))
+    ship_cols = dict.fromkeys(
+        ["shipment_id", "created_at", "delivered_at", "promised_date", "destination_country", *keys]
+    )
+    rank = pl.col("event").cast(pl.String).replace_strict(EVENT_RANK, return_dtype=pl.Int8)
+    one = pl.repeat(1, pl.len(), dtype=pl.Int32)
+    legs = ["leg_id"] if "leg_id" in events.columns else []
+    ends, after_end = _shipment_terminal(events)
     return (
-        events.select("shipment_id", "event", "event_at", "country")
+        events.select("shipment_id", "event", "event_at", "country", *legs)
         .join(shipments.select(*ship_cols).with_row_index(_SID), on="shipment_id", how="inner")
         .sort(_SID, "event_at", "event", maintain_order=True)
+        .with_columns(promise_ends_at())
         .with_columns(
             pl.col("event_at").alias("snapshot_at"),
             pl.col("event").alias("last_event"),
@@ -143,13 +181,13 @@ def _scan_states(shipments: pl.DataFrame, events: pl.DataFrame, cfg: MilestoneFe
                 "n_countries_seen"
             ),
             (pl.col("country") == pl.col("destination_country")).alias("is_in_destination"),
-            days_between("event_at", end_of_promise).alias("days_to_promise"),
-            (terminal > 0).alias("__terminal"),
-            # Anything scanned after the first terminal event is not a state of a shipment.
-            (_cumsum_per_shipment(terminal) - terminal == 0).alias("__keep"),
+            days_between("event_at", "promise_ends_at").alias("days_to_promise"),
+            ends.alias("__terminal"),
+            # Anything scanned after the end of the shipment's chain is not a state of the shipment.
+            (~after_end).alias("__keep"),
         )
         .filter("__keep")
-        .drop("__keep", "event", "event_at", "country")
+        .drop("__keep", "event", "event_at", "country", "promise_ends_at", *legs)
     )
 
 
@@ -160,7 +198,7 @@ def _add_history_and_booking(
     booking_features: pl.DataFrame,
     cfg: MilestoneFeatureConfig,
 ) -> pl.DataFrame:
-    for spec in _history_specs(cfg):
+    for spec in _history_specs(cfg, shipments.columns):
         states = add_trailing_stats(states, history, spec, at="snapshot_at")
     booking = booking_features.drop(
         c for c in booking_features.columns if c in states.columns and c != "shipment_id"
@@ -253,7 +291,7 @@ def latest_snapshot(
     )
     states = _scan_states(known, events.filter(pl.col("event_at") <= now), cfg)
     last = states.group_by(_SID, maintain_order=True).last()
-    open_scanned = last.filter(~pl.col("last_event").cast(pl.String).is_in(list(TERMINAL_EVENTS)))
+    open_scanned = last.filter(~pl.col("__terminal"))
     unscanned = known.with_row_index(_SID).join(states.select(_SID).unique(), on=_SID, how="anti")
     unscanned_states = unscanned.select(
         _SID,
@@ -270,9 +308,7 @@ def latest_snapshot(
         pl.lit(0, dtype=pl.Int32).alias("n_failed_attempts"),
         pl.lit(False).alias("has_customs_held"),
         pl.lit(0, dtype=pl.Int32).alias("n_countries_seen"),
-        days_between(
-            "created_at", (pl.col("promised_date") + pl.duration(days=1)).cast(pl.Datetime("us", UTC))
-        ).alias("days_to_promise"),
+        days_between("created_at", promise_ends_at()).alias("days_to_promise"),
     )
     current = pl.concat([open_scanned, unscanned_states], how="diagonal_relaxed").sort(_SID)
     history = _delivered_history(states.filter(~pl.col("__terminal")))

@@ -38,8 +38,8 @@ from typing import Final, Self
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.feature_set import FeatureSet
 from features.history import AsOfStats, LastDays, LastN, add_trailing_stats, days_between, quantile_label
-from features.shipment_features import FeatureSet
 
 __all__ = [
     "DEFAULT_GROUPS",

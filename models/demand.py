@@ -39,7 +39,7 @@ from scipy import stats
 
 from features.demand_features import DemandFeatureConfig, build_demand_features, demand_feature_set
 from features.demand_panel import build_weekly_panel, extend_panel, iso_week_label
-from features.shipment_features import FeatureSet
+from features.feature_set import FeatureSet
 from models.lgbm import LGBMConfig, LGBMModel
 from models.quantile import enforce_monotone
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.shipment_features import FeatureSet
+from features.feature_set import FeatureSet
 
 __all__ = [
     "SMALL_MATRIX_ROWS",

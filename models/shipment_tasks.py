@@ -21,10 +21,10 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.feature_set import FeatureSet
 from features.milestones import MilestoneFeatureConfig, build_milestone_snapshots, milestone_feature_set
 from features.shipment_features import (
     BookingFeatureConfig,
-    FeatureSet,
     add_shipment_targets,
     booking_feature_set,
     build_booking_features,

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from features.contract.countries import ISO2_CODES
-from features.contract.schema import REPLENISHMENT_MODES, TableSpec
+from features.contract.schema import TableSpec
+from features.contract.vocabularies import DOMESTIC_MODE, REPLENISHMENT_MODES
 
 __all__ = ["Rule", "RULE_DOCS", "row_rules"]
 
@@ -67,6 +68,7 @@ RULE_DOCS: dict[str, str] = {
     "delivered_after_created": "delivered_at is before created_at",
     "delivered_iff_status_delivered": "delivered_at is set exactly when status is delivered",
     "promised_after_created": "promised_date is before the day the shipment was created",
+    "domestic_same_country": f"mode {DOMESTIC_MODE} needs origin_country equal to destination_country",
     "released_after_declared": "released_at is before declared_at",
     "received_after_shipped": "received_at is before shipped_at",
     "replenishment_mode": "replenishments travel by " + ", ".join(REPLENISHMENT_MODES),
@@ -80,7 +82,8 @@ RULE_DOCS: dict[str, str] = {
 
 _NON_NEGATIVE_SUFFIXES = ("_kg", "_usd", "_days", "_units", "_pct")
 _NON_NEGATIVE_NAMES = {"units_sold", "on_hand_end", "units", "capacity_units", "customs_days"}
-_POSITIVE_NAMES = {"item_count", "case_pack", "min_order_units", "contract_transit_days"}
+# `contract_transit_days` may be 0: a same-day quote is valid (the `_days` suffix makes it non-negative).
+_POSITIVE_NAMES = {"item_count", "case_pack", "min_order_units"}
 
 
 def _is_country_column(name: str) -> bool:
@@ -131,6 +134,12 @@ def _shipments_rules() -> list[Rule]:
             "promised_date",
             pl.col("promised_date") >= pl.col("created_at").dt.date(),
             RULE_DOCS["promised_after_created"],
+        ),
+        Rule(
+            "domestic_same_country",
+            "mode",
+            (pl.col("mode") != DOMESTIC_MODE) | (pl.col("origin_country") == pl.col("destination_country")),
+            RULE_DOCS["domestic_same_country"],
         ),
     ]
 

@@ -6,16 +6,39 @@ read them. Column suffixes carry units and types (`_id`, `_at` UTC timestamp, `_
 `_usd`, `_country` ISO 3166-1 alpha-2, `is_`/`has_` booleans).
 
 A table is a `TableSpec`: its columns (dtype, required or optional, nullable, unit, description, example),
-its key, and its row rules (see `features.contract.rules`). `docs/data-contract.md` is written from these specs.
+its key, and its row rules (see `features.contract.rules`). `docs/data-contract.md` is written from these
+specs. The vocabularies (modes, statuses, events, ...) are declared in `features.contract.vocabularies`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 import polars as pl
 
+from features.contract.vocabularies import (
+    CUSTOMS_OUTCOMES,
+    EVENT_RANK,
+    EVENT_TYPES,
+    INCOTERMS,
+    MODES,
+    NOT_SHIPPED_STATUSES,
+    REPLENISHMENT_MODES,
+    SHIPMENT_MODES,
+    SHIPMENT_STATUSES,
+    TERMINAL_EVENTS,
+    UNDELIVERED_STATUSES,
+    CustomsOutcome,
+    EventType,
+    Incoterm,
+    Mode,
+    ShipmentStatus,
+)
+
+# The vocabularies are declared in `features.contract.vocabularies`; they are re-exported here because
+# every table spec below uses them.
 __all__ = [
     "CUSTOMS_OUTCOMES",
     "EVENT_RANK",
@@ -44,45 +67,6 @@ __all__ = [
 UTC: Final = "UTC"
 TIMESTAMP: Final = pl.Datetime("us", UTC)
 
-# ---------------------------------------------------------------------------------------------------------
-# Vocabularies: fixed pl.Enum levels keep category codes identical between training and serving.
-# ---------------------------------------------------------------------------------------------------------
-SHIPMENT_MODES: Final = ("postal", "dedicated_line", "express", "overseas_warehouse")
-REPLENISHMENT_MODES: Final = ("air", "rail", "sea", "road")
-Mode = pl.Enum([*SHIPMENT_MODES, *REPLENISHMENT_MODES])
-MODES: Final = tuple(Mode.categories.to_list())
-
-SHIPMENT_STATUSES: Final = ("in_transit", "delivered", "returned", "lost")
-ShipmentStatus = pl.Enum(list(SHIPMENT_STATUSES))
-
-INCOTERMS: Final = ("DDP", "DAP", "DDU", "DPU", "EXW", "FCA", "CPT", "CIP", "FAS", "FOB", "CFR", "CIF")
-Incoterm = pl.Enum(list(INCOTERMS))
-
-# Milestones in the order a parcel can reach them. Equal ranks may alternate (a failed delivery attempt is
-# followed by another out-for-delivery scan). A terminal event ends the history.
-EVENT_RANK: Final[dict[str, int]] = {
-    "picked_up": 0,
-    "arrived_origin_hub": 1,
-    "export_cleared": 2,
-    "linehaul_departed": 3,
-    "linehaul_arrived": 4,
-    "import_customs_entered": 5,
-    "customs_held": 6,
-    "customs_released": 7,
-    "last_mile_received": 8,
-    "out_for_delivery": 9,
-    "delivery_failed": 9,
-    "delivered": 10,
-    "returned": 10,
-    "lost": 10,
-}
-EVENT_TYPES: Final = tuple(EVENT_RANK)
-TERMINAL_EVENTS: Final = ("delivered", "returned", "lost")
-EventType = pl.Enum(list(EVENT_TYPES))
-
-CUSTOMS_OUTCOMES: Final = ("released", "duty_reassessed", "held", "seized", "returned")
-CustomsOutcome = pl.Enum(list(CUSTOMS_OUTCOMES))
-
 TableName = Literal[
     "shipments",
     "shipment_events",
@@ -107,7 +91,10 @@ class ColumnSpec:
         dtype: the exact Polars dtype after ingest.
         description: what the column means, for users mapping their own data.
         example: an example value as it would appear in a CSV file.
-        required: the raw file must contain the column (optional columns are added as nulls when absent).
+        required: the raw file must contain the column. An optional column may be left out: a nullable one
+            is then added as nulls; a non-nullable one (a business column many sources lack, such as
+            `carrier` or `hs_code`) stays absent from the validated table, and the features that read it
+            are not built (never a constant standing in for data). When present, it keeps all its rules.
         nullable: a null value is allowed.
         unit: unit of measure, if any.
     """
@@ -119,6 +106,11 @@ class ColumnSpec:
     required: bool = True
     nullable: bool = False
     unit: str = ""
+
+    @property
+    def omittable(self) -> bool:
+        """The column may be left out, and then stays absent (optional and not nullable)."""
+        return not self.required and not self.nullable
 
 
 @dataclass(frozen=True)
@@ -153,6 +145,17 @@ class TableSpec:
         """Columns that a raw file must contain."""
         return tuple(c.name for c in self.columns if c.required)
 
+    @property
+    def omittable_columns(self) -> tuple[str, ...]:
+        """Optional columns that stay absent when a source leaves them out (see `ColumnSpec.required`)."""
+        return tuple(c.name for c in self.columns if c.omittable)
+
+    def for_columns(self, present: Iterable[str]) -> TableSpec:
+        """This spec without the omittable columns absent from `present` (the spec a source's file meets)."""
+        names = set(present)
+        kept = tuple(c for c in self.columns if not c.omittable or c.name in names)
+        return self if len(kept) == len(self.columns) else replace(self, columns=kept)
+
     def column(self, name: str) -> ColumnSpec:
         """The spec of one column (KeyError if unknown)."""
         for c in self.columns:
@@ -166,6 +169,7 @@ def _c(name: str, dtype: pl.DataType, description: str, example: str, **kw: obje
 
 
 _OPT = {"required": False, "nullable": True}
+_BUSINESS = {"required": False}  # may be left out by a source; when present, every value is set
 
 SHIPMENTS = TableSpec(
     name="shipments",
@@ -180,25 +184,31 @@ SHIPMENTS = TableSpec(
         _c(
             "mode",
             Mode,
-            "logistics mode, one of " + ", ".join(SHIPMENT_MODES) + " (or air/rail/sea/road)",
+            f"logistics mode, one of {', '.join(SHIPMENT_MODES)} (or {'/'.join(REPLENISHMENT_MODES)})",
             "dedicated_line",
         ),
-        _c("carrier", pl.String(), "carrier or line operator", "YunExpress"),
-        _c("weight_kg", pl.Float64(), "chargeable weight", "0.42", unit="kg"),
-        _c("declared_value_usd", pl.Float64(), "customs declared value", "23.50", unit="USD"),
-        _c("hs_code", pl.String(), "6-digit Harmonized System code", "851830"),
-        _c("item_count", pl.Int32(), "items in the parcel (>= 1)", "2"),
-        _c("incoterm", Incoterm, "who pays duties: DDP (seller) or DAP/DDU (buyer), ...", "DDP"),
-        _c("promised_date", pl.Date(), "latest delivery date promised to the buyer", "2025-03-12"),
-        _c("shipping_cost_usd", pl.Float64(), "freight paid to the carrier", "4.10", unit="USD"),
+        _c("carrier", pl.String(), "carrier or line operator", "YunExpress", **_BUSINESS),
+        _c("weight_kg", pl.Float64(), "chargeable weight", "0.42", unit="kg", **_BUSINESS),
+        _c("declared_value_usd", pl.Float64(), "customs declared value", "23.50", unit="USD", **_BUSINESS),
+        _c("hs_code", pl.String(), "6-digit Harmonized System code", "851830", **_BUSINESS),
+        _c("item_count", pl.Int32(), "items in the parcel (>= 1)", "2", **_BUSINESS),
+        _c("incoterm", Incoterm, "who pays duties: DDP (seller) or DAP/DDU (buyer), ...", "DDP", **_BUSINESS),
+        _c(
+            "promised_date",
+            pl.Date(),
+            "latest delivery date promised to the buyer, in the destination's local calendar",
+            "2025-03-12",
+        ),
+        _c("shipping_cost_usd", pl.Float64(), "freight paid to the carrier", "4.10", unit="USD", **_BUSINESS),
         _c(
             "delivered_at",
             TIMESTAMP,
-            "delivery scan (UTC); null while open or if returned/lost",
+            "delivery scan (UTC); null while open and when "
+            + ", ".join((*UNDELIVERED_STATUSES, *NOT_SHIPPED_STATUSES)),
             "2025-03-10T14:02:00Z",
             nullable=True,
         ),
-        _c("status", ShipmentStatus, "in_transit, delivered, returned or lost", "delivered"),
+        _c("status", ShipmentStatus, "one of " + ", ".join(SHIPMENT_STATUSES), "delivered"),
         _c("seller_id", pl.String(), "seller (merchant) id", "S0042", **_OPT),
         _c("sku_id", pl.String(), "main SKU in the parcel", "SKU0007", **_OPT),
         _c(
@@ -222,9 +232,17 @@ SHIPMENT_EVENTS = TableSpec(
         _c("event_at", TIMESTAMP, "scan time (UTC)", "2025-03-03T22:40:00Z"),
         _c("country", pl.String(), "ISO-2 country of the scan", "CN"),
         _c("location", pl.String(), "facility / city of the scan", "SZX", **_OPT),
+        _c(
+            "leg_id",
+            pl.String(),
+            "leg of a multi-leg shipment (parallel inbound legs, hops); scans are ordered within shipment x "
+            "leg; null or absent: one chain",
+            "L1",
+            **_OPT,
+        ),
     ),
-    key=("shipment_id", "event", "event_at"),
-    sort_by=("shipment_id", "event_at", "event"),
+    key=("shipment_id", "leg_id", "event", "event_at"),
+    sort_by=("shipment_id", "event_at", "event", "leg_id"),
     foreign_keys=(("shipment_id", "shipments", "shipment_id"),),
 )
 
@@ -382,7 +400,13 @@ LANES = TableSpec(
         _c("destination_country", pl.String(), "ISO-2 destination", "US"),
         _c("mode", Mode, "logistics mode", "express"),
         _c("carrier", pl.String(), "carrier", "DHL"),
-        _c("contract_transit_days", pl.Float64(), "transit time quoted in the contract", "5", unit="days"),
+        _c(
+            "contract_transit_days",
+            pl.Float64(),
+            "transit time quoted in the contract (0: same day)",
+            "5",
+            unit="days",
+        ),
         _c("base_rate_usd", pl.Float64(), "fixed fee per parcel", "8.0", unit="USD"),
         _c("per_kg_rate_usd", pl.Float64(), "rate per chargeable kg", "9.5", unit="USD/kg"),
     ),

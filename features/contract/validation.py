@@ -7,9 +7,9 @@ quarantined`). A quarantined row carries the first rule it broke (`column`, `rul
 the list of every rule it broke (`violations`) and the whole raw row as JSON (`raw_row`), so it can be fixed
 and re-ingested.
 
-Order of checks: type coercion, row rules (`features.contract.rules`), then the table rules that need several rows:
-unique keys (the first occurrence in file order is kept), foreign keys against the already validated parent
-tables, and for milestone events the possible order of events per shipment.
+Order of checks: type coercion, row rules (`features.contract.rules`), then the table rules that need several
+rows: unique keys (the first occurrence in file order is kept), foreign keys against the already validated
+parent tables, and for milestone events the possible order of events per shipment and leg.
 """
 
 from __future__ import annotations
@@ -250,11 +250,20 @@ _TERMINAL_CODES = [EVENT_TYPES.index(e) for e in TERMINAL_EVENTS]
 def _event_flags(events: pl.DataFrame, shipments: pl.DataFrame | None) -> pl.DataFrame:
     """Flags for milestone events: scanned before creation, out of order, after the terminal event.
 
-    Out-of-order events are blamed on the smaller side: either the scans whose rank is below an earlier
-    scan's, or those above a later scan's, whichever flags fewer rows for that shipment. Works on integer
-    shipment numbers and event codes so that ten million scans take seconds.
+    Scans are checked per shipment x leg (`leg_id`; a null leg is one chain), so parallel or successive
+    legs of one shipment do not conflict. Out-of-order events are blamed on the smaller side: either the
+    scans whose rank is below an earlier scan's, or those above a later scan's, whichever flags fewer rows
+    for that chain. Works on integer chain numbers and event codes so that ten million scans take seconds.
     """
-    df = events.select("__i", "shipment_id", "event_at", pl.col("event").to_physical().alias("__code"))
+    has_legs = "leg_id" in events.columns and events.get_column("leg_id").null_count() < events.height
+    leg = pl.col("leg_id").rank("dense").fill_null(0) if has_legs else pl.lit(0)
+    df = events.select(
+        "__i",
+        "shipment_id",
+        "event_at",
+        pl.col("event").to_physical().alias("__code"),
+        leg.cast(pl.Int64).alias("__leg"),
+    )
     if shipments is not None:
         parent = shipments.select(
             "shipment_id",
@@ -267,6 +276,8 @@ def _event_flags(events: pl.DataFrame, shipments: pl.DataFrame | None) -> pl.Dat
             pl.col("shipment_id").rank("dense").cast(pl.Int64).alias("__sid"),
             pl.lit(None, dtype=events.schema["event_at"]).alias("__created_at"),
         )
+    if has_legs:  # one integer per shipment x leg (a null leg is a chain of its own)
+        df = df.with_columns((pl.col("__sid") * (pl.col("__leg").max() + 1) + pl.col("__leg")).alias("__sid"))
     rank = pl.col("__code").replace_strict(_RANK_BY_CODE, return_dtype=pl.Int8)
     df = df.with_columns(rank.alias("__rank")).sort("__sid", "event_at", "__rank", "__i")
     by = "__sid"
@@ -323,7 +334,10 @@ def _table_rules(
     if spec.name == "shipment_events":
         passed = passed.with_row_index("__i")
         ok = passed.filter(~pl.any_horizontal(flags))
-        ev = _event_flags(ok.select("__i", "shipment_id", "event", "event_at"), parents.get("shipments"))
+        legs = ["leg_id"] if "leg_id" in ok.columns else []
+        ev = _event_flags(
+            ok.select("__i", "shipment_id", "event", "event_at", *legs), parents.get("shipments")
+        )
         passed = (
             passed.join(ev, on="__i", how="left")
             .drop("__i")
@@ -359,7 +373,8 @@ def validate_table(
         assume_timezone: IANA zone for timestamps written without an offset; None quarantines them.
 
     Returns:
-        The valid rows (contract dtypes, sorted by `spec.sort_by`) and the quarantine.
+        The valid rows (contract dtypes, sorted by `spec.sort_by`; an omittable column absent from `raw`
+        is absent from them too) and the quarantine.
 
     Raises:
         ValueError: a required column is missing (naming the columns and their expected types).
@@ -369,6 +384,8 @@ def validate_table(
     if missing:
         expected = ", ".join(f"{c} ({spec.column(c).dtype})" for c in missing)
         raise ValueError(f"table {spec.name}: missing required column(s) {expected}")
+    # An omittable column the source left out stays out (its features are not built); see ColumnSpec.
+    spec = spec.for_columns(raw.columns)
     if SOURCE not in raw.columns:
         raw = raw.with_columns(pl.lit("memory").alias(SOURCE))
     if ROW not in raw.columns:

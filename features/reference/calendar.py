@@ -4,6 +4,11 @@ Reads nothing from disk. Public holidays come from the `holidays` package; e-com
 Friday / Cyber Monday, Christmas) and the Chinese origin slowdowns (Chinese New Year, Golden Week) are derived
 from it so that the simulator and the models agree on what a peak is.
 
+Which calendar applies to a shipment follows its own countries (`peak_applies`, `observes_lunar_new_year`):
+Singles' Day (11.11) is a peak where the parcel leaves from or goes to China; Black Friday / Cyber Monday is
+a peak everywhere; Christmas where the destination keeps 25 December as a public holiday; the Lunar New Year
+matters where the origin country keeps it as a public holiday (China, Korea, Vietnam, Singapore, ...).
+
 Example:
     >>> import datetime as dt
     >>> cal = daily_calendar(dt.date(2025, 11, 10), dt.date(2025, 11, 12))
@@ -26,6 +31,9 @@ __all__ = [
     "chinese_new_year",
     "country_holidays",
     "daily_calendar",
+    "observes_christmas",
+    "observes_lunar_new_year",
+    "peak_applies",
 ]
 
 ECOMMERCE_PEAKS = ("singles_day", "black_friday_cyber_monday", "christmas")
@@ -46,6 +54,46 @@ def chinese_new_year(year: int) -> dt.date:
     if not days:  # pragma: no cover - the package covers every supported year
         raise ValueError(f"no Spring Festival in the holidays calendar for {year}")
     return days[0]
+
+
+# Years a country's calendar is read in to decide whether it keeps a holiday (stable, recent years).
+_OBSERVANCE_YEARS = (2023, 2024, 2025)
+
+
+@lru_cache(maxsize=512)
+def observes_lunar_new_year(country: str | None) -> bool:
+    """The country keeps the Lunar New Year (China's Spring Festival day) as a public holiday."""
+    if country is None:
+        return False
+    days = {d for d, _ in _holiday_dates(country, _OBSERVANCE_YEARS)}
+    return all(chinese_new_year(y) in days for y in _OBSERVANCE_YEARS)
+
+
+@lru_cache(maxsize=512)
+def observes_christmas(country: str | None) -> bool:
+    """The country keeps 25 December as a public holiday."""
+    if country is None:
+        return False
+    days = {d for d, _ in _holiday_dates(country, _OBSERVANCE_YEARS)}
+    return all(dt.date(y, 12, 25) in days for y in _OBSERVANCE_YEARS)
+
+
+def peak_applies(peak: str, origin: str | None, destination: str | None) -> bool:
+    """Whether e-commerce peak `peak` (one of `ECOMMERCE_PEAKS`) loads a shipment between these countries.
+
+    Examples:
+        >>> peak_applies("singles_day", "CN", "US"), peak_applies("singles_day", "BR", "BR")
+        (True, False)
+        >>> peak_applies("christmas", "CN", "SA"), peak_applies("black_friday_cyber_monday", "BR", "BR")
+        (False, True)
+    """
+    if peak == "singles_day":
+        return "CN" in (origin, destination)
+    if peak == "black_friday_cyber_monday":
+        return True
+    if peak == "christmas":
+        return observes_christmas(destination)
+    raise ValueError(f"unknown e-commerce peak {peak!r}; known: {', '.join(ECOMMERCE_PEAKS)}")
 
 
 def black_friday(year: int) -> dt.date:

@@ -5,7 +5,6 @@ per PO/SO line item) and writes one `shipments` row per `ASN/DN #` (the shipment
 aggregated (value, packs and weight summed; the shared weight/freight of a `See ASN-... (ID#:n)` pointer
 counted once). Shipments that cannot be mapped (no order date, no shipment mode, unknown origin, ...) are
 rejected with all their lines. `docs/adapters.md` gives every rule with its counts on the real file.
-
 Direct Drop and From RDC stay separable downstream: From RDC shipments have `warehouse_id == "RDC"`,
 `origin_hub == "RDC"` and `carrier == "SCMS-RDC"`; Direct Drop shipments have a null `warehouse_id`.
 """

@@ -37,7 +37,9 @@ from typing import Final, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.contract.vocabularies import CROSS_BORDER_PARCEL_MODES, WAREHOUSE_MODE
 from features.customs_rules import add_de_minimis
+from features.reference.customs_policy import duty_rates
 from serving.decisions.eta_distribution import days_to_end_of_date_expr, p_late_expr
 
 __all__ = [
@@ -62,7 +64,7 @@ ORDER_COLUMNS: Final[dict[str, str]] = {
     "destination_region, hs_code, item_count, incoterm, seller_id, origin_country": "optional, passed to the "
     "scorer (defaults: null, null, 1, DDP, null, CN)",
 }
-_PARCEL_MODES: Final = ("postal", "dedicated_line", "express")
+_PARCEL_MODES: Final = CROSS_BORDER_PARCEL_MODES
 _REQUIRED: Final = (
     "order_id",
     "created_at",
@@ -97,10 +99,8 @@ class RoutingConfig(BaseModel):
 
 
 def default_duty_rates() -> dict[str, float]:
-    """Duty rate per destination country of the reference world (`features.sources.simulator.world.DESTINATIONS`)."""
-    from features.sources.simulator.world import DESTINATIONS
-
-    return {d.country: d.duty_rate for d in DESTINATIONS}
+    """Standing duty rate per destination country (`features.reference.customs_policy`)."""
+    return duty_rates()
 
 
 def _check_orders(orders: pl.DataFrame) -> None:
@@ -163,7 +163,7 @@ def route_options(
     )
     parts = [china]
     if config.include_warehouse and stock is not None and "sku_id" in orders.columns:
-        wh_lanes = lanes.filter(pl.col("mode").cast(pl.String) == "overseas_warehouse").select(
+        wh_lanes = lanes.filter(pl.col("mode").cast(pl.String) == WAREHOUSE_MODE).select(
             pl.col("origin_hub").alias("warehouse_id"), *lane_cols[1:]
         )
         avail = stock.select("warehouse_id", "sku_id", pl.col("on_hand_units").cast(pl.Int64))

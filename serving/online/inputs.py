@@ -26,6 +26,7 @@ from typing import Final
 
 import polars as pl
 
+from features.booking_config import OPTIONAL_INPUTS
 from features.contract.rules import RULE_DOCS, Rule, row_rules
 from features.contract.schema import ColumnSpec, TableSpec, table_spec
 from features.contract.validation import coerce_column
@@ -63,7 +64,15 @@ def _relaxed(spec: TableSpec, names: tuple[str, ...]) -> TableSpec:
     )
 
 
-SHIPMENTS_SPEC: Final = _relaxed(table_spec("shipments"), NOT_SCORED)
+def _required(spec: TableSpec, names: tuple[str, ...]) -> TableSpec:
+    return replace(
+        spec, columns=tuple(replace(c, required=True) if c.name in names else c for c in spec.columns)
+    )
+
+
+# The contract lets a source leave out its optional business columns; the served booking models read them
+# (`features.booking_config.OPTIONAL_INPUTS`), so a scoring row must carry them.
+SHIPMENTS_SPEC: Final = _required(_relaxed(table_spec("shipments"), NOT_SCORED), OPTIONAL_INPUTS)
 EVENTS_SPEC: Final = table_spec("shipment_events")
 # What a scoring row may carry, and what it must carry (required and not nullable in the contract).
 SCORED_COLUMNS: Final = tuple(c.name for c in SHIPMENTS_SPEC.columns if c.name not in NOT_SCORED)

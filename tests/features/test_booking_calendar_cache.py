@@ -1,8 +1,9 @@
-"""The cached calendar and de minimis look-ups give the values of the frame joins they replaced.
+"""The cached calendar and de minimis look-ups give the values of plain frame joins.
 
-The reference implementations below are the former `add_booking_calendar` / `add_de_minimis` (frame
-joins over a calendar built for each frame's own date range), kept here verbatim as the definition the
-models were trained with.
+The reference implementations below are frame joins over a calendar built for each frame's own date range
+(the way `add_booking_calendar` / `add_de_minimis` were first written), with the per-country rules of
+`features.reference.calendar`: the peaks that apply to a shipment's countries, the destination's and the
+origin's holidays, the Lunar New Year only where the origin keeps it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,32 @@ from polars.testing import assert_frame_equal
 from features import booking_calendar
 from features.booking_calendar import EcommercePeak, add_booking_calendar, calendar_table
 from features.customs_rules import add_de_minimis, de_minimis_table
-from features.reference.calendar import country_holidays, daily_calendar
+from features.reference.calendar import (
+    ECOMMERCE_PEAKS,
+    country_holidays,
+    daily_calendar,
+    observes_lunar_new_year,
+    peak_applies,
+)
+
+
+def _holiday_counts(
+    frame: pl.DataFrame, column: str, cal: pl.DataFrame, lo: dt.date, hi: dt.date
+) -> pl.DataFrame:
+    """Per country of `column` and day, the running count of that country's public holidays."""
+    countries = frame[column].drop_nulls().unique().sort().to_list()
+    hol_days = country_holidays(countries, lo, hi).unique(["country", "date"])
+    return (
+        pl.DataFrame({"country": countries}, schema={"country": pl.String})
+        .join(cal.select("date"), how="cross")
+        .join(
+            hol_days.select("country", "date", pl.lit(1, dtype=pl.Int32).alias("h")),
+            on=["country", "date"],
+            how="left",
+        )
+        .sort("country", "date")
+        .select(pl.col("country").alias(column), "date", pl.col("h").fill_null(0).cum_sum().over("country"))
+    )
 
 
 def _reference_calendar(df: pl.DataFrame, *, window_days: str) -> pl.DataFrame:
@@ -33,24 +59,8 @@ def _reference_calendar(df: pl.DataFrame, *, window_days: str) -> pl.DataFrame:
     if lo is None or hi is None:
         lo = hi = dt.date(2000, 1, 1)
     cal = daily_calendar(lo, hi).with_columns(  # type: ignore[arg-type]
-        pl.col("ecommerce_peak").is_not_null().cum_sum().cast(pl.Int32).alias("__peak_cum")
-    )
-    countries = frame[country].drop_nulls().unique().sort().to_list()
-    hol_days = country_holidays(countries, lo, hi).unique(["country", "date"])  # type: ignore[arg-type]
-    hol = (
-        pl.DataFrame({"country": countries}, schema={"country": pl.String})
-        .join(cal.select("date"), how="cross")
-        .join(
-            hol_days.select("country", "date", pl.lit(1, dtype=pl.Int32).alias("h")),
-            on=["country", "date"],
-            how="left",
-        )
-        .sort("country", "date")
-        .select(
-            pl.col("country").alias(country),
-            "date",
-            pl.col("h").fill_null(0).cum_sum().over("country").alias("n"),
-        )
+        (pl.col("ecommerce_peak") == p).fill_null(False).cum_sum().cast(pl.Int32).alias(f"__cum_{p}")
+        for p in ECOMMERCE_PEAKS
     )
 
     def _at(
@@ -58,38 +68,63 @@ def _reference_calendar(df: pl.DataFrame, *, window_days: str) -> pl.DataFrame:
     ) -> pl.DataFrame:
         return source.select(*keys, pl.col("date").alias(day), pl.col(value).alias(alias))
 
-    frame = (
-        frame.join(
-            cal.select(
-                pl.col("date").alias(d),
-                pl.col("ecommerce_peak").cast(EcommercePeak),
-                pl.col("origin_capacity").alias("__capacity"),
-                "days_to_cny",
-            ),
-            on=d,
-            how="left",
-            maintain_order="left",
-        )
-        .join(_at(b, "__peak_cum", "__p0", cal), on=b, how="left", maintain_order="left")
-        .join(_at(e, "__peak_cum", "__p1", cal), on=e, how="left", maintain_order="left")
-        .join(_at(b, "n", "__h0", hol, (country,)), on=[country, b], how="left", maintain_order="left")
-        .join(_at(e, "n", "__h1", hol, (country,)), on=[country, e], how="left", maintain_order="left")
+    frame = frame.join(
+        cal.select(
+            pl.col("date").alias(d),
+            pl.col("ecommerce_peak").alias("__day_peak"),
+            pl.col("origin_capacity").alias("__capacity"),
+            "days_to_cny",
+        ),
+        on=d,
+        how="left",
+        maintain_order="left",
     )
+    for p in ECOMMERCE_PEAKS:
+        frame = frame.join(_at(b, f"__cum_{p}", f"__p0_{p}", cal), on=b, how="left", maintain_order="left")
+        frame = frame.join(_at(e, f"__cum_{p}", f"__p1_{p}", cal), on=e, how="left", maintain_order="left")
+    for col, tag in ((country, "d"), (origin_country, "o")):
+        hol = _holiday_counts(frame, col, cal, lo, hi)  # type: ignore[arg-type]
+        frame = frame.join(
+            _at(b, "h", f"__{tag}0", hol, (col,)), on=[col, b], how="left", maintain_order="left"
+        )
+        frame = frame.join(
+            _at(e, "h", f"__{tag}1", hol, (col,)), on=[col, e], how="left", maintain_order="left"
+        )
+    pair = pl.struct(origin_country, country)
+
+    def _applies(p: str) -> pl.Expr:
+        return pair.map_elements(
+            lambda r: peak_applies(p, r[origin_country], r[country]), return_dtype=pl.Boolean
+        )
+
+    day_peak = pl.lit(None, dtype=pl.String)
+    for p in ECOMMERCE_PEAKS:
+        day_peak = pl.when((pl.col("__day_peak") == p) & _applies(p)).then(pl.lit(p)).otherwise(day_peak)
+    lunar = pl.col(origin_country).map_elements(observes_lunar_new_year, return_dtype=pl.Boolean)
     added = frame.select(
         pl.col(at).dt.weekday().cast(pl.Int8).alias("booking_weekday"),
         pl.col(at).dt.hour().cast(pl.Int8).alias("booking_hour_utc"),
-        pl.col("ecommerce_peak").is_not_null().alias("is_ecommerce_peak"),
+        day_peak.is_not_null().alias("is_ecommerce_peak"),
         pl.when(pl.col(origin_country) == "CN")
         .then(pl.col("__capacity"))
         .otherwise(1.0)
         .alias("origin_capacity"),
-        "days_to_cny",
-        (pl.col("__h1").fill_null(0) - pl.col("__h0").fill_null(0))
+        pl.when(lunar.fill_null(False)).then(pl.col("days_to_cny")).alias("days_to_cny"),
+        *[
+            (pl.col(f"__{tag}1").fill_null(0) - pl.col(f"__{tag}0").fill_null(0)).cast(pl.Int32).alias(name)
+            for tag, name in (("d", "dest_holidays_in_window"), ("o", "origin_holidays_in_window"))
+        ],
+        pl.sum_horizontal(
+            (pl.col(f"__p1_{p}") - pl.col(f"__p0_{p}")) * _applies(p).cast(pl.Int32) for p in ECOMMERCE_PEAKS
+        )
         .cast(pl.Int32)
-        .alias("dest_holidays_in_window"),
-        (pl.col("__p1") - pl.col("__p0")).cast(pl.Int32).alias("peak_days_in_window"),
-        "ecommerce_peak",
+        .alias("peak_days_in_window"),
+        day_peak.cast(EcommercePeak).alias("ecommerce_peak"),
     )
+    if frame.height:
+        added = added.with_columns(
+            pl.when(frame[d].is_not_null()).then(pl.col("peak_days_in_window")).alias("peak_days_in_window")
+        )
     return df.hstack(added)
 
 
@@ -151,6 +186,7 @@ def test_calendar_equals_reference_on_a_batch_and_row_by_row() -> None:
         row = df.slice(i, 1)
         assert_frame_equal(add_booking_calendar(row, window_days="days"), expected.slice(i, 1))
     assert expected["dest_holidays_in_window"].sum() > 0 and expected["peak_days_in_window"].sum() > 0
+    assert expected["origin_holidays_in_window"].sum() > 0 and expected["days_to_cny"].null_count() > 0
 
 
 @pytest.mark.usefixtures("fresh_cache")

@@ -1,4 +1,4 @@
-"""Tests for features.demand_panel: ISO weeks, zero weeks, censoring, volume class, cutoffs."""
+"""Tests for features.demand_panel: zero weeks, censoring, volume class, cutoffs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 from features.demand_panel import (
     build_weekly_panel,
     extend_panel,
-    iso_week_label,
-    iso_week_start,
     volume_class,
 )
 
@@ -30,18 +28,6 @@ def _sales(rows: list[tuple[int, int, bool]], sku: str = "S1") -> pl.DataFrame:
         },
         schema_overrides={"units_sold": pl.Int64},
     )
-
-
-def test_iso_week_round_trip() -> None:
-    assert iso_week_start("2025-W48") == dt.date(2025, 11, 24)
-    assert iso_week_label(dt.date(2025, 11, 30)) == "2025-W48"
-    assert iso_week_label(dt.date(2021, 1, 1)) == "2020-W53"
-
-
-@pytest.mark.parametrize("bad", [pytest.param("2025-48", id="no-W"), pytest.param("2025-W60", id="week-60")])
-def test_iso_week_start_rejects_bad_text(bad: str) -> None:
-    with pytest.raises(ValueError, match="ISO year-week"):
-        iso_week_start(bad)
 
 
 def test_panel_sums_weeks_and_fills_zero_weeks() -> None:

@@ -156,6 +156,19 @@ def test_ingest_report_counts_and_ignored_columns(tmp_path: Path) -> None:
     assert set(on_disk["sources"]) == {str(p) for p in raw.glob("*.csv")}
 
 
+def test_ingest_source_without_business_columns_keeps_them_absent_and_reports_them(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    _write_clean_world(raw)
+    example_rows("shipments", 3).drop("carrier", "hs_code", "incoterm").write_csv(raw / "shipments.csv")
+    report = ingest(raw, tmp_path / "out")
+    counts = report.tables["shipments"]
+    assert (counts.valid, counts.quarantined) == (3, 0)
+    assert counts.omitted_columns == ["carrier", "hs_code", "incoterm"]
+    valid = pl.read_parquet(tmp_path / "out" / "shipments.parquet")
+    assert not {"carrier", "hs_code", "incoterm"} & set(valid.columns)
+    assert report.tables["shipment_events"].omitted_columns == []
+
+
 def test_ingest_removes_stale_tables_of_a_previous_run(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     _write_clean_world(raw)

@@ -25,8 +25,8 @@ from tests.features.test_shipment_features import _shipments, _t
 def _events(rows: list[tuple[str, str, float, str]]) -> pl.DataFrame:
     schema = table_spec("shipment_events").schema
     return pl.DataFrame(
-        [(sid, ev, _t(d), c, None) for sid, ev, d, c in rows],
-        schema=["shipment_id", "event", "event_at", "country", "location"],
+        [(sid, ev, _t(d), c, None, None) for sid, ev, d, c in rows],
+        schema=["shipment_id", "event", "event_at", "country", "location", "leg_id"],
         orient="row",
     ).select(pl.col(c).cast(t) for c, t in schema.items())
 
@@ -86,8 +86,8 @@ def test_build_milestone_snapshots_state_after_each_scan() -> None:
             "has_customs_held": [False, False, False, True, True, True],
             "n_countries_seen": [1, 1, 2, 2, 2, 2],
             "is_in_destination": [False, False, True, True, True, True],
-            # the promise ends at the end of day 7 (UTC)
-            "days_to_promise": [7.5, 7.0, 5.0, 4.5, 3.0, 2.0],
+            # the promise ends at the end of day 7 in New York (2025-03-10, EDT: 04:00 UTC the next day)
+            "days_to_promise": [d + 4 / 24 for d in (7.5, 7.0, 5.0, 4.5, 3.0, 2.0)],
             "remaining_days": [6.0, 5.5, 3.5, 3.0, 1.5, 0.5],
         },
         schema_overrides={"n_scans": pl.Int32, "n_failed_attempts": pl.Int32, "n_countries_seen": pl.Int32},
@@ -135,6 +135,38 @@ def test_scans_after_a_terminal_event_are_not_snapshots() -> None:
     extra = pl.concat([events, _events([("a", "out_for_delivery", 6.8, "US")])])
     snaps = build_milestone_snapshots(ships, extra, build_booking_features(ships))
     assert snaps.filter(pl.col("shipment_id") == "a").height == 6
+
+
+def test_parallel_legs_collapse_to_one_chain_that_ends_with_the_last_leg() -> None:
+    ships = _shipments([{"shipment_id": "m", "created": 0, "delivered": 9, "promised": 12}])
+    legs = _events(
+        [
+            ("m", "picked_up", 0.5, "CN"),  # leg A
+            ("m", "picked_up", 1.0, "CN"),  # leg B
+            ("m", "linehaul_departed", 2.0, "CN"),  # A
+            ("m", "delivered", 5.0, "US"),  # A ends: B is still on its way
+            ("m", "linehaul_departed", 6.0, "CN"),  # B
+            ("m", "delivered", 9.0, "US"),  # B ends: the shipment's chain ends
+            ("m", "out_for_delivery", 9.5, "US"),  # after the end: not a state
+        ]
+    ).with_columns(pl.Series("leg_id", ["A", "B", "A", "A", "B", "B", "B"]))
+    booking = build_booking_features(ships)
+    snaps = build_milestone_snapshots(ships, legs, booking)
+    assert snaps["last_event"].cast(pl.String).to_list() == [
+        "picked_up",
+        "picked_up",
+        "linehaul_departed",
+        "delivered",
+        "linehaul_departed",
+    ]
+    assert snaps["n_scans"].to_list() == [1, 2, 3, 4, 5]
+    assert latest_snapshot(ships, legs, booking, as_of=_t(5.5))["n_scans"].to_list() == [4]  # still open
+    assert latest_snapshot(ships, legs, booking, as_of=_t(9.2)).height == 0  # closed
+    # without leg ids the first delivery scan ends the chain
+    one_chain = build_milestone_snapshots(
+        ships, legs.with_columns(pl.lit(None, pl.String).alias("leg_id")), booking
+    )
+    assert one_chain.height == 3
 
 
 @cache

@@ -12,13 +12,15 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from features.contract.schema import table_spec
+from features.feature_set import FeatureSet
 from features.shipment_features import (
     FEATURES,
     BookingFeatureConfig,
-    FeatureSet,
     add_shipment_targets,
     booking_feature_set,
+    booking_history_state,
     build_booking_features,
+    resolve_booking_config,
 )
 from features.sources.simulator import SimulatedWorld, SimulatorConfig, simulate
 
@@ -327,3 +329,68 @@ def test_scoring_new_bookings_against_a_history_equals_the_batch_rows() -> None:
     )
     batch = _world_features().join(new.select("shipment_id"), on="shipment_id", maintain_order="right")
     assert_frame_equal(scored, batch, check_exact=False, rel_tol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A contract that fits any shipper: optional columns
+# ---------------------------------------------------------------------------------------------------------
+_ABSENT = (
+    "carrier",
+    "hs_code",
+    "declared_value_usd",
+    "weight_kg",
+    "incoterm",
+    "item_count",
+    "shipping_cost_usd",
+)
+
+
+def test_features_of_absent_columns_are_not_built_and_the_set_records_its_inputs() -> None:
+    t = _world().tables
+    ships = t["shipments"].head(400).drop(*_ABSENT)
+    out = build_booking_features(ships, lanes=t["lanes"], declarations=t["customs_declarations"])
+    fs = booking_feature_set(BookingFeatureConfig(), ships.columns)
+    assert out.columns == ["shipment_id", "created_at", *fs.names]
+    assert fs.inputs == ()
+    gone = {"carrier", "hs_chapter", "incoterm", "weight_kg", "item_count", "declared_value_usd"}
+    assert not gone & set(fs.names)
+    assert not any(n.startswith(("de_minimis", "customs_is_", "customs_clearance")) for n in fs.names)
+    assert "customs_dest_is_inspected_rate_last1000" in fs.names  # per destination: no HS code needed
+    assert out["lane_n_obs"].max() > 0  # lanes keyed without the carrier still have history
+    assert out["contract_transit_days"].null_count() == 0  # the median quote of the lane's carriers
+    assert set(fs.names) < set(FEATURES.names)
+
+
+def test_lane_without_carrier_pools_the_carriers_of_the_lane() -> None:
+    ships = _lane_example().drop("carrier")
+    out = build_booking_features(ships).filter(pl.col("shipment_id") == "s6")
+    assert out["lane_n_obs"].item() == 2  # s1 and s2, which another carrier delivered
+
+
+def test_scoring_against_a_state_refuses_rows_without_a_column_the_model_was_trained_with() -> None:
+    t = _world().tables
+    ships = t["shipments"]
+    state = booking_history_state(ships, declarations=t["customs_declarations"])  # every optional input
+    rows = ships.tail(5)
+    for column in ("hs_code", "carrier"):
+        with pytest.raises(
+            ValueError, match=rf"lack column\(s\) {column} that these features were built from"
+        ):
+            build_booking_features(rows.drop(column), state=state)
+    trained = resolve_booking_config(BookingFeatureConfig(), ships.drop("weight_kg").columns)
+    with pytest.raises(ValueError, match="another feature config"):
+        build_booking_features(rows, config=trained.model_copy(update={"transit_n": 30}), state=state)
+
+
+def test_online_equals_batch_for_a_source_without_carrier_or_hs_code() -> None:
+    t = _world().tables
+    ships = t["shipments"].drop("carrier", "hs_code")
+    trained = resolve_booking_config(BookingFeatureConfig(), ships.columns)  # what training fixes
+    new = ships.sample(n=30, seed=2)
+    state = booking_history_state(ships, declarations=t["customs_declarations"], config=trained)
+    online = build_booking_features(new, lanes=t["lanes"], state=state)
+    batch = build_booking_features(
+        new, history=ships, lanes=t["lanes"], declarations=t["customs_declarations"]
+    )
+    assert_frame_equal(online, batch)
+    assert "carrier" not in online.columns and "hs_chapter" not in online.columns

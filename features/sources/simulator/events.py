@@ -39,24 +39,9 @@ __all__ = [
 ]
 
 # Milestone slots of a timeline, in EVENT_RANK order; the last slot is the terminal event.
-SLOT_EVENTS: tuple[str, ...] = (
-    "picked_up",
-    "arrived_origin_hub",
-    "export_cleared",
-    "linehaul_departed",
-    "linehaul_arrived",
-    "import_customs_entered",
-    "customs_held",
-    "customs_released",
-    "last_mile_received",
-    "out_for_delivery",
-    "delivery_failed",
-    "out_for_delivery",
-    "delivery_failed",
-    "out_for_delivery",
-    "delivery_failed",
-    "delivered",
-)
+_CHAIN = EVENT_TYPES[: EVENT_TYPES.index("delivery_failed") + 1]  # picked_up ... first failed attempt
+_RETRY = ("out_for_delivery", "delivery_failed")
+SLOT_EVENTS: tuple[str, ...] = (*_CHAIN, *_RETRY, *_RETRY, "delivered")  # up to three delivery attempts
 N_SLOTS = len(SLOT_EVENTS)
 _DEP, _ARR, _ENTER, _HELD, _RELEASED, _LM = 3, 4, 5, 6, 7, 8
 TERMINAL_KINDS = ("delivered", "returned", "lost")
@@ -484,6 +469,7 @@ def build_events(
             "event_at": pl.Series(labels.epoch_us + minutes * 60_000_000).cast(spec.schema["event_at"]),
             "country": _names(labels.countries, country, pl.String()),
             "location": _names(labels.locations, location, pl.String()),
+            "leg_id": pl.repeat(None, len(ship), dtype=pl.String(), eager=True),  # one chain per parcel
         }
     )
 

@@ -5,19 +5,21 @@ regions with remote flags, customs offices), HS chapters with their inspection r
 (schedules, rail or air, rates) and the overseas warehouses. Everything here is the same for
 every seed: the realisation (volumes, disruptions, scans) is drawn in `bookings`/`events`/`customs`.
 
-Values are realistic-ish, not authoritative: de minimis thresholds are converted to USD (GB 135 GBP, EU
-150 EUR, AU 1000 AUD, ...), the US threshold drops to 0 on 2025-08-29 and the EU one on 2026-07-01.
+Values are realistic-ish, not authoritative. The customs policy (de minimis thresholds, duty rates and their
+dated changes) is reference data read from `features.reference.customs_policy`, like the calendars.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
 import numpy as np
+
+from features.contract.vocabularies import SHIPMENT_MODES, WAREHOUSE_MODE
+from features.reference.customs_policy import POLICY_CHANGES, PolicyChange, standing_regime
 
 __all__ = [
     "CARRIERS",
@@ -43,8 +45,11 @@ __all__ = [
     "warehouse_countries",
 ]
 
-# Integer codes of the shipment modes, in `features.contract.schema.SHIPMENT_MODES` order.
-MODE_CODES: Final[dict[str, int]] = {"postal": 0, "dedicated_line": 1, "express": 2, "overseas_warehouse": 3}
+# Integer codes of the simulated shipment modes, in the contract's `SHIPMENT_MODES` order (the simulator
+# ships no domestic parcels: every mode up to the warehouse one).
+MODE_CODES: Final[dict[str, int]] = {
+    m: i for i, m in enumerate(SHIPMENT_MODES[: SHIPMENT_MODES.index(WAREHOUSE_MODE) + 1])
+}
 
 
 @dataclass(frozen=True)
@@ -198,8 +203,6 @@ class Destination:
     Attributes:
         share: share of the parcel volume from China.
         tz_hours: UTC offset used for local working days and delivery hours.
-        de_minimis_usd: customs value below which no duty is due (informal / low-value entry).
-        duty_rate: duties on a formal entry, as a share of the declared value.
         strictness: customs risk appetite, a shift on the logit of the inspection probability.
         fail_rate: probability that one delivery attempt fails.
         air_days: median airport-to-airport days of an express flight, connections included.
@@ -211,8 +214,6 @@ class Destination:
     group: str
     share: float
     tz_hours: float
-    de_minimis_usd: float
-    duty_rate: float
     strictness: float
     fail_rate: float
     air_days: float
@@ -221,6 +222,16 @@ class Destination:
     regions: tuple[Region, ...]
     customs_weekend: tuple[int, ...] = (5, 6)
     lastmile_weekend: tuple[int, ...] = (6,)
+
+    @property
+    def de_minimis_usd(self) -> float:
+        """Standing de minimis threshold (`features.reference.customs_policy`, the one home of the rule)."""
+        return standing_regime(self.country).de_minimis_usd
+
+    @property
+    def duty_rate(self) -> float:
+        """Standing duty rate on a formal entry (`features.reference.customs_policy`)."""
+        return standing_regime(self.country).duty_rate
 
 
 def _r(code: str, share: float, remote: float = 0.0, zone: int = 1, wh: str | None = None) -> Region:
@@ -236,8 +247,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "north_america",
         0.28,
         -6,
-        800.0,
-        0.15,
         0.0,
         0.05,
         1.6,
@@ -264,8 +273,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "north_america",
         0.04,
         -5,
-        110.0,
-        0.08,
         -0.1,
         0.05,
         1.8,
@@ -286,8 +293,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "latin_america",
         0.05,
         -6,
-        50.0,
-        0.20,
         0.5,
         0.12,
         2.4,
@@ -309,8 +314,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "europe",
         0.07,
         0,
-        170.0,
-        0.05,
         -0.2,
         0.04,
         1.5,
@@ -332,8 +335,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "europe",
         0.06,
         1,
-        160.0,
-        0.05,
         0.0,
         0.06,
         1.3,
@@ -354,8 +355,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "europe",
         0.05,
         1,
-        160.0,
-        0.05,
         0.0,
         0.07,
         1.4,
@@ -376,8 +375,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "europe",
         0.04,
         1,
-        160.0,
-        0.05,
         0.1,
         0.07,
         1.6,
@@ -398,8 +395,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "europe",
         0.03,
         1,
-        160.0,
-        0.05,
         0.2,
         0.08,
         1.5,
@@ -420,8 +415,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "europe",
         0.02,
         1,
-        160.0,
-        0.05,
         -0.3,
         0.04,
         1.3,
@@ -440,8 +433,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "europe",
         0.03,
         1,
-        160.0,
-        0.05,
         0.0,
         0.05,
         1.6,
@@ -461,8 +452,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "latin_america",
         0.07,
         -3,
-        50.0,
-        0.60,
         1.0,
         0.11,
         3.2,
@@ -486,8 +475,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "latin_america",
         0.02,
         -4,
-        41.0,
-        0.06,
         0.2,
         0.09,
         3.6,
@@ -508,8 +495,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "middle_east",
         0.03,
         3,
-        270.0,
-        0.08,
         0.5,
         0.10,
         1.4,
@@ -531,8 +516,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "middle_east",
         0.02,
         4,
-        270.0,
-        0.05,
         0.0,
         0.06,
         1.1,
@@ -545,8 +528,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "south_east_asia",
         0.02,
         7,
-        40.0,
-        0.10,
         0.2,
         0.06,
         0.8,
@@ -567,8 +548,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "south_east_asia",
         0.02,
         8,
-        115.0,
-        0.08,
         0.0,
         0.06,
         0.8,
@@ -588,8 +567,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "south_east_asia",
         0.02,
         8,
-        180.0,
-        0.10,
         0.4,
         0.12,
         0.9,
@@ -610,8 +587,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "south_east_asia",
         0.01,
         8,
-        300.0,
-        0.0,
         -0.5,
         0.03,
         0.7,
@@ -624,8 +599,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "oceania",
         0.05,
         10,
-        650.0,
-        0.05,
         0.3,
         0.04,
         1.3,
@@ -647,8 +620,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "oceania",
         0.01,
         12,
-        600.0,
-        0.05,
         0.3,
         0.04,
         1.9,
@@ -670,8 +641,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "russia_central_asia",
         0.04,
         3,
-        215.0,
-        0.15,
         0.6,
         0.09,
         1.6,
@@ -696,8 +665,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
         "russia_central_asia",
         0.01,
         5,
-        215.0,
-        0.15,
         0.3,
         0.10,
         1.2,
@@ -713,23 +680,6 @@ DESTINATIONS: Final[tuple[Destination, ...]] = (
             _r("KZ-47", 0.05, 3.0),
         ),
     ),
-)
-
-
-@dataclass(frozen=True)
-class PolicyChange:
-    """A customs regime shift: from `date` on, new de minimis threshold and duty rate in `countries`."""
-
-    countries: tuple[str, ...]
-    date: dt.date
-    de_minimis_usd: float
-    duty_rate: float | None = None
-
-
-_EU: Final = ("DE", "FR", "ES", "IT", "NL", "PL")
-POLICY_CHANGES: Final[tuple[PolicyChange, ...]] = (
-    PolicyChange(("US",), dt.date(2025, 8, 29), 0.0, 0.30),
-    PolicyChange(_EU, dt.date(2026, 7, 1), 0.0),
 )
 
 

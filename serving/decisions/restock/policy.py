@@ -15,11 +15,12 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from features.contract.vocabularies import WAREHOUSE_INBOUND_MODES
 from serving.decisions.restock.calibration import BANDS, parse_restock_calibration
 
 __all__ = ["MODES", "SERIES", "RestockConfig", "abc_classes", "service_quantile", "volume_band"]
 
-MODES: Final = ("sea", "rail", "air")  # replenishment modes the plan may choose from
+MODES: Final = WAREHOUSE_INBOUND_MODES  # replenishment modes the plan may choose from
 SERIES: Final = ["warehouse_id", "sku_id"]
 
 

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from features.booking_config import OPTIONAL_INPUTS
 from features.contract.schema import EVENT_TYPES, MODES, table_spec
 from serving.http.fields import request_model
 from serving.http.schemas import EventIn, ShipmentIn, shipments_frame
@@ -25,7 +26,7 @@ def test_shipment_fields_are_the_contract_columns_known_at_booking() -> None:
     assert set(SCORED_COLUMNS) == {c.name for c in contract.columns} - set(NOT_SCORED)
     assert _required(ShipmentIn) == {
         c.name for c in contract.columns if c.required and not c.nullable and c.name not in NOT_SCORED
-    }
+    } | set(OPTIONAL_INPUTS)  # optional in the contract, read by the served booking models
 
 
 def test_vocabularies_are_the_contract_enums() -> None:

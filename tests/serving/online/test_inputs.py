@@ -30,6 +30,7 @@ BAD = [
     ("created_at", "2025-03-01 08:15:00", "timezone_missing"),
     ("created_at", "01/03/2025", "type"),
     ("mode", "teleport", "vocabulary"),
+    ("mode", "domestic_parcel", "domestic_same_country"),
     ("carrier", None, "not_null"),
     ("destination_country", "USA", "iso2_country"),
     ("origin_country", "XX", "iso2_country"),

@@ -57,6 +57,9 @@ SHIPMENT_CASES = [
     pytest.param(
         {"promised_date": ["2025-02-27"]}, "promised_date", "promised_after_created", id="promise-in-past"
     ),
+    pytest.param(
+        {"mode": ["domestic_parcel"]}, "mode", "domestic_same_country", id="domestic-parcel-across-border"
+    ),
 ]
 
 
@@ -170,6 +173,25 @@ EVENT_CASES = [
 ]
 
 
+_LEG_SCANS = {
+    "shipment_id": ["S1"] * 6,
+    "event": ["picked_up", "linehaul_departed", "picked_up", "linehaul_arrived", "delivered", "delivered"],
+    "event_at": [f"2025-03-0{d}T00:00:00Z" for d in range(2, 8)],
+}
+EVENT_CASES += [
+    pytest.param(
+        _events(**_LEG_SCANS, leg_id=["A", "A", "B", "A", "A", "B"]),
+        [],
+        id="parallel-legs-each-in-order",
+    ),
+    pytest.param(
+        _events(**_LEG_SCANS, leg_id=[None] * 6),
+        [(3, "event_order"), (6, "event_after_terminal")],
+        id="same-scans-without-legs-are-one-chain",
+    ),
+]
+
+
 @pytest.mark.parametrize(("events", "expected"), EVENT_CASES)
 def test_validate_table_events_rules(events: pl.DataFrame, expected: list[tuple[int, str]]) -> None:
     result = validate_table(events, table_spec("shipment_events"), parents=_parents())
@@ -208,7 +230,7 @@ OTHER_CASES = [
     pytest.param("warehouse_sales", {"is_stockout": ["true"]}, "stockout_on_hand", id="stockout-with-stock"),
     pytest.param("warehouse_sales", {"date": ["2025-02-30"]}, "type", id="impossible-date"),
     pytest.param("warehouses", {"capacity_units": ["-10"]}, "non_negative", id="negative-capacity"),
-    pytest.param("lanes", {"contract_transit_days": ["0"]}, "positive", id="zero-transit-days"),
+    pytest.param("lanes", {"contract_transit_days": ["-1"]}, "non_negative", id="negative-transit-days"),
     pytest.param("skus", {"hs_code": ["ABC123"]}, "hs_code_6_digits", id="letters-in-hs-code"),
 ]
 
@@ -237,9 +259,43 @@ def test_validate_tables_foreign_keys_follow_quarantined_parents() -> None:
 
 
 def test_validate_table_missing_required_column_raises_with_name_and_type() -> None:
-    raw = example_rows("shipments").drop("weight_kg")
-    with pytest.raises(ValueError, match=r"weight_kg \(Float64\)"):
+    raw = example_rows("shipments").drop("promised_date")
+    with pytest.raises(ValueError, match=r"promised_date \(Date\)"):
         validate_table(raw, table_spec("shipments"))
+
+
+def test_validate_table_same_day_lane_quote_is_valid() -> None:
+    result = validate_table(example_rows("lanes", contract_transit_days=["0"]), table_spec("lanes"))
+    assert result.valid["contract_transit_days"].to_list() == [0.0]
+
+
+def test_validate_table_cancelled_order_is_valid_and_domestic_parcel_within_one_country() -> None:
+    raw = example_rows(
+        "shipments",
+        2,
+        status=["cancelled", "delivered"],
+        delivered_at=[None, "2025-03-10T14:02:00Z"],
+        mode=["postal", "domestic_parcel"],
+        origin_country=["CN", "US"],
+    )
+    result = validate_table(raw, table_spec("shipments"))
+    assert result.quarantine.height == 0
+    assert result.valid["status"].cast(pl.String).to_list() == ["cancelled", "delivered"]
+
+
+@pytest.mark.parametrize("column", table_spec("shipments").omittable_columns)
+def test_validate_table_omitted_business_column_stays_absent(column: str) -> None:
+    result = validate_table(example_rows("shipments").drop(column), table_spec("shipments"))
+    assert result.quarantine.height == 0
+    assert column not in result.valid.columns
+    assert result.valid.columns == [c for c in table_spec("shipments").schema.names() if c != column]
+
+
+def test_validate_table_present_business_column_keeps_its_rules() -> None:
+    raw = example_rows("shipments", 2, carrier=["DHL", None], hs_code=["851830", "8518"])
+    result = validate_table(raw, table_spec("shipments"))
+    assert result.valid["carrier"].to_list() == ["DHL"]
+    assert result.quarantine["violations"].to_list() == [["not_null:carrier", "hs_code_6_digits:hs_code"]]
 
 
 def test_validate_table_optional_column_absent_is_null() -> None:
