@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from features.contract.countries import ISO2_CODES
-from features.contract.schema import TABLES, table_spec
+from features.contract.schema import TABLES
 from features.ingest import ingest, validate_tables
 from features.sources import REJECTED_SCHEMA, adapt_scms, read_source
 from features.sources.country_names import lookup_country
@@ -336,6 +336,7 @@ A1005,2025-03-03 14:00:00,2025-03-04 10:00:00,,12.03.2025,Deutschland,Leipzig,Tu
 A1006,2025-03-30 02:30:00,2025-03-30 10:00:00,2025-04-02 09:00:00,05.04.2025,Allemagne,Berlin,Espagne,MD,Express,UPS,delivered,45.00,7.00,500,toys,1
 A1007,2025-03-31 09:00:00,,,09.04.2025,Deutschland,Leipzig,Narnia,NA,Express,DHL,shipped,15.00,3.00,200,toys,1
 A1008,2025-03-31 10:00:00,,,09.04.2025,Deutschland,Leipzig,Österreich,9,Express,DHL,shipped,15.00,3.00,200,books,1
+A1009,2025-04-01 08:00:00,,,04.04.2025,Deutschland,Leipzig,Deutschland,BE,Domestic,DHL,canceled,25.00,4.90,350,toys,1
 """  # noqa: E501
 
 
@@ -357,22 +358,23 @@ def test_marketplace_mapping_shipments_events_and_rejections(orders_csv: Path) -
     ships = result.tables["shipments"]
     expected = pl.DataFrame(
         {
-            "shipment_id": ["A1001", "A1002", "A1003", "A1005"],
+            "shipment_id": ["A1001", "A1002", "A1003", "A1005", "A1009"],
             "created_at": [
                 _utc(2025, 3, 1, 9, 15),
                 _utc(2025, 3, 1, 11),
                 _utc(2025, 3, 2, 7, 30),
                 _utc(2025, 3, 3, 13),
+                _utc(2025, 4, 1, 6),  # summer time: UTC+2
             ],
-            "origin_country": ["DE", "CN", "DE", "DE"],
-            "destination_country": ["FR", "VN", "CI", "TR"],
-            "destination_region": ["FR-IDF", "VN-HN", "CI-AB", "TR-34"],
-            "mode": ["express", "postal", "dedicated_line", "postal"],
-            "promised_date": [date(2025, 3, 10), date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 12)],
-            "delivered_at": [_utc(2025, 3, 6, 10, 2), None, None, None],
-            "status": ["delivered", "in_transit", "in_transit", "in_transit"],
-            "weight_kg": [0.42, 0.15, 0.8, 0.3],
-            "declared_value_usd": [59.90 * 1.08, 12.50 * 1.08, 30.00 * 1.08, 20.00 * 1.08],
+            "origin_country": ["DE", "CN", "DE", "DE", "DE"],
+            "destination_country": ["FR", "VN", "CI", "TR", "DE"],
+            "destination_region": ["FR-IDF", "VN-HN", "CI-AB", "TR-34", "DE-BE"],
+            "mode": ["express", "postal", "dedicated_line", "postal", "domestic_parcel"],
+            "promised_date": [date(2025, 3, d) for d in (10, 14, 15, 12)] + [date(2025, 4, 4)],
+            "delivered_at": [_utc(2025, 3, 6, 10, 2), None, None, None, None],
+            "status": ["delivered", "in_transit", "in_transit", "in_transit", "cancelled"],
+            "weight_kg": [0.42, 0.15, 0.8, 0.3, 0.35],
+            "declared_value_usd": [v * 1.08 for v in (59.90, 12.50, 30.00, 20.00, 25.00)],
         }
     )
     got = ships.select(expected.columns).with_columns(pl.col("mode", "status").cast(pl.String))
@@ -390,7 +392,8 @@ def test_marketplace_mapping_shipments_events_and_rejections(orders_csv: Path) -
         (7, "buyer_country", "country_unknown", "Narnia"),
         (8, "category", "value_not_in_map", "books"),
     ]
-    assert result.notes["rows_in"] == 8 == result.notes["rows_mapped"] + result.notes["rows_rejected"]
+    assert result.notes["rows_in"] == 9 == result.notes["rows_mapped"] + result.notes["rows_rejected"]
+    assert "incoterm" not in ships.columns  # not in the export: left out, no placeholder
 
 
 def test_adapt_mapping_then_ingest_end_to_end(orders_csv: Path, tmp_path: Path) -> None:
@@ -406,7 +409,7 @@ def test_adapt_mapping_then_ingest_end_to_end(orders_csv: Path, tmp_path: Path) 
     ]
     report = ingest(raw, validated)
     assert {k: (c.rows_in, c.valid) for k, c in report.tables.items()} == {
-        "shipments": (4, 4),
+        "shipments": (5, 5),
         "shipment_events": (4, 4),
     }
 
@@ -437,8 +440,6 @@ def test_read_mapping_and_read_flat_errors(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------
 @pytest.mark.realdata
 def test_scms_mapping_matches_the_code_adapter(shared_data: Path) -> None:
-    if table_spec("shipments").column("weight_kg").required:
-        pytest.skip("needs the optional business columns of issue 11 (weight and freight are not mappable)")
     src = shared_data / "scms_shipment_pricing"
     code = adapt_scms(read_source("scms", src)).tables["shipments"]
     mapped = adapt_flat_file(src, MAPPINGS / "scms.yaml")
