@@ -55,7 +55,8 @@ class ShipmentConfig(BaseModel):
     Attributes:
         n_shipments: parcels booked between start and end.
         n_sellers: Chinese sellers (ids `S0001`...), with Zipf-like sizes.
-        n_skus: SKUs `SKU0001`... of the default catalogue `world.sku_catalog` (when no `skus` are given).
+        n_skus: SKUs `SKU0001`... of the default catalogue `bookings_catalogue.sku_catalog` (when no
+            `skus` are given).
         annual_growth: yearly growth of the booked volume.
         warehouse_seller_share: share of sellers who keep stock in the overseas warehouses.
         under_declaration_scale: scales how often low-quality sellers under-declare values.
@@ -138,7 +139,7 @@ def simulate_shipments(
         end: last booking day and "now": events after the end of that day are not in the tables.
         rng: random stream; the same state gives identical tables.
         skus: the SKU catalogue to ship (a contract `skus` table, e.g. the demand side's, so that SKU ids
-            and HS codes agree across tables); default `world.sku_catalog(config.n_skus)`.
+            and HS codes agree across tables); default `bookings_catalogue.sku_catalog(config.n_skus)`.
 
     Returns:
         (raw tables `shipments`, `shipment_events`, `customs_declarations`, `lanes` with exactly the
