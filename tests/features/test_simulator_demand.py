@@ -13,13 +13,13 @@ from scipy import stats
 from features.contract.schema import TABLES
 from features.reference.calendar import black_friday, chinese_new_year
 from features.sources.simulator.demand import (
-    CATEGORIES,
     DEMAND_DAILY_SCHEMA,
     DEMAND_WEEKLY_SCHEMA,
     DemandConfig,
     _nb_quantiles,
     simulate_demand,
 )
+from features.sources.simulator.demand_categories import CATEGORIES
 
 START, END = dt.date(2023, 1, 2), dt.date(2025, 11, 30)
 WAREHOUSE_IDS = ["WH-AU-SYD", "WH-CA-YYZ", "WH-DE-FRA", "WH-GB-BHX", "WH-US-LAX", "WH-US-NJ"]

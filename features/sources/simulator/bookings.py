@@ -10,7 +10,6 @@ rate, peak surcharges, remote fees) and the customs risk known at booking.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -18,8 +17,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from features.sources.simulator.bookings_lanes import HUB_RATE_FACTOR, contract_table, policy_tables
 from features.sources.simulator.customs import CustomsRisk, inspection_probability
-from features.sources.simulator.events import Booking, Context, build_calendars, draw_timeline
+from features.sources.simulator.events import Booking
 from features.sources.simulator.world import (
     CARRIERS,
     DESTINATIONS,
@@ -27,35 +27,20 @@ from features.sources.simulator.world import (
     HUBS,
     MODE_CODES,
     MODE_PROFILES,
-    OTHER_CHAPTER,
-    POLICY_CHANGES,
     WAREHOUSES,
     lines,
     mode_profile_arrays,
-    warehouse_countries,
 )
 
 if TYPE_CHECKING:
     from features.sources.simulator.shipments import ShipmentConfig
 
-__all__ = [
-    "HUB_RATE_FACTOR",
-    "Bookings",
-    "catalog_from_skus",
-    "contract_table",
-    "draw_bookings",
-    "lane_index",
-    "policy_tables",
-    "sku_catalog",
-]
+__all__ = ["Bookings", "draw_bookings"]
 
 _POSTAL, _WH = MODE_CODES["postal"], MODE_CODES["overseas_warehouse"]
 _WEEKDAY_FACTOR = np.array([1.1, 1.12, 1.08, 1.02, 0.95, 0.85, 0.88])
 _PEAK_FACTOR = {"singles_day": 2.3, "black_friday_cyber_monday": 1.9, "christmas": 1.4}
 _CUSTOMS_LAG_DAYS = 7  # the customs regime that applies is the one when the parcel is expected at import
-_CATALOG_SEED = 20_240_611
-_CONTRACT_SEED = 20_240_101
-_CONTRACT_DRAWS = 96
 # (postal, express) utility shifts by destination market.
 _MARKET_TILT = {
     "BR": (0.8, 0.0),
@@ -72,7 +57,6 @@ _MARKET_TILT = {
     "US": (-0.2, 0.0),
     "MX": (0.3, 0.2),
 }
-HUB_RATE_FACTOR = np.array([1.0 + 0.05 * (h.feeder_days >= 0.3) for h in HUBS])  # trucked feeder hubs
 
 
 @dataclass(frozen=True)
@@ -94,66 +78,6 @@ class Bookings:
     promised_day: np.ndarray
     cost_usd: np.ndarray
     buyer: np.ndarray
-
-
-@lru_cache(maxsize=8)
-def sku_catalog(n_skus: int = 200) -> pl.DataFrame:
-    """The SKUs sellers ship (the same for every seed), ids `SKU0001`...
-
-    Returns:
-        Frame with `sku_id`, `category` (HS chapter name), `hs_chapter`, `hs_code`, `unit_value_usd`,
-        `unit_weight_kg` and `popularity` (relative sales weight, sums to 1).
-    """
-    rng = np.random.default_rng(_CATALOG_SEED)
-    shares = np.array([c.share for c in HS_CHAPTERS])
-    chapter = rng.choice(len(HS_CHAPTERS), size=n_skus, p=shares / shares.sum())
-    code = np.array([HS_CHAPTERS[c].codes[rng.integers(len(HS_CHAPTERS[c].codes))] for c in chapter])
-    value = np.array([HS_CHAPTERS[c].unit_value_usd for c in chapter]) * rng.lognormal(0.0, 0.5, n_skus)
-    weight = np.array([HS_CHAPTERS[c].unit_weight_kg for c in chapter]) * rng.lognormal(0.0, 0.35, n_skus)
-    popularity = rng.permutation(1.0 / np.arange(1, n_skus + 1) ** 0.8)
-    return pl.DataFrame(
-        {
-            "sku_id": [f"SKU{i + 1:04d}" for i in range(n_skus)],
-            "category": [HS_CHAPTERS[c].name for c in chapter],
-            "hs_chapter": [HS_CHAPTERS[c].chapter for c in chapter],
-            "hs_code": code,
-            "unit_value_usd": np.round(value, 2),
-            "unit_weight_kg": np.round(weight, 3),
-            "popularity": popularity / popularity.sum(),
-        }
-    )
-
-
-def catalog_from_skus(skus: pl.DataFrame) -> pl.DataFrame:
-    """The shipping catalogue of a contract `skus` table (e.g. the demand side's), in `sku_catalog` form.
-
-    HS chapters without their own risk profile get the neutral one of chapter 96; a missing weight is the
-    chapter's median. Popularity is a fixed Zipf-like weight (the contract does not carry sales).
-
-    Args:
-        skus: frame with `sku_id`, `category`, `hs_code`, `price_usd` and optionally `weight_kg`.
-
-    Returns:
-        Frame with the columns of `sku_catalog`, in `sku_id` order.
-    """
-    known = {c.chapter: c for c in HS_CHAPTERS}
-    df = skus.sort("sku_id")
-    chapter = [c if c in known else OTHER_CHAPTER for c in df.get_column("hs_code").str.slice(0, 2)]
-    weight = df.get_column("weight_kg") if "weight_kg" in df.columns else pl.Series([None] * df.height)
-    default = pl.Series([known[c].unit_weight_kg for c in chapter])
-    rng = np.random.default_rng(_CATALOG_SEED)
-    popularity = rng.permutation(1.0 / np.arange(1, df.height + 1) ** 0.8)
-    return pl.DataFrame(
-        {
-            "sku_id": df.get_column("sku_id"),
-            "category": df.get_column("category"),
-            "hs_chapter": chapter,
-            "hs_code": df.get_column("hs_code"),
-            "unit_value_usd": df.get_column("price_usd").cast(pl.Float64),
-            "unit_weight_kg": weight.cast(pl.Float64).fill_null(default),
-            "popularity": popularity / popularity.sum(),
-        }
-    )
 
 
 @lru_cache(maxsize=1)
@@ -195,119 +119,6 @@ def _line_choices() -> tuple[np.ndarray, np.ndarray]:
             row = cross[MODE_CODES[ln.mode], d]
             row[np.argmax(row < 0)] = i
     return cross, local
-
-
-def policy_tables(epoch: dt.date, n_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """De minimis threshold (USD) and duty rate per destination x day, with the policy regime shifts."""
-    de_minimis = np.tile(np.array([[d.de_minimis_usd] for d in DESTINATIONS]), (1, n_days))
-    duty = np.tile(np.array([[d.duty_rate] for d in DESTINATIONS]), (1, n_days))
-    codes = [d.country for d in DESTINATIONS]
-    for change in POLICY_CHANGES:
-        first = max((change.date - epoch).days, 0)
-        for c in change.countries:
-            de_minimis[codes.index(c), first:] = change.de_minimis_usd
-            if change.duty_rate is not None:
-                duty[codes.index(c), first:] = change.duty_rate
-    return de_minimis, duty
-
-
-@lru_cache(maxsize=1)
-def lane_index() -> tuple[np.ndarray, np.ndarray]:
-    """Every lane as (origin slot, line): hubs x cross-border lines, warehouses (slots 6..) x local lines."""
-    origin, line = [], []
-    for i, ln in enumerate(lines()):
-        if ln.mode == "overseas_warehouse":
-            for w, wh in enumerate(WAREHOUSES):
-                if ln.carrier in wh.carriers and ln.country in warehouse_countries(wh.warehouse_id):
-                    origin.append(len(HUBS) + w)
-                    line.append(i)
-        else:
-            origin += list(range(len(HUBS)))
-            line += [i] * len(HUBS)
-    return np.array(origin), np.array(line)
-
-
-@lru_cache(maxsize=4)
-def contract_table(transit_scale: float = 1.0) -> np.ndarray:
-    """Contract transit days per (origin slot, line): the lane's median door-to-door days in a normal world.
-
-    Normal world: no congestion, full origin capacity, no disruption, weekends but no holidays, a typical
-    parcel (informal entry, average risk, not remote). Drawn once with a fixed seed: the same for every run.
-
-    Args:
-        transit_scale: multiplier of every stage duration (`ShipmentConfig.transit_scale`).
-
-    Returns:
-        Array (origin slots, lines), NaN where there is no lane; days rounded to half days.
-    """
-    origin_slot, line = lane_index()
-    ls = lines()
-    n_lanes, draws = origin_slot.size, _CONTRACT_DRAWS
-    rep = np.repeat(np.arange(n_lanes), draws)
-    rng = np.random.default_rng(_CONTRACT_SEED)
-    codes = [d.country for d in DESTINATIONS]
-    mode = np.array([MODE_CODES[ls[i].mode] for i in line])[rep]
-    dest = np.array([codes.index(ls[i].country) for i in line])[rep]
-    is_wh = mode == _WH
-    warehouse = np.maximum(origin_slot[rep] - len(HUBS), 0)
-    prof = mode_profile_arrays()
-    strict = np.array([d.strictness for d in DESTINATIONS])[dest]
-    p_inspect = inspection_probability(
-        strict + prof["inspect_shift"][mode] + 0.4,
-        np.zeros(rep.size, bool),
-        np.full(rep.size, 0.73),
-        np.zeros(rep.size, bool),
-    )
-    zero = np.zeros(rep.size)
-    risk = CustomsRisk(
-        p_inspect=np.where(is_wh, 0.0, p_inspect),
-        is_under=zero > 0,
-        severity=zero.astype(np.int8),
-        seize_p=zero,
-        refuse_p=zero,
-        clear_days=np.where(is_wh, 0.0, prof["clear_days"][mode]),
-        hold_days=np.where(is_wh, 0.0, prof["hold_days"][mode] * np.exp(0.4 * strict)),
-    )
-    tz = np.array([d.tz_hours for d in DESTINATIONS], dtype=float)[dest]
-    t0 = (
-        rng.integers(0, 28, rep.size)
-        + np.where(is_wh, rng.uniform(8, 20, rep.size) - tz, rng.uniform(1, 14, rep.size)) / 24.0
-        + 7.0
-    )
-    lastmile = np.array([1 if MODE_PROFILES[m].lastmile == "post" else 2 for m in MODE_CODES])[mode]
-    wh_dest = np.array([codes.index(w.country) for w in WAREHOUSES])
-    booking = Booking(
-        t0=t0,
-        mode=mode.astype(np.int8),
-        origin=np.where(is_wh, warehouse, origin_slot[rep]),
-        dest=dest,
-        line=line[rep],
-        zone=np.where(is_wh, 1 + (rng.random(rep.size) < 0.5), 0),
-        remote_days=zero,
-        tz=tz,
-        p_fail=np.array([d.fail_rate for d in DESTINATIONS])[dest] * prof["fail_factor"][mode],
-        p_lost=zero,
-        origin_cal=3 * wh_dest[warehouse] + 2,
-        customs_cal=3 * dest,
-        lastmile_cal=3 * dest + lastmile,
-        risk=risk,
-    )
-    n_days, no_days = 150, pl.DataFrame(schema={"country": pl.String, "date": pl.Date})
-    nominal = Context(
-        epoch_weekday=0,
-        origin_capacity=np.ones(n_days),
-        origin_load=np.ones(n_days),
-        dest_load=np.ones((len(DESTINATIONS), n_days)),
-        line_extra=np.zeros((len(ls), n_days)),
-        line_bump=np.zeros((len(ls), n_days)),
-        work=build_calendars(dt.date(2024, 1, 1), n_days, no_days, no_days),
-        transit_factor=None if transit_scale == 1.0 else np.full(n_days, transit_scale),
-    )
-    tl = draw_timeline(booking, nominal, rng, full=False)
-    transit = np.where(tl.terminal == 0, tl.slots[-1] - t0, np.nan).reshape(n_lanes, draws)
-    table = np.full((len(HUBS) + len(WAREHOUSES), len(ls)), np.nan)
-    table[origin_slot, line] = np.round(np.nanmedian(transit, axis=1) * 2.0) / 2.0
-    return table
 
 
 def _daily_volume(config: ShipmentConfig, calendar: pl.DataFrame, rng: np.random.Generator) -> np.ndarray:

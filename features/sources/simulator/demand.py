@@ -2,9 +2,10 @@
 
 Reads nothing from disk and writes nothing. `simulate_demand` draws a catalogue of SKUs listed in the six
 overseas warehouses, their true daily demand, and plays it against the stock simulated by
-`features.sources.simulator.inventory`. It returns the raw contract tables `skus`, `warehouses`, `warehouse_sales`
-(sales censored by stock) and `replenishments`, and the oracle (evaluation only): `demand_weekly`, the true
-uncensored weekly demand distribution of every series with its realisation, and `demand_daily`.
+`features.sources.simulator.inventory`. It returns the raw contract tables `skus`, `warehouses`,
+`warehouse_sales` (sales censored by stock) and `replenishments`, and the oracle (evaluation only):
+`demand_weekly`, the true uncensored weekly demand distribution of every series with its realisation, and
+`demand_daily`.
 
 The generative model, per SKU x warehouse series `s` and day `d`:
 
@@ -12,18 +13,19 @@ The generative model, per SKU x warehouse series `s` and day `d`:
                  * price effect (price changes, promotions through the price elasticity) * level[week, s]
     demand[d, s] ~ Poisson(mean[d, s] * shock[week, s]),  shock ~ Gamma(size[s], 1 / size[s])
 
-The calendar factor holds the yearly seasonality by category and hemisphere, the weekday profile, the
-e-commerce peaks of `features.reference.calendar.daily_calendar` per country, the post-Christmas dip and the
-destination's public holidays; `level` is a slow AR(1) random walk. Because the gamma shock is shared by the
-days of an ISO week, each day is negative binomial and each week's total is exactly
-NegBin(mean = sum of daily means, size), from which the oracle quantiles are computed.
+The calendar factor (`features.sources.simulator.demand_calendar`, categories in `demand_categories`) holds
+the yearly seasonality by category and hemisphere, the weekday profile, the e-commerce peaks of
+`features.reference.calendar.daily_calendar` per country, the post-Christmas dip and the destination's public
+holidays; `level` is a slow AR(1) random walk. Because the gamma shock is shared by the days of an ISO week,
+each day is negative binomial and each week's total is exactly NegBin(mean = sum of daily means, size), from
+which the oracle quantiles are computed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Final, NamedTuple
+from typing import Final
 
 import numpy as np
 import polars as pl
@@ -31,19 +33,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import special
 
 from features.contract.schema import TABLES
-from features.reference.calendar import black_friday, country_holidays, daily_calendar
+from features.sources.simulator.demand_calendar import DayGrid, DemandCalendar
+from features.sources.simulator.demand_categories import CATEGORIES
 from features.sources.simulator.inventory import (
-    DEFAULT_WAREHOUSES,
     ReplenishmentConfig,
     StockInputs,
-    WarehouseSpec,
     replenishments_frame,
     simulate_stock,
     warehouses_frame,
 )
+from features.sources.simulator.inventory_warehouses import DEFAULT_WAREHOUSES, WarehouseSpec
 
 __all__ = [
-    "CATEGORIES",
     "DEMAND_DAILY_SCHEMA",
     "DEMAND_WEEKLY_SCHEMA",
     "DemandConfig",
@@ -55,74 +56,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class _Category(NamedTuple):
-    share: float
-    hs_codes: tuple[str, ...]
-    price_usd: float  # median list price
-    weight_kg: float  # median unit weight
-    season: tuple[float, float, float, float]  # yearly amplitude, peak day, half-year amplitude, peak day
-    weather: bool  # seasonality follows the weather (opposite in the southern hemisphere)
-    peak_sensitivity: float  # response to 11.11 and Black Friday / Cyber Monday
-    gift_sensitivity: float  # response to the Christmas run-up
-    elasticity: float  # mean price elasticity of demand
-
-
-CATEGORIES: Final[dict[str, _Category]] = {
-    "electronics_accessories": _Category(
-        0.20,
-        ("851830", "850440", "854442", "847330"),
-        14.0,
-        0.15,
-        (0.08, 335, 0.0, 0),
-        False,
-        1.25,
-        1.2,
-        -2.2,
-    ),
-    "home_kitchen": _Category(
-        0.16, ("392410", "732393", "821192", "630260"), 16.0, 0.6, (0.10, 340, 0.0, 0), False, 0.9, 0.9, -1.8
-    ),
-    "apparel": _Category(
-        0.15,
-        ("610910", "611030", "620462", "640299"),
-        18.0,
-        0.35,
-        (0.25, 330, 0.15, 165),
-        True,
-        1.0,
-        0.8,
-        -2.0,
-    ),
-    "toys": _Category(
-        0.10, ("950300", "950490", "950510"), 15.0, 0.4, (0.12, 345, 0.0, 0), False, 1.2, 2.2, -1.8
-    ),
-    "beauty": _Category(
-        0.10, ("330499", "330510", "960329"), 11.0, 0.12, (0.05, 350, 0.0, 0), False, 1.1, 1.0, -1.6
-    ),
-    "sports_outdoor": _Category(
-        0.11, ("950691", "950662", "630622", "420292"), 24.0, 0.9, (0.35, 170, 0.10, 10), True, 0.8, 0.6, -1.9
-    ),
-    "garden": _Category(
-        0.08, ("820190", "842482", "940549", "691390"), 20.0, 1.1, (0.80, 130, 0.0, 0), True, 0.35, 0.2, -1.5
-    ),
-    "pet_supplies": _Category(
-        0.10, ("420100", "392490", "940490"), 12.0, 0.5, (0.06, 200, 0.0, 0), False, 0.8, 0.7, -1.4
-    ),
-}
-_SOUTHERN: Final = frozenset({"AU", "NZ", "ZA", "AR", "BR", "CL"})
-# Uplift of an average category at 11.11, Black Friday / Cyber Monday and the Christmas run-up, by country.
-_PEAK_UPLIFT: Final[dict[str, tuple[float, float, float]]] = {
-    "US": (1.10, 2.2, 1.35),
-    "GB": (1.12, 1.9, 1.35),
-    "DE": (1.10, 1.6, 1.30),
-    "AU": (1.18, 1.7, 1.30),
-    "CA": (1.10, 1.9, 1.30),
-}
-_DEFAULT_UPLIFT: Final = (1.10, 1.6, 1.30)
-_WEEKDAY: Final = np.array([1.22, 1.12, 1.04, 1.0, 0.95, 0.80, 0.87])
-_HOLIDAY_FACTOR, _AFTER_HOLIDAY_FACTOR, _POST_CHRISTMAS_FACTOR = 0.6, 1.25, 0.6
 _CASE_PACKS: Final = np.array([1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 30, 40, 50, 60, 80, 100, 120, 150, 200])
-_HORIZON_DAYS: Final = 150  # days past `end` the planner's calendar must cover
 # Origin hub of a replenishment by supplier region (east: Zhejiang/Shanghai, south: Guangdong) and mode.
 _HUBS: Final = np.array([["NGB", "YIW", "SHA"], ["SZX", "SZX", "CAN"]])  # [east/south, sea/rail/air]
 
@@ -228,8 +162,8 @@ def simulate_demand(
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    grid = _Grid.build(start - dt.timedelta(days=config.warmup_days), start, end)
-    cat = _Calendar.build(grid, config.warehouses)
+    grid = DayGrid.build(start - dt.timedelta(days=config.warmup_days), start, end)
+    cat = DemandCalendar.build(grid, config.warehouses)
     skus = _draw_skus(config, grid, rng)
     series = _draw_series(config, skus, rng)
     mean, is_promo, price = _demand_mean(config, skus, series, grid, cat, rng)
@@ -289,92 +223,7 @@ def simulate_demand(
     return tables, oracle
 
 
-class _Grid(NamedTuple):
-    """Simulated days: warm-up + [start, end]; `first` is the index of `start`."""
-
-    day0: dt.date
-    first: int
-    n_days: int
-    week: np.ndarray  # [n_days] ISO-week number counted from the Monday on or before day0
-    week_monday: dt.date
-
-    @classmethod
-    def build(cls, day0: dt.date, start: dt.date, end: dt.date) -> _Grid:
-        n_days = (end - day0).days + 1
-        monday = day0 - dt.timedelta(days=day0.weekday())
-        week = (np.arange(n_days) + day0.weekday()) // 7
-        return cls(day0, (start - day0).days, n_days, week, monday)
-
-    def epoch_days(self, idx: np.ndarray) -> np.ndarray:
-        return idx + (self.day0 - dt.date(1970, 1, 1)).days
-
-
-class _Calendar(NamedTuple):
-    """Known calendar factors on `n_days + horizon` days."""
-
-    profile: np.ndarray  # [days, n_categories * n_warehouses] seasonality x peaks x weekday x holidays
-    promo_start: np.ndarray  # [days] relative promotion start intensity (higher in peaks)
-    origin_capacity: np.ndarray
-    month: np.ndarray
-    weekday: np.ndarray
-
-    @classmethod
-    def build(cls, grid: _Grid, warehouses: tuple[WarehouseSpec, ...]) -> _Calendar:
-        last = grid.day0 + dt.timedelta(days=grid.n_days - 1 + _HORIZON_DAYS)
-        cal = daily_calendar(grid.day0, last)
-        dates = cal["date"]
-        doy = dates.dt.ordinal_day().to_numpy().astype(float)
-        month, day = dates.dt.month().to_numpy(), dates.dt.day().to_numpy()
-        weekday = dates.dt.weekday().to_numpy() - 1
-        peak = cal["ecommerce_peak"]
-        is_peak = [
-            (peak == name).fill_null(False).to_numpy()
-            for name in ("singles_day", "black_friday_cyber_monday", "christmas")
-        ]
-        bf_days = {
-            black_friday(y) + dt.timedelta(days=k)
-            for y in range(grid.day0.year, last.year + 1)
-            for k in (0, 3)
-        }
-        bf_cm = dates.is_in(list(bf_days)).to_numpy()
-        post_xmas = ((month == 12) & (day >= 24)) | ((month == 1) & (day <= 1))
-        hol = country_holidays({w.country for w in warehouses}, grid.day0, last)
-
-        names = list(CATEGORIES)
-        profile = np.empty((len(dates), len(names), len(warehouses)))
-        for w, spec in enumerate(warehouses):
-            holidays = hol.filter(pl.col("country") == spec.country)["date"]
-            on_holiday = dates.is_in(holidays.implode()).to_numpy()
-            after_holiday = np.concatenate([[False], on_holiday[:-1]]) & ~on_holiday
-            base = _WEEKDAY[weekday] / _WEEKDAY.mean() * np.where(post_xmas, _POST_CHRISTMAS_FACTOR, 1.0)
-            base *= np.where(on_holiday, _HOLIDAY_FACTOR, np.where(after_holiday, _AFTER_HOLIDAY_FACTOR, 1.0))
-            u11, ubf, uxmas = _PEAK_UPLIFT.get(spec.country, _DEFAULT_UPLIFT)
-            for c, name in enumerate(names):
-                prof = CATEGORIES[name]
-                shift = 182.6 if prof.weather and spec.country in _SOUTHERN else 0.0
-                season = _season(prof.season, doy - shift) / _season(prof.season, np.arange(365.0)).mean()
-                peaks = (
-                    (1 + is_peak[0] * (u11 - 1) * prof.peak_sensitivity)
-                    * (1 + is_peak[1] * (ubf * np.where(bf_cm, 1.3, 1.0) - 1) * prof.peak_sensitivity)
-                    * (1 + is_peak[2] * (uxmas - 1) * prof.gift_sensitivity)
-                )
-                profile[:, c, w] = base * season * peaks
-        promo_start = np.where(is_peak[0] | is_peak[1], 3.0, 1.0)
-        return cls(
-            profile.reshape(len(dates), -1), promo_start, cal["origin_capacity"].to_numpy(), month, weekday
-        )
-
-
-def _season(params: tuple[float, float, float, float], day_of_year: np.ndarray) -> np.ndarray:
-    """Yearly seasonality: two harmonics, each with an amplitude (log scale) and a peak day of the year."""
-    a1, p1, a2, p2 = params
-    return np.exp(
-        a1 * np.cos(2 * np.pi * (day_of_year - p1) / 365.25)
-        + a2 * np.cos(4 * np.pi * (day_of_year - p2) / 365.25)
-    )
-
-
-def _draw_skus(config: DemandConfig, grid: _Grid, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _draw_skus(config: DemandConfig, grid: DayGrid, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Catalogue: category, HS code, prices, weights, packing, life cycle and base demand of every SKU."""
     n = config.n_skus
     names = list(CATEGORIES)
@@ -459,8 +308,8 @@ def _demand_mean(
     config: DemandConfig,
     skus: dict[str, np.ndarray],
     series: dict[str, np.ndarray],
-    grid: _Grid,
-    cal: _Calendar,
+    grid: DayGrid,
+    cal: DemandCalendar,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """True daily mean demand [D, S] (0 when not on sale), promotion flags and the local selling price."""
@@ -509,7 +358,7 @@ def _demand_mean(
     return mean, depth > 0, price
 
 
-def _draw_demand(mean: np.ndarray, size: np.ndarray, grid: _Grid, rng: np.random.Generator) -> np.ndarray:
+def _draw_demand(mean: np.ndarray, size: np.ndarray, grid: DayGrid, rng: np.random.Generator) -> np.ndarray:
     """Daily demand: Poisson around the mean times a gamma shock shared by the days of an ISO week."""
     n_weeks = int(grid.week[-1]) + 1
     shock = rng.gamma(size, 1.0 / size, (n_weeks, size.size))
@@ -526,7 +375,7 @@ def _series_keys(config: DemandConfig, series: dict[str, np.ndarray]) -> pl.Data
 
 
 def _series_frame(
-    keys: pl.DataFrame, grid: _Grid, active: np.ndarray, schema: pl.Schema, **columns: np.ndarray
+    keys: pl.DataFrame, grid: DayGrid, active: np.ndarray, schema: pl.Schema, **columns: np.ndarray
 ) -> pl.DataFrame:
     """One row per series and output day on sale, sorted by warehouse, SKU and date."""
     out = slice(grid.first, grid.n_days)
@@ -544,7 +393,7 @@ def _series_frame(
 def _weekly_oracle(
     keys: pl.DataFrame,
     size: np.ndarray,
-    grid: _Grid,
+    grid: DayGrid,
     active: np.ndarray,
     mean: np.ndarray,
     demand: np.ndarray,
@@ -608,7 +457,7 @@ def _nb_quantiles(mean: np.ndarray, size: np.ndarray, probs: tuple[float, ...]) 
     return out
 
 
-def _skus_frame(skus: dict[str, np.ndarray], grid: _Grid) -> pl.DataFrame:
+def _skus_frame(skus: dict[str, np.ndarray], grid: DayGrid) -> pl.DataFrame:
     names = list(CATEGORIES)
     n = skus["price"].size
     return pl.DataFrame(
