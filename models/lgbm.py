@@ -11,7 +11,14 @@ process and after `load` come from the same parsed model and are bit-identical. 
 
 Subclasses (`models.quantile.QuantileRegressor`, `models.classifier.CalibratedClassifier`) override the
 hooks ``_booster_specs``, ``_transform_target``, ``_outputs``, ``_init_kwargs``, ``_state`` and
-``_set_state``.
+``_set_state``; with a baseline also ``_baseline_levels``, ``_link`` and ``_inverse_link``.
+
+Boosting from a baseline: given a `models.baselines.BaselineSpec`, `fit` fits its fallback values on the
+training rows and passes the baseline (on the boosters' scale, ``_link``) as LightGBM ``init_score``, so the
+trees learn corrections to it; predictions add it back (``margins``). A booster that early-stopped within
+`DEGENERATE_ROUNDS` rounds or whose trees add a constant is degenerate: it is dropped, so that output is the
+baseline alone (recorded in ``training_["degenerate"]``). `fit_baseline` fits no trees at all: the model is
+the baseline, with the same interface and directory format (``system: "baseline:<name>"`` in the metadata).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.baselines import BaselineSpec, FittedBaseline
 from models.encoding import (
     CategoryEncoder,
     FeatureSet,
@@ -41,6 +49,7 @@ from models.encoding import (
 )
 
 __all__ = [
+    "DEGENERATE_ROUNDS",
     "FORMAT_VERSION",
     "LGBMConfig",
     "LGBMModel",
@@ -56,6 +65,8 @@ _REGISTRY: dict[str, type[LGBMModel]] = {}
 _SUBCLASS_MODULES = ("models.quantile", "models.classifier", "models.demand")
 # Keys that make training reproducible; set last so neither config.params nor tuning can drop them.
 _DETERMINISM = {"deterministic": True, "force_row_wise": True, "verbosity": -1}
+DEGENERATE_ROUNDS = 2  # a booster with a baseline that stops this early adds nothing: dropped
+_CONSTANT_SAMPLE = 5_000  # training rows scored to detect trees that add a constant
 
 
 class LGBMConfig(BaseModel):
@@ -66,6 +77,8 @@ class LGBMConfig(BaseModel):
             model kind). A ``num_boost_round`` key here or in ``fit(params=...)`` overrides the field below.
         num_boost_round: maximum boosting rounds.
         early_stopping_rounds: patience on the ``valid`` frame given to ``fit``; unused without one.
+        refit_after_stopping: once early stopping on ``valid`` found the rounds, train again on the training
+            and ``valid`` rows with that many rounds (the latest rows then teach the trees too).
         num_threads: LightGBM threads for training and prediction.
         seed: master seed (LightGBM derives bagging/feature-fraction seeds from it).
     """
@@ -75,6 +88,7 @@ class LGBMConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     num_boost_round: int = Field(default=300, ge=1)
     early_stopping_rounds: int | None = Field(default=30, ge=1)
+    refit_after_stopping: bool = False
     num_threads: int = Field(default=2, ge=1)
     seed: int = 0
 
@@ -106,6 +120,17 @@ def _fingerprint(matrix: np.ndarray, y: np.ndarray, columns: tuple[str, ...]) ->
     digest.update(np.ascontiguousarray(matrix).tobytes())
     digest.update(np.ascontiguousarray(y).tobytes())
     return f"sha256:{digest.hexdigest()}"
+
+
+def _degenerate(booster: lgb.Booster, best: int, x: np.ndarray, *, early_stopped: bool) -> str | None:
+    """Why a booster adds nothing (stopped within `DEGENERATE_ROUNDS` rounds, constant trees), or None."""
+    if early_stopped and best <= DEGENERATE_ROUNDS:
+        return f"early stopping kept {best} round(s)"
+    if x.shape[0] > 1:
+        trees = booster.predict(x, raw_score=True)
+        if float(np.ptp(trees)) <= 1e-12 * max(1.0, float(np.abs(trees).max())):
+            return "its trees add the same value to every row"
+    return None
 
 
 def _versions() -> dict[str, str]:
@@ -149,11 +174,19 @@ class LGBMModel:
         _REGISTRY[cls.kind] = cls
 
     def __init__(
-        self, features: FeatureSet, *, config: LGBMConfig | None = None, output_col: str = "prediction"
+        self,
+        features: FeatureSet,
+        *,
+        config: LGBMConfig | None = None,
+        output_col: str = "prediction",
+        baseline: BaselineSpec | None = None,
     ) -> None:
         self.features = check_feature_set(features)
         self.config = config or LGBMConfig()
         self.output_col = output_col
+        self.baseline = baseline
+        self.baseline_fit: FittedBaseline | None = None
+        self.system = "transitcast"
         self.encoder = CategoryEncoder()
         self.boosters: dict[str, lgb.Booster] = {}
         self.params_: dict[str, dict[str, Any]] = {}
@@ -185,13 +218,61 @@ class LGBMModel:
     def _set_state(self, state: Mapping[str, Any]) -> None:
         """Inverse of `_state`."""
 
+    def _baseline_levels(self) -> tuple[float, ...] | None:
+        """Quantile levels of the outputs (the baseline's fitted fallback), None for a mean or a rate."""
+        return None
+
+    def _link(self, values: np.ndarray) -> np.ndarray:
+        """Baseline values (target scale, one column per booster) -> the boosters' raw score scale."""
+        return self._transform_target(values)
+
+    def _inverse_link(self, raw: np.ndarray) -> np.ndarray:
+        """Raw score plus margin -> the working scale `predict_raw` returns (e.g. a probability)."""
+        return raw
+
     # ---------------------------------------------------------------------------------------------------
     # Fit / predict
     # ---------------------------------------------------------------------------------------------------
     @property
     def is_fitted(self) -> bool:
-        """Whether `fit` (or `load`) has run."""
-        return bool(self.boosters)
+        """Whether `fit`, `fit_baseline` (or `load`) has run."""
+        return bool(self.boosters) or self.baseline_fit is not None
+
+    def margins(self, frame: pl.DataFrame) -> dict[str, np.ndarray] | None:
+        """The baseline of each row on the boosters' raw scale, by booster name (None without a baseline)."""
+        if self.baseline_fit is None:
+            return None
+        values = self._link(self.baseline_fit.values(frame))
+        return {name: values[:, j] for j, name in enumerate(self._booster_specs())}
+
+    def _fit_baseline_part(self, train: pl.DataFrame, target: str) -> None:
+        self.baseline_fit = (
+            None
+            if self.baseline is None
+            else FittedBaseline.fit(self.baseline, train, target, self._baseline_levels())
+        )
+
+    def fit_baseline(self, train: pl.DataFrame, target: str) -> Self:
+        """Fit the baseline alone (no trees): the model predicts it, ``system == "baseline:<name>"``."""
+        if self.baseline is None:
+            raise ValueError(f"{type(self).__name__} has no baseline to fit")
+        if train.height == 0:
+            raise ValueError("cannot fit on an empty frame")
+        self.encoder = CategoryEncoder().fit(train, self.features.categorical)
+        self._fit_baseline_part(train, target)
+        self.boosters, self.params_ = {}, {}
+        self.system = f"baseline:{self.baseline.name}"
+        y = self._transform_target(target_array(train, target))
+        x = feature_matrix(train.head(_CONSTANT_SAMPLE), self.features, self.encoder)
+        self.training_ = {
+            "target": target,
+            "n_rows": train.height,
+            "n_valid_rows": 0,
+            "fingerprint": _fingerprint(x, y, feature_names(self.features)),
+            "best_iteration": {},
+            "degenerate": {},
+        }
+        return self
 
     @property
     def output_columns(self) -> tuple[str, ...]:
@@ -226,21 +307,41 @@ class LGBMModel:
         if train.height == 0:
             raise ValueError("cannot fit on an empty frame")
         self.encoder = CategoryEncoder().fit(train, self.features.categorical)
+        self._fit_baseline_part(train, target)
+        self.system = "transitcast"
         x = feature_matrix(train, self.features, self.encoder)
         y = self._transform_target(target_array(train, target))
+        init = self.margins(train)
         valid_xy = None
         if valid is not None and valid.height:
             valid_xy = (
                 feature_matrix(valid, self.features, self.encoder),
                 self._transform_target(target_array(valid, target)),
             )
-        self.boosters, self.params_, best = {}, {}, {}
+        valid_init = self.margins(valid) if valid_xy is not None and valid is not None else None
+        self.boosters, self.params_, best, degenerate = {}, {}, {}, {}
         for name, spec in self._booster_specs().items():
             booster_params, rounds = self._params(spec, params or {})
-            booster = self._train_one(x, y, valid_xy, booster_params, rounds)
+            booster = self._train_one(
+                x, y, valid_xy, booster_params, rounds,
+                init=None if init is None else (init[name], None if valid_init is None else valid_init[name]),
+            )  # fmt: skip
             best[name] = booster.best_iteration or booster.current_iteration()
+            if self.config.refit_after_stopping and valid_xy is not None and best[name] > DEGENERATE_ROUNDS:
+                booster = self._refit(x, y, valid_xy, booster_params, best[name], init, valid_init, name)
             # Round-trip through the text format so that this process and `load` predict identically.
-            self.boosters[name] = lgb.Booster(model_str=booster.model_to_string(num_iteration=best[name]))
+            fitted = lgb.Booster(model_str=booster.model_to_string(num_iteration=best[name]))
+            reason = _degenerate(fitted, best[name], x[:_CONSTANT_SAMPLE], early_stopped=valid_xy is not None)
+            if reason is not None:
+                degenerate[name] = reason
+                if init is not None:  # the baseline stands in for a booster that adds nothing to it
+                    logger.info("%s booster %r is degenerate (%s): dropped, the baseline stands", self.kind,
+                                name, reason)  # fmt: skip
+                    continue
+                logger.warning(
+                    "%s booster %r is degenerate (%s) and has no baseline", self.kind, name, reason
+                )
+            self.boosters[name] = fitted
             self.params_[name] = booster_params
         self.training_ = {
             "target": target,
@@ -248,6 +349,7 @@ class LGBMModel:
             "n_valid_rows": 0 if valid is None else valid.height,
             "fingerprint": _fingerprint(x, y, feature_names(self.features)),
             "best_iteration": best,
+            "degenerate": degenerate,
         }
         logger.info("fitted %s on %d rows (%s)", self.kind, train.height, best)
         return self
@@ -259,18 +361,39 @@ class LGBMModel:
         valid_xy: tuple[np.ndarray, np.ndarray] | None,
         params: dict[str, Any],
         rounds: int,
+        init: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> lgb.Booster:
         names = list(feature_names(self.features))
         cats = list(self.features.categorical)
-        dtrain = lgb.Dataset(x, y, feature_name=names, categorical_feature=cats, params=params)
+        train_init, valid_init = (None, None) if init is None else init
+        dtrain = lgb.Dataset(
+            x, y, feature_name=names, categorical_feature=cats, params=params, init_score=train_init
+        )
         valid_sets: list[lgb.Dataset] = []
         callbacks: list[Callable[..., Any]] = []
         patience = self.config.early_stopping_rounds
         if valid_xy is not None:
-            valid_sets.append(lgb.Dataset(valid_xy[0], valid_xy[1], reference=dtrain))
+            valid_sets.append(lgb.Dataset(valid_xy[0], valid_xy[1], reference=dtrain, init_score=valid_init))
             if patience:
                 callbacks.append(lgb.early_stopping(patience, first_metric_only=True, verbose=False))
         return lgb.train(params, dtrain, rounds, valid_sets=valid_sets or None, callbacks=callbacks)
+
+    def _refit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        valid_xy: tuple[np.ndarray, np.ndarray],
+        params: dict[str, Any],
+        rounds: int,
+        init: dict[str, np.ndarray] | None,
+        valid_init: dict[str, np.ndarray] | None,
+        name: str,
+    ) -> lgb.Booster:
+        both = (np.concatenate([x, valid_xy[0]]), np.concatenate([y, valid_xy[1]]))
+        margin = None
+        if init is not None and valid_init is not None:
+            margin = (np.concatenate([init[name], valid_init[name]]), None)
+        return self._train_one(both[0], both[1], None, params, rounds, init=margin)
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
@@ -286,17 +409,43 @@ class LGBMModel:
         """The float64 matrix the boosters read for `frame` (see `models.encoding.feature_matrix`)."""
         return feature_matrix(frame, self.features, self.encoder)
 
-    def predict_matrix(self, x: np.ndarray, *, num_threads: int | None = None) -> dict[str, np.ndarray]:
-        """Raw output of each booster on a matrix built by `matrix` (rows are scored independently)."""
+    def predict_matrix(
+        self,
+        x: np.ndarray,
+        *,
+        num_threads: int | None = None,
+        margins: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Raw output of each booster on a matrix built by `matrix` (rows are scored independently).
+
+        Args:
+            x: the feature matrix.
+            num_threads: LightGBM threads for this call (default: `config.num_threads`).
+            margins: the rows' baseline (`margins` of their frame), required when the model has one; a
+                dropped booster's output is then the baseline alone.
+        """
         self._check_fitted()
         if x.ndim != 2 or x.shape[1] != len(feature_names(self.features)):
             raise ValueError(
                 f"matrix has shape {x.shape}; the model reads {len(feature_names(self.features))} columns"
             )
         threads = num_threads or self.config.num_threads
-        if x.shape[0] == 0:
-            return {name: np.empty(0, dtype=np.float64) for name in self.boosters}
-        return {name: np.asarray(b.predict(x, num_threads=threads)) for name, b in self.boosters.items()}
+        if self.baseline_fit is None:
+            if x.shape[0] == 0:
+                return {name: np.empty(0, dtype=np.float64) for name in self.boosters}
+            return {name: np.asarray(b.predict(x, num_threads=threads)) for name, b in self.boosters.items()}
+        if margins is None:
+            raise ValueError("this model boosts from a baseline: pass the rows' `margins`")
+        out = {}
+        for name in self._booster_specs():
+            booster = self.boosters.get(name)
+            trees = (
+                0.0
+                if booster is None or x.shape[0] == 0
+                else booster.predict(x, raw_score=True, num_threads=threads)
+            )
+            out[name] = self._inverse_link(np.asarray(margins[name], dtype=np.float64) + trees)
+        return out
 
     def predict_raw(
         self, frame: pl.DataFrame, *, matrix: np.ndarray | None = None, num_threads: int | None = None
@@ -311,7 +460,7 @@ class LGBMModel:
         """
         self._check_fitted()
         x = self.matrix(frame) if matrix is None else matrix
-        return self.predict_matrix(x, num_threads=num_threads)
+        return self.predict_matrix(x, num_threads=num_threads, margins=self.margins(frame))
 
     def predict(
         self, frame: pl.DataFrame, *, matrix: np.ndarray | None = None, num_threads: int | None = None
@@ -348,6 +497,8 @@ class LGBMModel:
             "params": self.params_,
             "state": self._state(),
             "training": self.training_,
+            "system": self.system,
+            "baseline": None if self.baseline_fit is None else self.baseline_fit.to_dict(),
             "versions": _versions(),
         }
 
@@ -381,6 +532,10 @@ class LGBMModel:
         }
         model.params_ = meta["params"]
         model.training_ = meta["training"]
+        model.system = meta.get("system", "transitcast")
+        if meta.get("baseline") is not None:
+            model.baseline_fit = FittedBaseline.from_dict(meta["baseline"])
+            model.baseline = model.baseline_fit.spec
         model._set_state(meta["state"])
         return model
 

@@ -1,0 +1,223 @@
+"""Stage: models (protocol). One code path fits a shipment model at a cutoff: backtest folds and `train`.
+
+Reads and writes nothing: a task frame in, fitted models out. The model that `train` ships is
+`fit_at_cutoff(frame, ..., as_of, ...)`; a backtest fold is `fit_at_cutoff(frame, ..., fold_cutoff, ...)` on
+the same frame (`models.shipment_tasks`). Nothing else selects training rows: what ships is what was
+measured.
+
+Timeline at a cutoff ``C`` (windows from `models.windows`)::
+
+    | train                | early stopping | calibration | maturity gap          | C
+    [C-M-H ....... C-M-K-S)[C-M-K-S .. C-M-K)[C-M-K .. C-M)[C-M ................... C)
+
+Rules (labels as known at ``C``):
+- train and early-stopping rows: label observed strictly before ``C``; the others are dropped.
+- calibration rows: observed before ``C`` as they are; right-censored rows (open at ``C``, or observed
+  after it) keep a lower bound of their target (their age at ``C``) and a null target: for quantiles an open
+  parcel already past its quantile is a known miss (`models.quantile.QuantileRegressor.calibrate`); for
+  probabilities they are dropped.
+- rows younger than the maturity ``M`` at ``C`` are used by nothing (their labels are biased to the fast).
+
+Every fit also yields each baseline of the task as a model (`models.lgbm.LGBMModel.fit_baseline`), raw and
+calibrated on the same calibration rows: the systems the promotion gate compares and can ship.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from models.lgbm import LGBMModel
+from models.promotion import baseline_system
+from models.windows import DAY, Windows
+
+__all__ = [
+    "CutoffFit",
+    "CutoffRows",
+    "ProtocolColumns",
+    "calibrated_name",
+    "censor_at",
+    "fit_at_cutoff",
+    "lower_col",
+    "split_at_cutoff",
+]
+
+log = logging.getLogger(__name__)
+
+
+def lower_col(target: str) -> str:
+    """Column of a censored row's known lower bound of `target` (its age at the cutoff, in days)."""
+    return f"{target}_lower"
+
+
+def calibrated_name(baseline: str) -> str:
+    """The backtest system of a baseline calibrated like the model (``lane_history_calibrated``)."""
+    return f"{baseline}_calibrated"
+
+
+@dataclass(frozen=True)
+class ProtocolColumns:
+    """The columns of a task frame the protocol reads.
+
+    Attributes:
+        time_col: a row's prediction moment.
+        observed_col: when its label became known.
+        target: the label.
+        open_col: boolean column, the row may still get a label (None: every unlabeled row is final).
+        censored_bound: a censored row keeps a lower bound of the target (durations); False for labels
+            such as lateness, whose censored rows are dropped.
+    """
+
+    time_col: str
+    observed_col: str
+    target: str
+    open_col: str | None = None
+    censored_bound: bool = False
+
+
+def censor_at(frame: pl.DataFrame, cols: ProtocolColumns, at: dt.datetime) -> pl.DataFrame:
+    """`frame` as labels were known at `at`: censored targets nulled, with a lower bound where it applies.
+
+    A row is observed at `at` when its `observed_col` is before `at`; censored when it is open (or observed
+    later); a row that is neither (lost, never labelled) has a null target and no bound. With
+    `censored_bound`, `lower_col(target)` holds the censored rows' age in days at `at` (null otherwise).
+    """
+    observed = pl.col(cols.observed_col).is_not_null() & (pl.col(cols.observed_col) < pl.lit(at))
+    later = pl.col(cols.observed_col).is_not_null() & (pl.col(cols.observed_col) >= pl.lit(at))
+    is_open = later if cols.open_col is None else later | pl.col(cols.open_col).fill_null(False)
+    age = (pl.lit(at) - pl.col(cols.time_col)).dt.total_microseconds().cast(pl.Float64) / 86_400e6
+    out = frame.with_columns(pl.when(observed).then(pl.col(cols.target)).alias(cols.target))
+    if cols.censored_bound:
+        out = out.with_columns(pl.when(~observed & is_open).then(age).alias(lower_col(cols.target)))
+    return out
+
+
+@dataclass(frozen=True)
+class CutoffRows:
+    """The rows of one fit at a cutoff (see the module timeline)."""
+
+    cutoff: dt.datetime
+    train: pl.DataFrame
+    stopping: pl.DataFrame
+    calibration: pl.DataFrame
+
+    def counts(self) -> dict[str, int]:
+        """Rows per part, and the calibration rows that are right-censored."""
+        censored = 0
+        lower = [c for c in self.calibration.columns if c.endswith("_lower")]
+        if lower:
+            censored = self.calibration.filter(pl.col(lower[0]).is_not_null()).height
+        return {
+            "train": self.train.height,
+            "stopping": self.stopping.height,
+            "calibration": self.calibration.height,
+            "calibration_censored": censored,
+        }
+
+
+def split_at_cutoff(
+    frame: pl.DataFrame, cols: ProtocolColumns, cutoff: dt.datetime, windows: Windows, max_train_rows: int
+) -> CutoffRows:
+    """Select the training, early-stopping and calibration rows of a fit at `cutoff` (time-ordered)."""
+    mature_end = cutoff - windows.maturity
+    calib_start = mature_end - windows.calibration_days * DAY
+    stop_start = calib_start - windows.early_stopping_days * DAY
+    start = mature_end - windows.history_days * DAY
+    time = pl.col(cols.time_col)
+    known = censor_at(frame.filter((time >= start) & (time < mature_end)), cols, cutoff).sort(cols.time_col)
+    labelled = pl.col(cols.target).is_not_null()
+    calibration = known.filter(time >= calib_start)
+    if cols.censored_bound:
+        calibration = calibration.filter(labelled | pl.col(lower_col(cols.target)).is_not_null())
+    else:
+        calibration = calibration.filter(labelled)
+    stopping = known.filter((time >= stop_start) & (time < calib_start) & labelled)
+    train = known.filter((time < stop_start) & labelled).tail(max_train_rows)
+    return CutoffRows(cutoff, train, stopping, calibration)
+
+
+@dataclass
+class CutoffFit:
+    """Everything fitted at one cutoff: the model, and each baseline as a model (raw and calibrated).
+
+    Attributes:
+        rows: the rows used.
+        model: the boosted model, calibrated (None when too few training rows: the baselines stand).
+        baselines: backtest system name -> fitted baseline model (``lane_history``,
+            ``lane_history_calibrated``, ...).
+    """
+
+    rows: CutoffRows
+    model: LGBMModel | None
+    baselines: dict[str, LGBMModel] = field(default_factory=dict)
+
+    def systems(self) -> dict[str, LGBMModel]:
+        """Every fitted system by backtest name (``transitcast`` first when fitted)."""
+        return {**({"transitcast": self.model} if self.model is not None else {}), **self.baselines}
+
+
+NewModel = Callable[[Any], LGBMModel]
+"""``(baseline spec) -> unfitted model`` boosting from (or being) that baseline."""
+Calibrate = Callable[[LGBMModel, pl.DataFrame], None]
+"""``(model, calibration rows) -> None``: calibrates the model in place."""
+
+
+def fit_at_cutoff(
+    frame: pl.DataFrame,
+    cols: ProtocolColumns,
+    cutoff: dt.datetime,
+    windows: Windows,
+    *,
+    new_model: NewModel,
+    baselines: Mapping[str, Any],
+    calibrate: Calibrate,
+    max_train_rows: int,
+    min_fit_rows: int = 200,
+    with_baselines: bool = True,
+) -> CutoffFit:
+    """Fit the task's model and its baselines at `cutoff` with the module's rules.
+
+    Args:
+        frame: the task's rows (features, target, time and observation columns).
+        cols: the protocol columns.
+        cutoff: the prediction moment ("now" for the shipped model, a fold's cutoff in a backtest).
+        windows: the task's windows.
+        new_model: builds an unfitted model from a baseline spec (the first of `baselines` is boosted from).
+        baselines: baseline name -> spec, the first being the model's init score.
+        calibrate: calibrates a fitted model on the calibration rows.
+        max_train_rows: most recent training rows kept.
+        min_fit_rows: fewer training rows fit the baselines only (no trees).
+        with_baselines: also fit every baseline as a model (False when tuning the model alone).
+    """
+    rows = split_at_cutoff(frame, cols, cutoff, windows, max_train_rows)
+    before = pl.concat([rows.train, rows.stopping], how="vertical_relaxed")
+    if before.height == 0 or rows.calibration.height == 0:
+        counts = rows.counts()
+        raise ValueError(
+            f"cutoff {cutoff:%Y-%m-%d}: {counts['train']} training, {counts['stopping']} early-stopping and "
+            f"{counts['calibration']} calibration rows; set smaller windows (maturity "
+            f"{windows.maturity_days} d, calibration {windows.calibration_days} d) or bring more history"
+        )
+    specs = list(baselines.items())
+    model: LGBMModel | None = None
+    if rows.train.height >= min_fit_rows and specs:
+        model = new_model(specs[0][1])
+        valid = rows.stopping if rows.stopping.height else None
+        model.fit(rows.train, cols.target, valid=valid)
+        calibrate(model, rows.calibration)
+    else:
+        log.warning("cutoff %s: %d training rows, baselines only", cutoff, rows.train.height)
+    fitted: dict[str, LGBMModel] = {}
+    for name, spec in specs if with_baselines else []:
+        fitted[name] = new_model(spec).fit_baseline(before, cols.target)
+        calibrated = new_model(spec).fit_baseline(before, cols.target)
+        calibrate(calibrated, rows.calibration)
+        calibrated.system = baseline_system(calibrated_name(name))
+        fitted[calibrated_name(name)] = calibrated
+    log.info("cutoff %s: %s", cutoff, rows.counts())
+    return CutoffFit(rows, model, fitted)
