@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 
 __all__ = [
@@ -99,14 +100,14 @@ def _fit_logistic(features: np.ndarray, y: np.ndarray, start: np.ndarray) -> np.
     def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
         s = features @ theta
         loss = np.logaddexp(0.0, s) - y * s  # -log-likelihood per row, numerically stable
-        r = 1.0 / (1.0 + np.exp(-s)) - y
+        r = expit(s) - y
         return float(loss.mean()), features.T @ r / y.size
 
     return np.asarray(minimize(nll, x0=start, jac=True, method="BFGS").x, dtype=np.float64)
 
 
 def _sigmoid(s: np.ndarray) -> np.ndarray:
-    return np.clip(1.0 / (1.0 + np.exp(-s)), PROB_EPS, 1.0 - PROB_EPS)
+    return np.clip(expit(s), PROB_EPS, 1.0 - PROB_EPS)
 
 
 @dataclass(frozen=True)

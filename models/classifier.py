@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy.special import expit
 
 from models.baselines import BaselineSpec
 from models.calibration import (
@@ -88,7 +89,7 @@ class CalibratedClassifier(LGBMModel):
         return np.log(p) - np.log1p(-p)
 
     def _inverse_link(self, raw: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-raw))
+        return expit(raw)
 
     def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:  # noqa: ARG002
         p = raw["model"]

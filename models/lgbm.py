@@ -243,7 +243,7 @@ class LGBMModel:
         if self.baseline_fit is None:
             return None
         values = self._link(self.baseline_fit.values(frame))
-        return {name: values[:, j] for j, name in enumerate(self._booster_specs())}
+        return {name: np.ascontiguousarray(values[:, j]) for j, name in enumerate(self._booster_specs())}
 
     def _fit_baseline_part(self, train: pl.DataFrame, target: str) -> None:
         self.baseline_fit = (
@@ -331,7 +331,9 @@ class LGBMModel:
                 booster = self._refit(x, y, valid_xy, booster_params, best[name], init, valid_init, name)
             # Round-trip through the text format so that this process and `load` predict identically.
             fitted = lgb.Booster(model_str=booster.model_to_string(num_iteration=best[name]))
-            reason = _degenerate(fitted, best[name], x[:_CONSTANT_SAMPLE], early_stopped=valid_xy is not None)
+            reason = _degenerate(
+                fitted, best[name], x[:_CONSTANT_SAMPLE].copy(), early_stopped=valid_xy is not None
+            )
             if reason is not None:
                 degenerate[name] = reason
                 if init is not None:  # the baseline stands in for a booster that adds nothing to it

@@ -45,6 +45,7 @@ __all__ = [
     "fit_at_cutoff",
     "lower_col",
     "split_at_cutoff",
+    "tables_known_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -221,3 +222,33 @@ def fit_at_cutoff(
         fitted[calibrated_name(name)] = calibrated
     log.info("cutoff %s: %s", cutoff, rows.counts())
     return CutoffFit(rows, model, fitted)
+
+
+def tables_known_at(tables: Mapping[str, pl.DataFrame], at: dt.datetime) -> dict[str, pl.DataFrame]:
+    """Contract tables as they stood at `at`: the table-level twin of `censor_at`, for "train then" tests.
+
+    Shipments created before `at`, with deliveries at or after it undone (``delivered_at`` null, status
+    ``in_transit``); scans before `at`; declarations lodged before `at`, releases at or after it undone
+    (outcome ``held``). Other tables are kept. Returns and losses keep their status (the contract has no
+    time for them).
+    """
+    out = dict(tables)
+    if "shipments" in tables:
+        s = tables["shipments"].filter(pl.col("created_at") < pl.lit(at))
+        later = pl.col("delivered_at").is_not_null() & (pl.col("delivered_at") >= pl.lit(at))
+        status = pl.when(later).then(pl.lit("in_transit")).otherwise(pl.col("status").cast(pl.String))
+        out["shipments"] = s.with_columns(
+            pl.when(later).then(None).otherwise(pl.col("delivered_at")).alias("delivered_at"),
+            status.cast(s.schema["status"]).alias("status"),
+        )
+    if "shipment_events" in tables:
+        out["shipment_events"] = tables["shipment_events"].filter(pl.col("event_at") < pl.lit(at))
+    if "customs_declarations" in tables:
+        d = tables["customs_declarations"].filter(pl.col("declared_at") < pl.lit(at))
+        later = pl.col("released_at").is_not_null() & (pl.col("released_at") >= pl.lit(at))
+        outcome = pl.when(later).then(pl.lit("held")).otherwise(pl.col("outcome").cast(pl.String))
+        out["customs_declarations"] = d.with_columns(
+            pl.when(later).then(None).otherwise(pl.col("released_at")).alias("released_at"),
+            outcome.cast(d.schema["outcome"]).alias("outcome"),
+        )
+    return out
