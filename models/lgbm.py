@@ -13,12 +13,9 @@ Subclasses (`models.quantile.QuantileRegressor`, `models.classifier.CalibratedCl
 hooks ``_booster_specs``, ``_transform_target``, ``_outputs``, ``_init_kwargs``, ``_state`` and
 ``_set_state``; with a baseline also ``_baseline_levels``, ``_link`` and ``_inverse_link``.
 
-Boosting from a baseline: given a `models.baselines.BaselineSpec`, `fit` fits its fallback values on the
-training rows and passes the baseline (on the boosters' scale, ``_link``) as LightGBM ``init_score``, so the
-trees learn corrections to it; predictions add it back (``margins``). A booster that early-stopped within
-`DEGENERATE_ROUNDS` rounds or whose trees add a constant is degenerate: it is dropped, so that output is the
-baseline alone (recorded in ``training_["degenerate"]``). `fit_baseline` fits no trees at all: the model is
-the baseline, with the same interface and directory format (``system: "baseline:<name>"`` in the metadata).
+With a `models.baselines.BaselineSpec` the boosters boost from the baseline (`models.boosting`); a degenerate
+booster is dropped, its output is then the baseline alone (``training_["degenerate"]``). `fit_baseline` fits
+no trees: the model is the baseline, same interface and directory (``system: "baseline:<name>"``).
 """
 
 from __future__ import annotations
@@ -29,6 +26,7 @@ import json
 import logging
 import platform
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -38,6 +36,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.baselines import BaselineSpec, FittedBaseline
+from models.boosting import CONSTANT_SAMPLE, DEGENERATE_ROUNDS, BaselineBoosting, degenerate_reason
 from models.encoding import (
     CategoryEncoder,
     FeatureSet,
@@ -49,7 +48,6 @@ from models.encoding import (
 )
 
 __all__ = [
-    "DEGENERATE_ROUNDS",
     "FORMAT_VERSION",
     "LGBMConfig",
     "LGBMModel",
@@ -65,8 +63,6 @@ _REGISTRY: dict[str, type[LGBMModel]] = {}
 _SUBCLASS_MODULES = ("models.quantile", "models.classifier", "models.demand")
 # Keys that make training reproducible; set last so neither config.params nor tuning can drop them.
 _DETERMINISM = {"deterministic": True, "force_row_wise": True, "verbosity": -1}
-DEGENERATE_ROUNDS = 2  # a booster with a baseline that stops this early adds nothing: dropped
-_CONSTANT_SAMPLE = 5_000  # training rows scored to detect trees that add a constant
 
 
 class LGBMConfig(BaseModel):
@@ -122,17 +118,6 @@ def _fingerprint(matrix: np.ndarray, y: np.ndarray, columns: tuple[str, ...]) ->
     return f"sha256:{digest.hexdigest()}"
 
 
-def _degenerate(booster: lgb.Booster, best: int, x: np.ndarray, *, early_stopped: bool) -> str | None:
-    """Why a booster adds nothing (stopped within `DEGENERATE_ROUNDS` rounds, constant trees), or None."""
-    if early_stopped and best <= DEGENERATE_ROUNDS:
-        return f"early stopping kept {best} round(s)"
-    if x.shape[0] > 1:
-        trees = booster.predict(x, raw_score=True)
-        if float(np.ptp(trees)) <= 1e-12 * max(1.0, float(np.abs(trees).max())):
-            return "its trees add the same value to every row"
-    return None
-
-
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("lightgbm", "polars", "numpy", "sklearn"):
@@ -151,7 +136,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-class LGBMModel:
+@dataclass(frozen=True)
+class _Rows:
+    """A fit's matrix, target (booster scale) and baseline margins by booster (None without a baseline)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    init: dict[str, np.ndarray] | None
+
+
+class LGBMModel(BaselineBoosting):
     """One or more LightGBM boosters over a `FeatureSet`, with a frame-in/frame-out interface.
 
     Used directly it is a point model with one output column (objective from ``config.params``, default
@@ -218,18 +212,6 @@ class LGBMModel:
     def _set_state(self, state: Mapping[str, Any]) -> None:
         """Inverse of `_state`."""
 
-    def _baseline_levels(self) -> tuple[float, ...] | None:
-        """Quantile levels of the outputs (the baseline's fitted fallback), None for a mean or a rate."""
-        return None
-
-    def _link(self, values: np.ndarray) -> np.ndarray:
-        """Baseline values (target scale, one column per booster) -> the boosters' raw score scale."""
-        return self._transform_target(values)
-
-    def _inverse_link(self, raw: np.ndarray) -> np.ndarray:
-        """Raw score plus margin -> the working scale `predict_raw` returns (e.g. a probability)."""
-        return raw
-
     # ---------------------------------------------------------------------------------------------------
     # Fit / predict
     # ---------------------------------------------------------------------------------------------------
@@ -237,20 +219,6 @@ class LGBMModel:
     def is_fitted(self) -> bool:
         """Whether `fit`, `fit_baseline` (or `load`) has run."""
         return bool(self.boosters) or self.baseline_fit is not None
-
-    def margins(self, frame: pl.DataFrame) -> dict[str, np.ndarray] | None:
-        """The baseline of each row on the boosters' raw scale, by booster name (None without a baseline)."""
-        if self.baseline_fit is None:
-            return None
-        values = self._link(self.baseline_fit.values(frame))
-        return {name: np.ascontiguousarray(values[:, j]) for j, name in enumerate(self._booster_specs())}
-
-    def _fit_baseline_part(self, train: pl.DataFrame, target: str) -> None:
-        self.baseline_fit = (
-            None
-            if self.baseline is None
-            else FittedBaseline.fit(self.baseline, train, target, self._baseline_levels())
-        )
 
     def fit_baseline(self, train: pl.DataFrame, target: str) -> Self:
         """Fit the baseline alone (no trees): the model predicts it, ``system == "baseline:<name>"``."""
@@ -263,7 +231,7 @@ class LGBMModel:
         self.boosters, self.params_ = {}, {}
         self.system = f"baseline:{self.baseline.name}"
         y = self._transform_target(target_array(train, target))
-        x = feature_matrix(train.head(_CONSTANT_SAMPLE), self.features, self.encoder)
+        x = feature_matrix(train.head(CONSTANT_SAMPLE), self.features, self.encoder)
         self.training_ = {
             "target": target,
             "n_rows": train.height,
@@ -309,93 +277,75 @@ class LGBMModel:
         self.encoder = CategoryEncoder().fit(train, self.features.categorical)
         self._fit_baseline_part(train, target)
         self.system = "transitcast"
-        x = feature_matrix(train, self.features, self.encoder)
-        y = self._transform_target(target_array(train, target))
-        init = self.margins(train)
-        valid_xy = None
-        if valid is not None and valid.height:
-            valid_xy = (
-                feature_matrix(valid, self.features, self.encoder),
-                self._transform_target(target_array(valid, target)),
-            )
-        valid_init = self.margins(valid) if valid_xy is not None and valid is not None else None
+        data = self._rows(train, target)
+        held = self._rows(valid, target) if valid is not None and valid.height else None
         self.boosters, self.params_, best, degenerate = {}, {}, {}, {}
         for name, spec in self._booster_specs().items():
             booster_params, rounds = self._params(spec, params or {})
-            booster = self._train_one(
-                x, y, valid_xy, booster_params, rounds,
-                init=None if init is None else (init[name], None if valid_init is None else valid_init[name]),
-            )  # fmt: skip
-            best[name] = booster.best_iteration or booster.current_iteration()
-            if self.config.refit_after_stopping and valid_xy is not None and best[name] > DEGENERATE_ROUNDS:
-                booster = self._refit(x, y, valid_xy, booster_params, best[name], init, valid_init, name)
-            # Round-trip through the text format so that this process and `load` predict identically.
-            fitted = lgb.Booster(model_str=booster.model_to_string(num_iteration=best[name]))
-            reason = _degenerate(
-                fitted, best[name], x[:_CONSTANT_SAMPLE].copy(), early_stopped=valid_xy is not None
-            )
+            fitted, best[name] = self._fit_booster(name, data, held, booster_params, rounds)
+            sample = data.x[:CONSTANT_SAMPLE].copy()
+            reason = degenerate_reason(fitted, best[name], sample, early_stopped=held is not None)
             if reason is not None:
                 degenerate[name] = reason
-                if init is not None:  # the baseline stands in for a booster that adds nothing to it
-                    logger.info("%s booster %r is degenerate (%s): dropped, the baseline stands", self.kind,
-                                name, reason)  # fmt: skip
+                if data.init is not None:  # the baseline stands in for a booster that adds nothing to it
+                    logger.info("%s booster %r is degenerate (%s): dropped", self.kind, name, reason)
                     continue
-                logger.warning(
-                    "%s booster %r is degenerate (%s) and has no baseline", self.kind, name, reason
-                )
+                logger.warning("%s booster %r is degenerate (%s), no baseline", self.kind, name, reason)
             self.boosters[name] = fitted
             self.params_[name] = booster_params
         self.training_ = {
             "target": target,
             "n_rows": train.height,
             "n_valid_rows": 0 if valid is None else valid.height,
-            "fingerprint": _fingerprint(x, y, feature_names(self.features)),
+            "fingerprint": _fingerprint(data.x, data.y, feature_names(self.features)),
             "best_iteration": best,
             "degenerate": degenerate,
         }
         logger.info("fitted %s on %d rows (%s)", self.kind, train.height, best)
         return self
 
+    def _rows(self, frame: pl.DataFrame, target: str) -> _Rows:
+        x = feature_matrix(frame, self.features, self.encoder)
+        return _Rows(x, self._transform_target(target_array(frame, target)), self.margins(frame))
+
+    def _fit_booster(
+        self, name: str, data: _Rows, held: _Rows | None, params: dict[str, Any], rounds: int
+    ) -> tuple[lgb.Booster, int]:
+        """One booster (early-stopped on `held`, then refitted on both when configured), and its rounds.
+
+        Round-tripped through the text format so that this process and `load` predict identically.
+        """
+        booster = self._train_one(data, held, name, params, rounds)
+        best = booster.best_iteration or booster.current_iteration()
+        if self.config.refit_after_stopping and held is not None and best > DEGENERATE_ROUNDS:
+            both = _Rows(
+                np.concatenate([data.x, held.x]),
+                np.concatenate([data.y, held.y]),
+                None if data.init is None or held.init is None else {
+                    name: np.concatenate([data.init[name], held.init[name]])
+                },
+            )  # fmt: skip
+            booster = self._train_one(both, None, name, params, best)
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
+
     def _train_one(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        valid_xy: tuple[np.ndarray, np.ndarray] | None,
-        params: dict[str, Any],
-        rounds: int,
-        init: tuple[np.ndarray, np.ndarray | None] | None = None,
+        self, data: _Rows, held: _Rows | None, name: str, params: dict[str, Any], rounds: int
     ) -> lgb.Booster:
         names = list(feature_names(self.features))
         cats = list(self.features.categorical)
-        train_init, valid_init = (None, None) if init is None else init
         dtrain = lgb.Dataset(
-            x, y, feature_name=names, categorical_feature=cats, params=params, init_score=train_init
-        )
+            data.x, data.y, feature_name=names, categorical_feature=cats, params=params,
+            init_score=None if data.init is None else data.init[name],
+        )  # fmt: skip
         valid_sets: list[lgb.Dataset] = []
         callbacks: list[Callable[..., Any]] = []
         patience = self.config.early_stopping_rounds
-        if valid_xy is not None:
-            valid_sets.append(lgb.Dataset(valid_xy[0], valid_xy[1], reference=dtrain, init_score=valid_init))
+        if held is not None:
+            init = None if held.init is None else held.init[name]
+            valid_sets.append(lgb.Dataset(held.x, held.y, reference=dtrain, init_score=init))
             if patience:
                 callbacks.append(lgb.early_stopping(patience, first_metric_only=True, verbose=False))
         return lgb.train(params, dtrain, rounds, valid_sets=valid_sets or None, callbacks=callbacks)
-
-    def _refit(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        valid_xy: tuple[np.ndarray, np.ndarray],
-        params: dict[str, Any],
-        rounds: int,
-        init: dict[str, np.ndarray] | None,
-        valid_init: dict[str, np.ndarray] | None,
-        name: str,
-    ) -> lgb.Booster:
-        both = (np.concatenate([x, valid_xy[0]]), np.concatenate([y, valid_xy[1]]))
-        margin = None
-        if init is not None and valid_init is not None:
-            margin = (np.concatenate([init[name], valid_init[name]]), None)
-        return self._train_one(both[0], both[1], None, params, rounds, init=margin)
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:

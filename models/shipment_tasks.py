@@ -80,7 +80,9 @@ class TaskSpec:
         output: prediction column (probability) or prefix of the quantile columns.
         time_col: the prediction moment of a row.
         observed_col: when the row's label became known (right-censoring).
-        baselines: the task's trailing baselines; the first is the model's init score.
+        baselines: the task's trailing baselines; the first is the model's init score. Each reads its
+            feature columns in fallback order (lane, then wider keys); a column the feature config does not
+            produce (e.g. no destination region in the data) is skipped.
         oracle: oracle column (probability) or prefix (quantiles) in the simulator's oracle, if any.
         gate_metric: metric of the promotion gate (lower is better).
         calibration_group: column of per-group conformal offsets / window sizing (quantiles only).
@@ -115,7 +117,8 @@ TASKS: dict[str, TaskSpec] = {
         "eta", "quantile", "transit_days", "eta_days", "created_at", "delivered_at",
         (
             BaselineSpec("lane_history", _per_quantile(
-                "lane_transit_days_{q}_last50", "dest_mode_transit_days_{q}_last200", "contract_transit_days"
+                "lane_transit_days_{q}_last50", "region_mode_transit_days_{q}_last200",
+                "dest_mode_transit_days_{q}_last200", "contract_transit_days",
             ), group_col="mode"),
             BaselineSpec("contract_days", _per_quantile("contract_transit_days"), group_col="mode"),
         ),
@@ -124,8 +127,10 @@ TASKS: dict[str, TaskSpec] = {
     "delay": TaskSpec(
         "delay", "classifier", "is_late", "p_late", "created_at", "late_known_at",
         (
-            BaselineSpec("lane_history", (("lane_on_time_rate_last100", "dest_mode_on_time_rate_last200"),),
-                         "one_minus", group_col="mode"),
+            BaselineSpec("lane_history", ((
+                "lane_on_time_rate_last100", "region_mode_on_time_rate_last200",
+                "dest_mode_on_time_rate_last200",
+            ),), "one_minus", group_col="mode"),
             BaselineSpec("mode_rate", group_col="mode"),
             BaselineSpec("prevalence"),
         ),
