@@ -90,15 +90,9 @@ class LGBMConfig(BaseModel):
 
 
 BASE_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
-    "feature_fraction": 0.9,
-    "bagging_fraction": 0.9,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "max_cat_to_onehot": 8,
-}
+    "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20, "feature_fraction": 0.9,
+    "bagging_fraction": 0.9, "bagging_freq": 1, "lambda_l2": 1.0, "max_cat_to_onehot": 8,
+}  # fmt: skip
 
 
 def target_array(frame: pl.DataFrame, target: str) -> np.ndarray:
