@@ -14,19 +14,23 @@ export DVC_NO_ANALYTICS ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: setup demo test test-all bench lint contract-docs clean
+.PHONY: setup demo test test-all bench lint lock contract-docs clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 
-$(STAMP): pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(PY) -e ".[dev]"
+# Installs exactly the versions in uv.lock (`make lock` refreshes it after a change to pyproject.toml).
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --inexact --extra dev --python $(PY)
 	touch $(STAMP)
 
-$(BENCH_STAMP): pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(PY) -e ".[dev,bench]"
+$(BENCH_STAMP): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --inexact --extra dev --extra bench --python $(PY)
 	touch $(BENCH_STAMP) $(STAMP)
+
+lock: | $(UV)
+	$(UV) lock --python $(PY)
 
 setup: $(STAMP)
 
@@ -45,6 +49,7 @@ bench: $(BENCH_STAMP)
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 contract-docs: setup
 	$(VENV)/bin/transitcast contract --markdown > docs/data-contract.md

@@ -1,6 +1,6 @@
 """Benchmark: the HTTP API on loopback: latency, throughput, batching, a soak with zero errors (issue: serving).
 
-Starts `uvicorn serving.http.app:app_from_env` (one worker, 127.0.0.1, models + snapshot from `outputs/models`)
+Starts `uvicorn pipelines.cli.serving:app_from_env` (one worker, 127.0.0.1, models + snapshot from `outputs/models`)
 in a child process, then drives it from this process with a minimal asyncio HTTP/1.1 client (keep-alive,
 requests encoded beforehand), so the load generator shares the machine's 2 cores with the server (the
 figures are a floor for a separate client machine):
@@ -132,7 +132,7 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
         "OMP_WAIT_POLICY": "passive",
     }
     cmd = [
-        sys.executable, "-m", "uvicorn", "serving.http.app:app_from_env", "--factory", "--host", "127.0.0.1",
+        sys.executable, "-m", "uvicorn", "pipelines.cli.serving:app_from_env", "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, env=env)

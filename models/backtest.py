@@ -31,6 +31,7 @@ __all__ = [
     "Fold",
     "TimePoint",
     "backtest",
+    "backtest_summary",
     "rolling_origin_folds",
     "split_by_time",
 ]
@@ -236,3 +237,14 @@ def split_by_time(
     threshold = times[min(int(times.len() * (1.0 - fraction)), times.len() - 1)]
     later = pl.col(time_col) >= pl.lit(threshold)
     return frame.filter(~later), frame.filter(later)
+
+
+def backtest_summary(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Overall metrics averaged over folds: one row per (model, metric), from a per-fold, per-slice frame
+    (`slice == "overall"` rows; columns `model`, `metric`, `value`)."""
+    return (
+        metrics.filter(pl.col("slice") == "overall")
+        .group_by("model", "metric")
+        .agg(pl.col("value").mean())
+        .sort("metric", "model")
+    )

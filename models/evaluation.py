@@ -5,9 +5,10 @@ long metrics frames out. Every system of the frame is scored on the same rows; e
 many test rows each system was scored on (``n_rows``) and the share of them still open at the data's end
 (``censored_share``: counted in coverage when already past a quantile, see `models.metrics.coverage`).
 
-`summarize_backtest` is the headline: the mean over folds of each (system, metric), over the folds with
-at least `min_fold_rows` test rows only, with the folds and rows it rests on. Folds below the minimum are
-listed in ``flagged``; when no fold reaches it the summary is refused (`BacktestTooSmall`) with the fix.
+`summarize_backtest` is the headline: the mean over folds of each (system, metric), over the folds where
+every system has at least `min_fold_rows` test rows (the same folds for every system), with the folds and
+rows it rests on. Folds below the minimum are listed in ``flagged``; when no fold reaches it the summary is
+refused (`BacktestTooSmall`) with the fix.
 """
 
 from __future__ import annotations
@@ -178,8 +179,10 @@ def summarize_backtest(metrics: pl.DataFrame, min_fold_rows: int = 1) -> Backtes
     rows = overall.filter(pl.col("metric") == "n_rows").select("cutoff", "model", pl.col("value").alias("n"))
     if rows.is_empty():  # metrics without row counts: every fold counts
         rows = overall.select("cutoff", "model").unique().with_columns(n=pl.lit(float(min_fold_rows)))
-    kept = rows.filter(pl.col("n") >= min_fold_rows)
-    flagged = rows.filter(pl.col("n") < min_fold_rows).rename({"n": "n_rows"}).sort("cutoff", "model")
+    # a fold counts for every system or for none: the systems are compared on the same folds
+    small = rows.filter(pl.col("n") < min_fold_rows).select("cutoff").unique()
+    kept = rows.join(small, on="cutoff", how="anti")
+    flagged = rows.join(small, on="cutoff", how="semi").rename({"n": "n_rows"}).sort("cutoff", "model")
     if kept.is_empty():
         folds = ", ".join(f"{r['cutoff']:%Y-%m-%d}: {r['n_rows']:.0f}" for r in flagged.head(6).to_dicts())
         raise BacktestTooSmall(

@@ -74,7 +74,8 @@ class LGBMConfig(BaseModel):
         num_boost_round: maximum boosting rounds.
         early_stopping_rounds: patience on the ``valid`` frame given to ``fit``; unused without one.
         refit_after_stopping: once early stopping on ``valid`` found the rounds, train again on the training
-            and ``valid`` rows with that many rounds (the latest rows then teach the trees too).
+            and ``valid`` rows with that many rounds (the latest rows then teach the trees too), when
+            ``valid`` holds at least a tenth as many rows as the training rows (else it adds little).
         num_threads: LightGBM threads for training and prediction.
         seed: master seed (LightGBM derives bagging/feature-fraction seeds from it).
     """
@@ -305,21 +306,17 @@ class LGBMModel(BaselineBoosting):
     def _fit_booster(
         self, name: str, data: _Rows, held: _Rows | None, params: dict[str, Any], rounds: int
     ) -> tuple[lgb.Booster, int]:
-        """One booster (early-stopped on `held`, then refitted on both when configured), and its rounds.
-
-        Round-tripped through the text format so that this process and `load` predict identically.
-        """
+        """One booster (early-stopped on `held`, then refitted on both when configured), and its rounds;
+        round-tripped through the text format so that this process and `load` predict identically."""
         booster = self._train_one(data, held, name, params, rounds)
         best = booster.best_iteration or booster.current_iteration()
         if self.config.refit_after_stopping and held is not None and best > DEGENERATE_ROUNDS:
-            both = _Rows(
-                np.concatenate([data.x, held.x]),
-                np.concatenate([data.y, held.y]),
-                None if data.init is None or held.init is None else {
+            if held.y.size >= 0.1 * data.y.size:
+                init = None if data.init is None or held.init is None else {
                     name: np.concatenate([data.init[name], held.init[name]])
-                },
-            )  # fmt: skip
-            booster = self._train_one(both, None, name, params, best)
+                }  # fmt: skip
+                both = _Rows(np.concatenate([data.x, held.x]), np.concatenate([data.y, held.y]), init)
+                booster = self._train_one(both, None, name, params, best)
         return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
 
     def _train_one(

@@ -129,10 +129,16 @@ def release_task(
     config: ShipmentModelsConfig,
     oracle: pl.DataFrame | None = None,
     windows: Windows | None = None,
+    *,
+    as_of: dt.datetime | None = None,
 ) -> TaskRelease:
-    """Backtest the task, choose what ships with the gate, and fit it at "now" (module docstring)."""
+    """Backtest the task, choose what ships with the gate, and fit it at "now" (module docstring).
+
+    "Now" is `windows.as_of`, else `as_of`, else the data's; with an earlier `as_of` this is what `train`
+    run on that day would have shipped (labels known then; the folds end before it).
+    """
     spec = task.spec
-    bt = backtest_systems(task, config, oracle, windows)
+    bt = backtest_systems(task, config, oracle, windows or task_windows(task, config, as_of))
     baselines = baseline_systems(systems_of(bt.predictions, spec.kind, spec.target))
     choice = select_system(
         bt.scores(spec.gate_metric), spec.gate_metric, baselines=baselines, shippable=baselines,

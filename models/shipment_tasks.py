@@ -36,7 +36,7 @@ from models.calibration import CalibrationMethod
 from models.classifier import CalibratedClassifier
 from models.evaluation import evaluate_task  # re-exported: the task's backtest table, next to backtest_task
 from models.lgbm import LGBMConfig, LGBMModel
-from models.protocol import CutoffFit, ProtocolColumns, censor_at, fit_at_cutoff, lower_col
+from models.protocol import CutoffFit, ProtocolColumns, calibrated_name, censor_at, fit_at_cutoff, lower_col
 from models.quantile import QuantileRegressor
 from models.windows import DAY, WindowColumns, WindowConfig, Windows, derive_windows
 
@@ -287,8 +287,8 @@ def prepare_task_frames(
 # ---------------------------------------------------------------------------------------------------------
 # Windows, fitting at a cutoff, backtest
 # ---------------------------------------------------------------------------------------------------------
-def task_windows(task: TaskFrame, config: ShipmentModelsConfig) -> Windows:
-    """The task's windows at its data's "now", sized from its rows (`models.windows`).
+def task_windows(task: TaskFrame, config: ShipmentModelsConfig, as_of: dt.datetime | None = None) -> Windows:
+    """The task's windows at `as_of` (default: its data's "now"), sized from its rows (`models.windows`).
 
     Quantile calibration is per `calibration_group` (its major groups count); a probability's is sized on
     its classes, every class counting (the rare one is what a calibration map needs rows of).
@@ -299,7 +299,7 @@ def task_windows(task: TaskFrame, config: ShipmentModelsConfig) -> Windows:
     if spec.kind == "classifier":
         group, windows = spec.target, windows.model_copy(update={"major_group_share": 0.0})
     cols = WindowColumns(spec.time_col, spec.observed_col, OPEN_COL, group)
-    return derive_windows(task.frame, cols, task.as_of, windows)
+    return derive_windows(task.frame, cols, as_of or task.as_of, windows)
 
 
 def _new_model(task: TaskFrame, config: ShipmentModelsConfig, baseline: BaselineSpec) -> LGBMModel:
@@ -357,10 +357,20 @@ def fit_cutoff(
     )
 
 
-def fit_task(task: TaskFrame, config: ShipmentModelsConfig, windows: Windows | None = None) -> CutoffFit:
-    """Fit the model (and its baselines) that `train` ships: `fit_cutoff` at the data's "now"."""
-    windows = windows or task_windows(task, config)
-    return fit_cutoff(task, task.as_of, windows, config)
+def fit_task(
+    task: TaskFrame,
+    config: ShipmentModelsConfig,
+    windows: Windows | None = None,
+    *,
+    as_of: dt.datetime | None = None,
+) -> CutoffFit:
+    """Fit the model (and its baselines) that `train` ships: `fit_cutoff` at "now".
+
+    "Now" is `windows.as_of` when windows are given, else `as_of`, else the data's "now"; with an earlier
+    `as_of` only the labels known then are used (as `train` run on that day would).
+    """
+    windows = windows or task_windows(task, config, as_of)
+    return fit_cutoff(task, windows.as_of, windows, config)
 
 
 def task_cutoffs(windows: Windows) -> list[dt.datetime]:
@@ -417,7 +427,10 @@ def fold_predictions(
         log.warning("%s: fold %s has no test rows; skipped", spec.name, cutoff)
         return None
     fitted = fit_cutoff(task, cutoff, windows, config, with_baselines=with_baselines)
-    preds = [_as_system(model.predict(test), name, spec) for name, model in fitted.systems().items()]
+    systems = fitted.systems()
+    if fitted.model is None and with_baselines:  # what `train` ships at this cutoff: the calibrated baseline
+        systems = {"transitcast": systems[calibrated_name(spec.baselines[0].name)], **systems}
+    preds = [_as_system(model.predict(test), name, spec) for name, model in systems.items()]
     return test.hstack([c for p in preds for c in p.get_columns()]).with_columns(cutoff=pl.lit(cutoff))
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.catalog import DataCatalog
+
 __all__ = ["DataVersion", "current_data_version", "version_data"]
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,13 @@ def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
 
 
-def current_data_version(dvc_file: Path = Path("data.dvc")) -> DataVersion | None:
-    """The version recorded in `dvc_file`, or None when the data is not versioned yet."""
+def current_data_version(dvc_file: Path | None = None) -> DataVersion | None:
+    """The version recorded in `dvc_file` (default: the catalog's, beside the data root), or None when the
+    data is not versioned yet."""
+    if dvc_file is None:
+        from pipelines.config import Settings
+
+        dvc_file = Settings().catalog.data.dvc_file
     if not dvc_file.exists():
         return None
     meta = yaml.safe_load(dvc_file.read_text()) or {}
@@ -49,7 +56,7 @@ def current_data_version(dvc_file: Path = Path("data.dvc")) -> DataVersion | Non
     return DataVersion(md5=str(md5), dvc_file=str(dvc_file), pushed=False) if md5 else None
 
 
-def version_data(data_dir: Path = Path("data"), push: bool = True) -> DataVersion:
+def version_data(data_dir: Path, push: bool = True) -> DataVersion:
     """`dvc add` the data folder (and push it to the configured remote).
 
     Args:
@@ -69,7 +76,7 @@ def version_data(data_dir: Path = Path("data"), push: bool = True) -> DataVersio
         pushed = result.returncode == 0
         if not pushed:
             log.warning("dvc push failed (data stays in the local cache): %s", result.stderr.strip())
-    version = current_data_version(root / f"{data_dir.name}.dvc")
+    version = current_data_version(DataCatalog(data_dir.resolve()).dvc_file)
     if version is None:  # pragma: no cover - dvc add always writes an md5
         raise RuntimeError(f"dvc add did not record a version for {data_dir}")
     return DataVersion(md5=version.md5, dvc_file=version.dvc_file, pushed=pushed)

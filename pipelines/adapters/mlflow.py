@@ -15,8 +15,9 @@ demand). Its rule is `models.promotion` (pure); this side re-measures the champi
     replaces a champion. The first version becomes champion. Tags on the version: `system`, `gate_metric`,
     `gate_value`, `backtest_key`, `beats_baselines`, `gate_reason`.
 
-Defaults need nothing to start: a SQLite file and an artifact folder under `outputs/mlflow/`. Any
-`MLFLOW_TRACKING_URI` (a team server) works instead. mlflow is imported lazily (it takes ~3.6 s).
+Where runs go is the `tracking` section of `pipelines.config.Settings` (`TrackingSettings`, re-exported
+here): by default a SQLite file and an artifact folder in the catalog's MLflow folder, or any
+`MLFLOW_TRACKING_URI` (a team server). mlflow is imported lazily (it takes ~3.6 s).
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel
 
 from models.promotion import CANDIDATE, SystemChoice, versus_champion
 from pipelines.adapters.dvc import current_data_version
+from pipelines.config import Settings, TrackingSettings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -61,29 +62,6 @@ CHALLENGER = "challenger"
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 MODEL_DIR = "model_dir"
 _LIBRARIES = ("transitcast", "polars", "numpy", "lightgbm", "scikit-learn", "optuna", "mlflow", "prefect")
-
-
-class TrackingSettings(BaseSettings):
-    """Where runs and models go. `MLFLOW_TRACKING_URI` wins over the local default."""
-
-    model_config = SettingsConfigDict(env_prefix="TRANSITCAST_", frozen=True, extra="ignore")
-
-    mlflow_dir: Path = Field(default=Path("outputs/mlflow"), description="local SQLite + artifact folder")
-    experiment: str = "transitcast"
-    server_uri: str | None = Field(
-        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI"),
-        description="a tracking server (from MLFLOW_TRACKING_URI); None uses the local folder",
-    )
-
-    @property
-    def tracking_uri(self) -> str:
-        """The server's URI if one is set, else a SQLite file in `mlflow_dir`."""
-        return self.server_uri or f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
-
-    @property
-    def artifact_location(self) -> str | None:
-        """Local artifact folder for the default setup; a server decides its own."""
-        return None if self.server_uri else (self.mlflow_dir / "artifacts").resolve().as_uri()
 
 
 @dataclass(frozen=True)
@@ -137,7 +115,7 @@ class Tracker:
     def __init__(self, settings: TrackingSettings | None = None) -> None:
         import mlflow
 
-        self.settings = settings or TrackingSettings()
+        self.settings = settings or Settings().tracking
         if self.settings.server_uri is None:
             self.settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
         self._mlflow = mlflow

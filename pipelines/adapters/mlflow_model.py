@@ -25,7 +25,9 @@ class TransitcastPyfunc(PythonModel):
 
         self.model = load_model(context.artifacts["model_dir"])
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ARG002
+    # Left without type hints on purpose: MLflow infers input validation from `predict`'s hints, and this
+    # wrapper passes pandas through to the transitcast model unchanged.
+    def predict(self, context, model_input, params=None):  # noqa: ARG002
         """Predict on a pandas frame of feature columns; returns a pandas frame of outputs."""
         return self.model.predict(pl.from_pandas(model_input)).to_pandas()
 

@@ -1,26 +1,38 @@
 """Stage: wiring. Optuna studies: seeded sampler, pruning, trial and time budget, SQLite storage.
 
-Search spaces and objectives live in `models.tuning` (pure); this module owns the study and where the
-best parameters go: `outputs/tuning/<task>.json`, which the next training run of that task reads
-(`load_best_params`), and the MLflow run of the study.
+Search spaces and objectives live in `models.tuning` (pure); this module owns the study, where the best
+parameters go (`<directory>/<study>.json`, the directory from `pipelines.catalog.OutputCatalog.tuning`),
+which the next training run of that model family reads back (`tuned_lgbm`), and how tuned or trial
+parameters are layered over a LightGBM config (`with_params`: the one place that does it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["StudyConfig", "load_best_params", "run_study", "save_best_params"]
+if TYPE_CHECKING:
+    from models.lgbm import LGBMConfig
+
+__all__ = [
+    "StudyConfig",
+    "best_params_file",
+    "load_best_params",
+    "run_study",
+    "save_best_params",
+    "tuned_lgbm",
+    "with_params",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DIR = Path("outputs/tuning")
+SearchSpace = Callable[[optuna.Trial], dict[str, Any]]
 
 
 class StudyConfig(BaseModel):
@@ -32,18 +44,15 @@ class StudyConfig(BaseModel):
     timeout_seconds: float = Field(default=600.0, gt=0)
     seed: int = 42
     startup_trials: int = Field(default=5, ge=0, description="trials before the pruner may prune")
-    directory: Path = DEFAULT_DIR
+    directory: Path = Field(description="storage and best parameters (the catalog's tuning folder)")
 
 
-def run_study(
-    task: str, objective: Callable[[optuna.Trial], float], config: StudyConfig | None = None
-) -> optuna.Study:
+def run_study(task: str, objective: Callable[[optuna.Trial], float], config: StudyConfig) -> optuna.Study:
     """Minimise `objective` in a study named `task`, stored in `<directory>/optuna.db` (resumable).
 
     Returns:
         The study; its best parameters are also written by `save_best_params`.
     """
-    config = config or StudyConfig()
     config.directory.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -69,17 +78,49 @@ def run_study(
     return study
 
 
-def save_best_params(task: str, params: dict[str, Any], value: float, directory: Path = DEFAULT_DIR) -> Path:
+def best_params_file(task: str, directory: Path) -> Path:
+    """Where the best parameters of study `task` are kept."""
+    return directory / f"{task}.json"
+
+
+def save_best_params(task: str, params: dict[str, Any], value: float, directory: Path) -> Path:
     """Write the best parameters of `task` where the next training run finds them."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{task}.json"
+    path = best_params_file(task, directory)
     path.write_text(json.dumps({"task": task, "value": value, "params": params}, indent=2, sort_keys=True))
     return path
 
 
-def load_best_params(task: str, directory: Path = DEFAULT_DIR) -> dict[str, Any] | None:
+def load_best_params(task: str, directory: Path) -> dict[str, Any] | None:
     """The best parameters saved for `task`, or None when it was never tuned."""
-    path = directory / f"{task}.json"
+    path = best_params_file(task, directory)
     if not path.exists():
         return None
     return dict(json.loads(path.read_text())["params"])
+
+
+def with_params(lgbm: LGBMConfig, params: Mapping[str, Any], **updates: Any) -> LGBMConfig:
+    """LightGBM settings with `params` layered over `lgbm.params`; a `num_boost_round` key sets the rounds.
+
+    Args:
+        lgbm: the base settings.
+        params: LightGBM parameters (a trial's or the tuned ones), possibly with `num_boost_round`.
+        updates: other `LGBMConfig` fields to set (e.g. `early_stopping_rounds=None` inside a trial).
+    """
+    merged = dict(params)
+    rounds = int(merged.pop("num_boost_round", lgbm.num_boost_round))
+    return lgbm.model_copy(update={"params": {**lgbm.params, **merged}, "num_boost_round": rounds, **updates})
+
+
+def tuned_lgbm(lgbm: LGBMConfig, task: str, directory: Path, space: SearchSpace) -> LGBMConfig:
+    """`lgbm` with the best parameters of study `task` when it was tuned (else `lgbm` unchanged).
+
+    Optuna stores trial parameter names; replaying them through the study's search space gives exactly
+    the LightGBM parameters the best trial was fitted with (fixed ones included).
+    """
+    best = load_best_params(task, directory)
+    if not best:
+        return lgbm
+    log.info("%s: using tuned parameters from %s", task, directory)
+    replay = cast(optuna.Trial, optuna.trial.FixedTrial(best))  # FixedTrial answers Trial's suggest_* calls
+    return with_params(lgbm, space(replay))

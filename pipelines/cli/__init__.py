@@ -1,4 +1,4 @@
-"""Stage: command line. The Typer app `transitcast` (commands register from the submodules)."""
+"""Stage: command line. The Typer app `transitcast` (`pipelines.cli.main` wires every command group)."""
 
 from pipelines.cli.main import app
 

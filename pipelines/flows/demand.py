@@ -1,14 +1,15 @@
 """Stage: orchestration. Prefect flows `train-demand` and `weekly-forecast`, and the demand Optuna study.
 
-Thin wiring over `models.demand_tasks` / `models.demand` / `models.demand_paths` (pure). Reads
-``<data>/validated/{warehouse_sales,skus,warehouses}.parquet`` (and
-``<data>/raw/oracle/demand_weekly.parquet`` when the data came from the simulator); writes
+Thin wiring over `models.demand_tasks` / `models.demand_eval` / `models.demand` / `models.demand_paths`
+(pure). Reads the validated ``warehouse_sales``, ``skus``, ``warehouses`` tables (and the simulator's
+``demand_weekly`` oracle when present); writes, at the paths of `pipelines.catalog`:
 
-* ``outputs/models/demand/``: the model directory (LightGBM text + ``metadata.json``) and
+* the model directory ``models/demand/`` (LightGBM text + ``metadata.json``) with
   ``backtest_metrics.parquet`` / ``backtest_predictions.parquet``;
-* ``outputs/forecasts/demand/<YYYY-Www>/``: ``forecast.parquet``, ``paths.parquet``, ``metadata.json`` (the
-  forecast output contract in docs/demand-forecast.md) and ``fan_chart.png``;
-* ``outputs/tuning/demand/``: the Optuna study and best parameters;
+* the forecast folder ``forecasts/demand/<YYYY-Www>/`` (`ForecastFiles`: ``forecast.parquet``,
+  ``paths.parquet``, ``metadata.json``, the output contract in docs/demand-forecast.md, and ``fan_chart.png``,
+  the planner report's fan chart of the largest series);
+* the Optuna study and best parameters in ``tuning/demand/``;
 * an MLflow run with the backtest metrics, a coverage figure and the registered model
   ``transitcast-demand`` (promotion gate on the lgbm scaled pinball loss).
 """
@@ -19,101 +20,88 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from prefect import flow, task
 
-from features.demand_panel import build_weekly_panel, iso_week_label, iso_week_start
+from features.demand_panel import iso_week_label, iso_week_start
+from models.backtest import backtest_summary
 from models.demand import DEMAND_QUANTILES, DemandModel, forecast_demand
+from models.demand_eval import slice_metrics, truncate_to_cutoff, tuning_cutoffs
 from models.demand_paths import sample_paths
 from models.demand_tasks import (
     MODEL_NAME,
     DemandTaskConfig,
     demand_backtest,
-    demand_metrics,
     fit_demand_model,
-    model_columns,
     prepare_demand,
 )
+from models.tuning import lgbm_space
 from pipelines.adapters.dvc import current_data_version
+from pipelines.adapters.mlflow import PromotionDecision
+from pipelines.adapters.optuna import tuned_lgbm, with_params
+from pipelines.catalog import ForecastFiles
 from pipelines.config import Settings
+from pipelines.flows._tables import (
+    DEMAND_TABLES,
+    load_oracle,
+    load_tables,
+    week_after_last_sale,
+    weekly_history,
+)
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DEMAND_TABLES",
-    "demand_summary",
-    "fan_chart",
-    "slice_metrics",
-    "load_demand_oracle",
-    "load_demand_tables",
+    "DemandTraining",
+    "WeeklyForecast",
     "train_demand",
     "tune_demand",
-    "tuning_cutoffs",
     "weekly_forecast",
 ]
 
 log = logging.getLogger(__name__)
 
-DEMAND_TABLES = ("warehouse_sales", "skus", "warehouses")
 REGISTERED_NAME = "transitcast-demand"
 GATE_METRIC = "scaled_pinball"
+STUDY = "demand"
 
 
-def load_demand_tables(validated_dir: Path) -> dict[str, pl.DataFrame]:
-    """Read the validated demand tables that exist (``warehouse_sales`` is required)."""
-    if not (validated_dir / "warehouse_sales.parquet").exists():
-        raise FileNotFoundError(
-            f"{validated_dir}/warehouse_sales.parquet not found: "
-            "run `transitcast ingest` (or `make demo`) first"
-        )
-    return {
-        n: pl.read_parquet(validated_dir / f"{n}.parquet")
-        for n in DEMAND_TABLES
-        if (validated_dir / f"{n}.parquet").exists()
-    }
+@dataclass(frozen=True)
+class DemandTraining:
+    """What `train_demand` produced.
+
+    Attributes:
+        summary: backtest metrics averaged over cutoffs (model, metric, value).
+        model_dir: the saved model directory.
+        metrics_path: per-cutoff, per-slice backtest metrics (Parquet).
+        decision: the promotion gate's decision (None when not tracked).
+    """
+
+    summary: pl.DataFrame
+    model_dir: Path
+    metrics_path: Path
+    decision: PromotionDecision | None
 
 
-def load_demand_oracle(raw_dir: Path) -> pl.DataFrame | None:
-    """The simulator's weekly demand truth when present (else None)."""
-    path = raw_dir / "oracle" / "demand_weekly.parquet"
-    return pl.read_parquet(path) if path.exists() else None
+@dataclass(frozen=True)
+class WeeklyForecast:
+    """What `weekly_forecast` wrote: the ISO week, its cutoff (Monday) and the forecast folder."""
 
-
-def demand_summary(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Overall metrics averaged over cutoffs: one row per (model, metric)."""
-    return (
-        metrics.filter(pl.col("slice") == "overall")
-        .group_by("model", "metric")
-        .agg(pl.col("value").mean())
-        .sort("metric", "model")
-    )
-
-
-def slice_metrics(preds: pl.DataFrame) -> pl.DataFrame:
-    """Demand metrics per cutoff: overall, per warehouse and per volume class (`slice`, `slice_value`)."""
-    models = model_columns(preds)
-    parts = [demand_metrics(preds, models).with_columns(slice=pl.lit("overall"), slice_value=pl.lit(""))]
-    for col in ("warehouse_id", "volume_class"):
-        part = demand_metrics(preds, models, by=[col])
-        parts.append(part.rename({col: "slice_value"}).with_columns(slice=pl.lit(col)))
-    cols = ["cutoff", "slice", "slice_value", "model", "metric", "value"]
-    return pl.concat([p.select(cols) for p in parts], how="vertical_relaxed")
+    week: str
+    cutoff: dt.date
+    files: ForecastFiles
+    n_series: int
 
 
 def _tuned_config(config: DemandTaskConfig, tuning_dir: Path) -> DemandTaskConfig:
-    from pipelines.adapters.optuna import load_best_params
-
-    best = load_best_params("demand", tuning_dir)
-    if not best:
-        return config
-    params = dict(best)
-    rounds = int(params.pop("num_boost_round", config.lgbm.num_boost_round))
-    lgbm = config.lgbm.model_copy(
-        update={"params": {**config.lgbm.params, **params}, "num_boost_round": rounds}
-    )
-    log.info("demand: using tuned parameters from %s", tuning_dir)
-    return config.model_copy(update={"lgbm": lgbm})
+    return config.model_copy(update={"lgbm": tuned_lgbm(config.lgbm, STUDY, tuning_dir, lgbm_space)})
 
 
 @task(name="demand-backtest")
@@ -134,55 +122,44 @@ def _fit(feats: pl.DataFrame, cutoff: dt.date, config: DemandTaskConfig) -> Dema
 @flow(name="train-demand")
 def train_demand(
     config: DemandTaskConfig | None = None,
-    data_dir: Path | None = None,
-    outputs_dir: Path | None = None,
+    settings: Settings | None = None,
     track: bool = True,
     min_improvement: float = 0.0,
-) -> dict[str, Any]:
+) -> DemandTraining:
     """Backtest the demand model next to its baselines, fit it on everything observed, log and register it.
 
     Args:
-        config: recipe and backtest settings (tuned LightGBM parameters from ``outputs/tuning/demand`` are
-            layered on top when present).
-        data_dir: data root (default from `Settings`).
-        outputs_dir: outputs root (default from `Settings`).
+        config: recipe and backtest settings (tuned LightGBM parameters from the catalog's
+            ``tuning/demand`` are layered on top when present).
+        settings: roots and tracking (default: `Settings()` from the environment).
         track: log to MLflow and apply the promotion gate.
         min_improvement: relative improvement the challenger needs over the champion.
-
-    Returns:
-        ``summary`` (model, metric, value), ``model_dir``, ``metrics_path`` and the promotion ``decision``.
     """
-    settings = Settings.with_dirs(data_dir, outputs_dir)
-    config = _tuned_config(config or DemandTaskConfig(), settings.outputs_dir / "tuning" / "demand")
-    tables = load_demand_tables(settings.validated_dir)
-    oracle = load_demand_oracle(settings.raw_dir)
+    settings = settings or Settings()
+    catalog = settings.catalog
+    config = _tuned_config(config or DemandTaskConfig(), catalog.outputs.tuning(STUDY))
+    tables = load_tables(catalog.data.validated, DEMAND_TABLES)
+    oracle = load_oracle(catalog.data.raw, "demand_weekly")
     prepared = prepare_demand(tables, config)
     panel, feats = prepared
     preds = _backtest(tables, config, oracle, prepared)
     metrics = slice_metrics(preds)
-    summary = demand_summary(metrics)
+    summary = backtest_summary(metrics)
     last_week = panel.get_column("week_start").max()
     assert isinstance(last_week, dt.date)
     model = _fit(feats, last_week + dt.timedelta(weeks=1), config)
-    model_dir = settings.outputs_dir / "models" / "demand"
+    model_dir = catalog.outputs.model("demand")
     model.save(model_dir)
     metrics.write_parquet(model_dir / "backtest_metrics.parquet")
     preds.write_parquet(model_dir / "backtest_predictions.parquet")
-    result: dict[str, Any] = {
-        "summary": summary,
-        "model_dir": str(model_dir),
-        "metrics_path": str(model_dir / "backtest_metrics.parquet"),
-        "decision": None,
-    }
+    result = DemandTraining(summary, model_dir, model_dir / "backtest_metrics.parquet", decision=None)
     gate = summary.filter((pl.col("model") == MODEL_NAME) & (pl.col("metric") == GATE_METRIC))
     if not track or gate.is_empty():
         return result
-    from dataclasses import asdict
-
     from pipelines.adapters.mlflow import Tracker
     from serving.reports.plots import coverage_figure
 
-    tracker = Tracker()
+    tracker = Tracker(settings.tracking)
     with tracker.run("train-demand", tags={"task": "demand", "flow": "train-demand"}):
         tracker.log_config(config)
         tracker.log_metrics(metrics, "demand_backtest", headline=summary)
@@ -196,12 +173,12 @@ def train_demand(
         baselines = [m for m in scores if m not in (MODEL_NAME, "oracle")]
         choice = select_system(scores, GATE_METRIC, candidate=MODEL_NAME, baselines=baselines)
         cutoffs = sorted({str(c) for c in preds.get_column("cutoff").unique().to_list()})
-        data = current_data_version()
+        data = current_data_version(catalog.data.dvc_file)
         key = json.dumps({"data": data.md5 if data else None, "cutoffs": cutoffs, "rows": panel.height})
 
         def rebacktest(champion_config: dict[str, Any], system: str) -> float | None:
             champion = DemandTaskConfig.model_validate(champion_config)
-            rows = demand_summary(slice_metrics(demand_backtest(tables, champion, oracle=oracle)))
+            rows = backtest_summary(slice_metrics(demand_backtest(tables, champion, oracle=oracle)))
             row = rows.filter((pl.col("model") == system) & (pl.col("metric") == GATE_METRIC))
             return None if row.is_empty() else float(row["value"][0])
 
@@ -209,60 +186,55 @@ def train_demand(
             REGISTERED_NAME, version, choice, backtest_key=hashlib.sha256(key.encode()).hexdigest()[:16],
             rebacktest=rebacktest, min_improvement=min_improvement,
         )  # fmt: skip
-        result["decision"] = asdict(decision)
-    return result
+    return DemandTraining(summary, model_dir, result.metrics_path, decision)
 
 
 @flow(name="weekly-forecast")
 def weekly_forecast(
     week: str | None = None,
-    data_dir: Path | None = None,
-    outputs_dir: Path | None = None,
+    settings: Settings | None = None,
     model_dir: Path | None = None,
     n_paths: int = 200,
     seed: int = 0,
     chart: bool = True,
-) -> Path:
+) -> WeeklyForecast:
     """Write the weekly demand forecast, sample paths and metadata for one ISO week.
 
     Args:
         week: first forecast week ``YYYY-Www`` (the cutoff is its Monday; only earlier sales are used).
             None = the week after the last sales date.
-        data_dir: data root (default from `Settings`).
-        outputs_dir: outputs root (default from `Settings`).
-        model_dir: model directory (default ``<outputs>/models/demand``, written by `train_demand`).
+        settings: roots (default: `Settings()` from the environment).
+        model_dir: model directory (default: the catalog's ``models/demand``, written by `train_demand`).
         n_paths: sample paths per series.
         seed: seed of the sample paths.
         chart: also write ``fan_chart.png`` (history and forecast bands of the 4 largest series).
 
     Returns:
-        The output folder ``<outputs>/forecasts/demand/<YYYY-Www>/``.
+        The week, its cutoff and the forecast folder (the catalog's ``forecasts/demand/<YYYY-Www>/``).
     """
-    settings = Settings.with_dirs(data_dir, outputs_dir)
-    path = model_dir or settings.outputs_dir / "models" / "demand"
+    catalog = (settings or Settings()).catalog
+    path = model_dir or catalog.outputs.model("demand")
     if not (path / "metadata.json").exists():
         raise FileNotFoundError(f"no demand model in {path}: run `transitcast train demand` first")
     model = DemandModel.load(path)
-    tables = load_demand_tables(settings.validated_dir)
-    if week is None:
-        last = tables["warehouse_sales"].get_column("date").max()
-        assert isinstance(last, dt.date)
-        cutoff = last + dt.timedelta(days=7 - last.weekday())
-    else:
-        cutoff = iso_week_start(week)
+    tables = load_tables(catalog.data.validated, DEMAND_TABLES)
+    cutoff = week_after_last_sale(tables["warehouse_sales"]) if week is None else iso_week_start(week)
     label = iso_week_label(cutoff)
-    version = current_data_version()
+    version = current_data_version(catalog.data.dvc_file)
     data_version = version.md5 if version else ""
     model_version = str(model.training_.get("fingerprint", ""))[:19]
     forecast = forecast_demand(tables, model, cutoff, model_version=model_version, data_version=data_version)
     paths = sample_paths(forecast, n_paths=n_paths, seed=seed, rho=model.path_rho)
-    out = settings.outputs_dir / "forecasts" / "demand" / label
-    out.mkdir(parents=True, exist_ok=True)
-    forecast.write_parquet(out / "forecast.parquet")
-    paths.write_parquet(out / "paths.parquet")
+    files = catalog.outputs.forecast(label)
+    files.folder.mkdir(parents=True, exist_ok=True)
+    forecast.write_parquet(files.forecast)
+    paths.write_parquet(files.paths)
     if chart:
-        panel = build_weekly_panel(tables["warehouse_sales"], tables.get("skus"), cutoff=cutoff)
-        fan_chart(forecast, panel, out / "fan_chart.png")
+        from serving.reports.plots import planner_fan_figure
+
+        history = weekly_history(tables["warehouse_sales"], cutoff)
+        _save_figure(planner_fan_figure(forecast, history, _largest_series(forecast)), files.fan_chart)
+    n_series = forecast.select("warehouse_id", "sku_id").n_unique()
     meta = {
         "model_name": REGISTERED_NAME,
         "model_version": model_version,
@@ -275,63 +247,31 @@ def weekly_forecast(
         "n_paths": n_paths,
         "path_seed": seed,
         "path_rho": model.path_rho,
-        "n_series": forecast.select("warehouse_id", "sku_id").n_unique(),
+        "n_series": n_series,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    log.info("demand forecast %s: %d rows -> %s", label, forecast.height, out)
-    return out
+    files.metadata.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    log.info("demand forecast %s: %d rows -> %s", label, forecast.height, files.folder)
+    return WeeklyForecast(week=label, cutoff=cutoff, files=files, n_series=n_series)
 
 
-def fan_chart(
-    forecast: pl.DataFrame, panel: pl.DataFrame, path: Path, n_series: int = 4, history_weeks: int = 26
-) -> Path:
-    """Write a PNG fan chart (history, P50 and the P50-P95 / P80-P90 bands) of the largest series.
-
-    Args:
-        forecast: the forecast contract frame.
-        panel: the weekly panel (history: ``units`` per ``week_start``).
-        path: PNG file to write.
-        n_series: how many series (largest expected demand over the horizon).
-        history_weeks: weeks of history before the cutoff.
-
-    Returns:
-        `path`.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    top = (
+def _largest_series(forecast: pl.DataFrame, n: int = 4) -> pl.DataFrame:
+    """The `n` series with the largest expected demand over the horizon (ties by id), for the fan chart."""
+    return (
         forecast.group_by("warehouse_id", "sku_id")
         .agg(pl.col("demand_mean").sum())
         .sort("demand_mean", "warehouse_id", "sku_id", descending=[True, False, False])
-        .head(n_series)
+        .head(n)
+        .select("warehouse_id", "sku_id")
     )
-    cutoff = forecast["cutoff_date"][0]
-    fig, axes = plt.subplots(len(top), 1, figsize=(8, 2.4 * max(len(top), 1)), squeeze=False)
-    for ax, (wh, sku, _) in zip(axes[:, 0], top.iter_rows(), strict=False):
-        hist = panel.filter(
-            (pl.col("warehouse_id") == wh)
-            & (pl.col("sku_id") == sku)
-            & (pl.col("week_start") < cutoff)
-            & (pl.col("week_start") >= cutoff - dt.timedelta(weeks=history_weeks))
-        )
-        fc = forecast.filter((pl.col("warehouse_id") == wh) & (pl.col("sku_id") == sku)).sort("horizon")
-        ax.plot(hist["week_start"], hist["units"], color="black", linewidth=1, label="sales")
-        ax.fill_between(fc["week_start"], fc["demand_q50"], fc["demand_q95"], alpha=0.2, label="P50-P95")
-        ax.fill_between(fc["week_start"], fc["demand_q80"], fc["demand_q90"], alpha=0.3, label="P80-P90")
-        ax.plot(fc["week_start"], fc["demand_q50"], linewidth=1.5, label="P50")
-        ax.plot(fc["week_start"], fc["demand_mean"], linestyle="--", linewidth=1, label="mean")
-        ax.set_title(f"{wh} / {sku}", fontsize=9)
-        ax.set_ylabel("units / week", fontsize=8)
-    axes[0, 0].legend(fontsize=7, ncol=5, loc="upper left")
-    fig.tight_layout()
+
+
+def _save_figure(figure: Figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def tune_demand(
@@ -340,73 +280,38 @@ def tune_demand(
     timeout_seconds: float | None = None,
     *,
     config: DemandTaskConfig | None = None,
-    data_dir: Path | None = None,
-    outputs_dir: Path | None = None,
-) -> Any:
+    settings: Settings | None = None,
+) -> optuna.Study:
     """Optuna study ``demand`` over the shared LightGBM space: mean lgbm scaled pinball over `n_cutoffs`
-    rolling cutoffs that end before the first reported backtest cutoff (time-ordered, pruned between
-    cutoffs). Best parameters land in
-    ``<outputs>/tuning/demand/demand.json``, which `train_demand` reads.
-
-    Returns:
-        The Optuna study.
+    rolling cutoffs that end before the first reported backtest cutoff (`models.demand_eval.tuning_cutoffs`;
+    time-ordered, pruned between cutoffs). Best parameters land in the catalog's ``tuning/demand/``, which
+    `train_demand` reads.
     """
-    import optuna
-
     from models.backtest import Fold
     from models.metrics import scaled_pinball
-    from models.tuning import lgbm_space, make_objective
+    from models.tuning import make_objective
     from pipelines.adapters.optuna import StudyConfig, run_study
 
-    settings = Settings.with_dirs(data_dir, outputs_dir)
+    catalog = (settings or Settings()).catalog
     base = config or DemandTaskConfig()
-    tables = load_demand_tables(settings.validated_dir)
+    tables = load_tables(catalog.data.validated, DEMAND_TABLES)
     prepared = prepare_demand(tables, base)
     horizon = dt.timedelta(weeks=base.features.horizons)
     cutoffs = tuning_cutoffs(prepared[0], base, n_cutoffs)
     folds = [Fold(i, c, c, c + horizon) for i, c in enumerate(cutoffs)]
 
     def score(params: dict[str, Any], fold: Fold) -> float:
-        rounds = int(params.pop("num_boost_round", base.lgbm.num_boost_round))
-        lgbm = base.lgbm.model_copy(
-            update={
-                "params": {**base.lgbm.params, **params},
-                "num_boost_round": rounds,
-                "early_stopping_rounds": None,
-            }
-        )
-        cfg = base.model_copy(update={"lgbm": lgbm, "n_cutoffs": 1})
+        lgbm = with_params(base.lgbm, params, early_stopping_rounds=None)
+        cfg = base.model_copy(update={"lgbm": lgbm, "n_cutoffs": 1, "step_weeks": 1})
+        assert isinstance(fold.cutoff, dt.date)
         preds = demand_backtest(
-            tables,
-            cfg.model_copy(update={"step_weeks": 1}),
-            prepared=_upto(prepared, fold.cutoff, base.features.horizons),
+            tables, cfg, prepared=truncate_to_cutoff(prepared, fold.cutoff, base.features.horizons)
         )
         sp = scaled_pinball(preds, [MODEL_NAME], "y", None, quantiles=DEMAND_QUANTILES)
         return float(sp.filter(pl.col("metric") == "scaled_pinball")["value"][0])
 
     objective = make_objective(score, folds, space=lgbm_space)
-    study_cfg = StudyConfig(directory=settings.outputs_dir / "tuning" / "demand", n_trials=n_trials)
+    study_cfg = StudyConfig(directory=catalog.outputs.tuning(STUDY), n_trials=n_trials)
     if timeout_seconds is not None:
         study_cfg = study_cfg.model_copy(update={"timeout_seconds": timeout_seconds})
-    study: optuna.Study = run_study("demand", objective, study_cfg)
-    return study
-
-
-def tuning_cutoffs(panel: pl.DataFrame, config: DemandTaskConfig, n_cutoffs: int) -> list[dt.date]:
-    """Cutoffs of the tuning folds: their target weeks all end before the first cutoff `train_demand`
-    reports, so the backtest that decides promotion never scores weeks that chose the parameters."""
-    from models.demand_tasks import backtest_cutoffs
-
-    h = config.features.horizons
-    reported = backtest_cutoffs(panel, config.n_cutoffs, config.step_weeks, h)
-    earlier = panel.filter(pl.col("week_start") < reported[0])
-    return backtest_cutoffs(earlier, n_cutoffs, config.step_weeks, h)
-
-
-def _upto(
-    prepared: tuple[pl.DataFrame, pl.DataFrame], cutoff: dt.date, horizons: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Panel and features truncated so that the last backtest cutoff is `cutoff` (targets until its end)."""
-    panel, feats = prepared
-    end = cutoff + dt.timedelta(weeks=horizons)
-    return panel.filter(pl.col("week_start") < end), feats.filter(pl.col("origin_week") <= cutoff)
+    return run_study(STUDY, objective, study_cfg)

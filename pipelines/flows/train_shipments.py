@@ -3,10 +3,10 @@
 Thin wiring over `models.shipment_release.release_task` (pure: windows from the data, the backtest of the
 model and every baseline on the same folds, the gate's choice, the fit at "now" by the same code path as the
 folds) and the MLflow adapter (`pipelines.adapters.mlflow`). Per task it writes the model directory that
-ships (the model, or the baseline that ships in its place: ``system`` in its metadata) under
-``<outputs>/models/<task>/`` with the backtest table next to it, logs the windows, the metrics per fold and
-slice, a reliability or coverage figure and the feature importance, registers the version and applies the
-promotion gate (`Tracker.promote_if_better`), re-measuring the champion on the same folds when needed.
+ships (the model, or the baseline that ships in its place: ``system`` in its metadata) at the catalog's
+``models/<task>/`` and the backtest metrics at ``backtest/<task>.parquet``, logs the windows, the metrics per
+fold and slice, a reliability or coverage figure and the feature importance, registers the version and
+applies the promotion gate (`Tracker.promote_if_better`), re-measuring the champion on the same folds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import polars as pl
 from prefect import flow, task
 
@@ -26,12 +25,13 @@ from models.lgbm import LGBMModel
 from models.promotion import CANDIDATE, backtest_system
 from models.shipment_release import TaskRelease, backtest_systems, release_task
 from models.shipment_tasks import TASKS, ShipmentModelsConfig, TaskFrame, prepare_task_frames, task_cutoffs
-from models.tuning import SEARCH_SPACES
+from models.tuning import SEARCH_SPACES, ModelKind
 from models.windows import Windows
 from pipelines.adapters.dvc import current_data_version
 from pipelines.adapters.mlflow import PromotionDecision, Rebacktest, Tracker
-from pipelines.adapters.optuna import load_best_params
+from pipelines.adapters.optuna import tuned_lgbm
 from pipelines.config import Settings
+from pipelines.flows._tables import load_oracle, load_tables
 from serving.online.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
 from serving.reports.plots import coverage_figure, reliability_figure
 
@@ -44,9 +44,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SHIPMENT_TABLES = ("shipments", "shipment_events", "customs_declarations", "lanes")
-BACKTEST_FILE = "backtest_metrics.parquet"
 
 
 @dataclass(frozen=True)
@@ -66,43 +63,15 @@ class ShipmentTaskResult:
     decision: PromotionDecision | None
 
 
-def load_tables(validated_dir: Path, names: tuple[str, ...] = SHIPMENT_TABLES) -> dict[str, pl.DataFrame]:
-    """Read the validated contract tables that exist (shipments is required)."""
-    if not (validated_dir / "shipments.parquet").exists():
-        raise FileNotFoundError(
-            f"{validated_dir}/shipments.parquet not found: run `transitcast ingest` (or `make demo`) first"
-        )
-    return {
-        n: pl.read_parquet(validated_dir / f"{n}.parquet")
-        for n in names
-        if (validated_dir / f"{n}.parquet").exists()
-    }
-
-
-def load_oracle(raw_dir: Path) -> pl.DataFrame | None:
-    """The simulator's per-shipment truth, when the raw folder came from the simulator (else None)."""
-    path = raw_dir / "oracle" / "shipments.parquet"
-    return pl.read_parquet(path) if path.exists() else None
-
-
 def _with_tuned_params(config: ShipmentModelsConfig, name: str, tuning_dir: Path) -> ShipmentModelsConfig:
-    best = load_best_params(f"shipments-{name}", tuning_dir)
-    if not best:
-        return config
-    # Optuna stores trial parameter names; replay the search space to get LightGBM's parameters.
-    kind = "quantile" if TASKS[name].kind == "quantile" else "classifier"
-    params = SEARCH_SPACES[kind](optuna.trial.FixedTrial(best))
-    rounds = int(params.pop("num_boost_round", config.lgbm.num_boost_round))
-    lgbm = config.lgbm.model_copy(
-        update={"params": {**config.lgbm.params, **params}, "num_boost_round": rounds}
-    )
-    log.info("%s: using tuned parameters from %s", name, tuning_dir)
+    kind: ModelKind = "quantile" if TASKS[name].kind == "quantile" else "classifier"
+    lgbm = tuned_lgbm(config.lgbm, f"shipments-{name}", tuning_dir, SEARCH_SPACES[kind])
     return config.model_copy(update={"lgbm": lgbm})
 
 
-def _backtest_key(frame: TaskFrame, windows: Windows) -> str:
+def _backtest_key(frame: TaskFrame, windows: Windows, dvc_file: Path) -> str:
     folds = [str(c) for c in task_cutoffs(windows)]
-    version = current_data_version()
+    version = current_data_version(dvc_file)
     raw = json.dumps(
         {
             "data": version.md5 if version else "unversioned",
@@ -127,10 +96,13 @@ def _importance(model: LGBMModel) -> pl.DataFrame:
 
 
 def write_feature_snapshot(
-    tables: dict[str, pl.DataFrame], config: ShipmentModelsConfig, models_dir: Path
+    tables: dict[str, pl.DataFrame],
+    config: ShipmentModelsConfig,
+    models_dir: Path,
+    dvc_file: Path | None = None,
 ) -> Path:
     """Write the feature snapshot the Predictor reads (`serving.online.snapshot`) to `models_dir/snapshot`."""
-    version = current_data_version()
+    version = current_data_version(dvc_file)
     snapshot = build_snapshot(
         tables,
         booking=config.booking,
@@ -167,14 +139,22 @@ def _rebacktest(
     return measure
 
 
+@dataclass(frozen=True)
+class _Gate:
+    """How one task's version is gated: this backtest's key, the champion's re-measure, the margin."""
+
+    backtest_key: str
+    rebacktest: Rebacktest
+    min_improvement: float
+
+
 def _track(
     tracker: Tracker,
     result: ShipmentTaskResult,
     frame: TaskFrame,
     config: ShipmentModelsConfig,
     snapshot_dir: Path,
-    min_improvement: float,
-    rebacktest: Rebacktest,
+    gate: _Gate,
 ) -> PromotionDecision:
     name, release, spec = result.task, result.release, frame.spec
     bt = release.backtest
@@ -201,8 +181,8 @@ def _track(
         model = release.model
         version = tracker.log_model_dir(result.model_dir, name, registered, example, model.predict(example))
         return tracker.promote_if_better(
-            registered, version, release.choice, backtest_key=_backtest_key(frame, bt.windows),
-            rebacktest=rebacktest, min_improvement=min_improvement,
+            registered, version, release.choice, backtest_key=gate.backtest_key, rebacktest=gate.rebacktest,
+            min_improvement=gate.min_improvement,
         )  # fmt: skip
 
 
@@ -210,7 +190,7 @@ def _track(
 def train_shipment_models(
     config: ShipmentModelsConfig | None = None,
     tasks: tuple[str, ...] = tuple(TASKS),
-    data_dir: Path | None = None,
+    settings: Settings | None = None,
     track: bool = True,
     min_improvement: float = 0.0,
 ) -> dict[str, ShipmentTaskResult]:
@@ -220,24 +200,31 @@ def train_shipment_models(
         Per task: the release (windows, backtest table, gate choice, shipped model), where the shipped
         model was saved and the promotion decision.
     """
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    settings = settings or Settings()
+    catalog = settings.catalog
     config = config or ShipmentModelsConfig()
-    tables = load_tables(settings.validated_dir)
-    oracle = load_oracle(settings.raw_dir)
+    tables = load_tables(catalog.data.validated)
+    oracle = load_oracle(catalog.data.raw)
     frames = prepare_task_frames(tables, config, tasks)
-    tracker = Tracker() if track else None
+    tracker = Tracker(settings.tracking) if track else None
     results: dict[str, ShipmentTaskResult] = {}
-    models_dir = settings.outputs_dir / "models"
-    snapshot_dir = write_feature_snapshot(tables, config, models_dir)
+    models_dir = catalog.outputs.models
+    snapshot_dir = write_feature_snapshot(tables, config, models_dir, catalog.data.dvc_file)
     for name, frame in frames.items():
-        task_config = _with_tuned_params(config, name, settings.outputs_dir / "tuning")
+        task_config = _with_tuned_params(config, name, catalog.outputs.tuning("shipments"))
         release = _release(frame, task_config, oracle)
-        model_dir = release.model.save(models_dir / name)
-        release.backtest.metrics.write_parquet(model_dir / BACKTEST_FILE)
+        model_dir = release.model.save(catalog.outputs.model(name))
+        metrics_file = catalog.outputs.backtest_metrics(name)
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        release.backtest.metrics.write_parquet(metrics_file)
         result = ShipmentTaskResult(name, release, model_dir, None)
         if tracker is not None:
-            rebacktest = _rebacktest(tables, frames, name, task_config, release, oracle)
-            decision = _track(tracker, result, frame, task_config, snapshot_dir, min_improvement, rebacktest)
+            gate = _Gate(
+                _backtest_key(frame, release.backtest.windows, catalog.data.dvc_file),
+                _rebacktest(tables, frames, name, task_config, release, oracle),
+                min_improvement,
+            )
+            decision = _track(tracker, result, frame, task_config, snapshot_dir, gate)
             result = ShipmentTaskResult(name, release, model_dir, decision)
         results[name] = result
     return results

@@ -4,19 +4,11 @@ Pure: a frame with the ETA quantile columns (`eta_days_q50`, `eta_days_q80`, `et
 `created_at` to delivery) in, the same frame with `promise_days` and `promise_date` out. Reads and writes
 nothing.
 
-How the quantile for the target `p` is found:
-
-* The known quantiles are first made non-crossing (a running maximum over q50 <= q80 <= q95), so the
-  answer is monotone in the target whatever the model produced.
-* Between two known quantiles the transit-time quantile is interpolated linearly in the probability
-  (a piecewise-linear CDF), which is monotone and equals the model's quantile at 0.5, 0.8 and 0.95.
-* Beyond q95 (the tail rule): the survival function is taken as exponential past q80, with the decay fitted
-  to the q80 -> q95 step: S(x) = 0.2 * exp(-ln(4) * (x - q80) / (q95 - q80)). So
-  `q(p) = q95 + (q95 - q80) * ln(0.05 / (1 - p)) / ln(4)`; for example q99 = q95 + 1.16 * (q95 - q80).
-  Transit times are right-skewed with a roughly exponential tail (customs holds, failed attempts), and an
-  exponential tail is heavier than a normal one, so the quote errs on the late side.
-* Targets are supported in [0.5, 0.99]: below the median a "promise" is more often broken than kept, and
-  past 0.99 the extrapolation rests on too little. Anything else is a clear `ValueError`.
+The quantile for the target `p` is that of the ETA distribution of `serving.decisions.eta_distribution`
+(non-crossing quantiles, piecewise linear between q50, q80 and q95, exponential tail past q95; routing
+takes P(late) from the same distribution). Targets are supported in [0.5, 0.99]: below the median a
+"promise" is more often broken than kept, and past 0.99 the extrapolation rests on too little. Anything else
+is a clear `ValueError`.
 
 The promise date is the calendar date (UTC) on which `created_at + promise_days` falls: delivery any time
 on that date counts as on time, as in the contract's `promised_date`.
@@ -29,9 +21,10 @@ from typing import Final
 
 import polars as pl
 
+from serving.decisions.eta_distribution import QUANTILE_LEVELS, quantile_expr
+
 __all__ = ["MAX_TARGET", "MIN_TARGET", "QUANTILE_LEVELS", "promise_dates", "promise_days_expr"]
 
-QUANTILE_LEVELS: Final[tuple[float, ...]] = (0.5, 0.8, 0.95)
 MIN_TARGET: Final = 0.5
 MAX_TARGET: Final = 0.99
 
@@ -61,18 +54,7 @@ def promise_days_expr(target: float, prefix: str = "eta_days") -> pl.Expr:
         ValueError: if the target is outside [0.5, 0.99].
     """
     _check_target(target)
-    p = float(target)
-    q50 = pl.col(f"{prefix}_q50").cast(pl.Float64)
-    q80 = pl.max_horizontal(q50, pl.col(f"{prefix}_q80").cast(pl.Float64))
-    q95 = pl.max_horizontal(q80, pl.col(f"{prefix}_q95").cast(pl.Float64))
-    if p <= 0.8:
-        w = (p - 0.5) / 0.3
-        days = q50 + w * (q80 - q50)
-    elif p <= 0.95:
-        w = (p - 0.8) / 0.15
-        days = q80 + w * (q95 - q80)
-    else:
-        days = q95 + (q95 - q80) * (math.log(0.05 / (1.0 - p)) / math.log(4.0))
+    days = quantile_expr(float(target), prefix)
     any_null = pl.any_horizontal(pl.col(f"{prefix}_q{int(q * 100)}").is_null() for q in QUANTILE_LEVELS)
     return pl.when(any_null).then(None).otherwise(days).cast(pl.Float64).alias("promise_days")
 

@@ -19,9 +19,9 @@ by `scorer`, which must return one row per input row, in order, with `eta_days_q
 * `duties_usd` = destination duty rate x declared value when the value is over the de minimis threshold in
   force on the order day and the order ships from China (a warehouse order was imported in bulk; its duties
   are in the landed unit cost, the same for every option, so they do not move the ranking);
-* `p_late` = from the ETA quantiles (the piecewise-linear CDF and exponential tail of `serving.decisions.promise`) at
-  the days between `created_at` and the end of `promised_date`, or, with `p_late_source="model"`, the
-  scorer's `p_late` (delay model) when present;
+* `p_late` = 1 - the CDF of the ETA distribution (`serving.decisions.eta_distribution`, the one promise
+  dates are quantiles of) at the days between `created_at` and the end of `promised_date`, or, with
+  `p_late_source="model"`, the scorer's `p_late` (delay model) when present;
 * `expected_cost_usd` = freight + duties + `p_late` x `late_penalty_usd`;
 * `is_feasible` = `p_on_time >= on_time_target` (the chance constraint);
 * `rank` 1.. : feasible options first, then by expected cost (ties: faster q50, then option id). If no option
@@ -31,7 +31,6 @@ by `scorer`, which must return one row per input row, in order, with `eta_days_q
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Final, Literal
 
@@ -39,12 +38,12 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.customs_rules import add_de_minimis
+from serving.decisions.eta_distribution import days_to_end_of_date_expr, p_late_expr
 
 __all__ = [
     "ORDER_COLUMNS",
     "RoutingConfig",
     "default_duty_rates",
-    "p_late_from_quantiles",
     "rank_routes",
     "recommend_routes",
     "route_options",
@@ -207,30 +206,31 @@ def route_options(
     )
 
 
-def p_late_from_quantiles(days: pl.Expr, prefix: str = "eta_days") -> pl.Expr:
-    """P(transit time > `days`) from the `<prefix>_q50/q80/q95` columns.
-
-    The CDF is piecewise linear through (q50, 0.5), (q80, 0.8), (q95, 0.95), continues below q50 with the
-    q50 -> q80 slope down to 0, and has the exponential tail of `serving.decisions.promise` past q95:
-    S(x) = 0.05 * exp(-ln 4 * (x - q95) / (q95 - q80)).
-    """
-    q50 = pl.col(f"{prefix}_q50").cast(pl.Float64)
-    q80 = pl.max_horizontal(q50, pl.col(f"{prefix}_q80").cast(pl.Float64))
-    q95 = pl.max_horizontal(q80, pl.col(f"{prefix}_q95").cast(pl.Float64))
-    eps = 1e-9
-    below = 0.5 + 0.3 * (days - q50) / pl.max_horizontal(q80 - q50, pl.lit(eps))
-    mid = 0.8 + 0.15 * (days - q80) / pl.max_horizontal(q95 - q80, pl.lit(eps))
-    tail_s = 0.05 * (-math.log(4.0) * (days - q95) / pl.max_horizontal(q95 - q80, pl.lit(eps))).exp()
-    cdf = (
-        pl.when(days <= q50)
-        .then(below.clip(0.0, 0.5))
-        .when(days <= q80)
-        .then(below)
-        .when(days <= q95)
-        .then(mid)
-        .otherwise(1.0 - tail_s)
+def _reason(config: RoutingConfig, any_feasible: pl.Expr) -> pl.Expr:
+    """Why each option ranks where it does: its numbers, or that it (or every option) misses the target."""
+    return (
+        pl.when(pl.col("is_feasible"))
+        .then(
+            pl.format(
+                "P(on time) {}% >= {}%; expected cost {} USD = freight {} + duties {} + P(late) x {}",
+                (pl.col("p_on_time") * 100).round(1),
+                pl.lit(round(config.on_time_target * 100, 1)),
+                pl.col("expected_cost_usd").round(2),
+                pl.col("freight_usd").round(2),
+                pl.col("duties_usd").round(2),
+                pl.lit(config.late_penalty_usd),
+            )
+        )
+        .when(any_feasible)
+        .then(pl.format("infeasible: P(on time) {}% < target", (pl.col("p_on_time") * 100).round(1)))
+        .otherwise(
+            pl.format(
+                "no option meets the {}% target; the most reliable first (P(on time) {}%)",
+                pl.lit(round(config.on_time_target * 100, 1)),
+                (pl.col("p_on_time") * 100).round(1),
+            )
+        )
     )
-    return (1.0 - cdf).clip(0.0, 1.0)
 
 
 def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
@@ -244,10 +244,8 @@ def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
         The rows with `p_late`, `p_on_time`, `days_to_promise`, `late_cost_usd`, `expected_cost_usd`,
         `is_feasible`, `rank`, `is_recommended` and `reason`, sorted by order and rank.
     """
-    end_of_promise = pl.col("promised_date").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)
-    days_to_promise = (end_of_promise - pl.col("created_at")).dt.total_microseconds() / 86_400e6
-    out = scored.with_columns(days_to_promise.alias("days_to_promise"))
-    p_eta = p_late_from_quantiles(pl.col("days_to_promise"))
+    out = scored.with_columns(days_to_end_of_date_expr("promised_date").alias("days_to_promise"))
+    p_eta = p_late_expr(pl.col("days_to_promise"))
     if config.p_late_source == "model" and "p_late" in out.columns:
         p_late = pl.coalesce(pl.col("p_late").cast(pl.Float64), p_eta)
     else:
@@ -276,30 +274,9 @@ def rank_routes(scored: pl.DataFrame, config: RoutingConfig) -> pl.DataFrame:
         "option_id",
         nulls_last=True,
     ).with_columns(pl.int_range(1, pl.len() + 1).over("order_id").cast(pl.Int32).alias("rank"))
-    reason = (
-        pl.when(pl.col("is_feasible"))
-        .then(
-            pl.format(
-                "P(on time) {}% >= {}%; expected cost {} USD = freight {} + duties {} + P(late) x {}",
-                (pl.col("p_on_time") * 100).round(1),
-                pl.lit(round(config.on_time_target * 100, 1)),
-                pl.col("expected_cost_usd").round(2),
-                pl.col("freight_usd").round(2),
-                pl.col("duties_usd").round(2),
-                pl.lit(config.late_penalty_usd),
-            )
-        )
-        .when(any_feasible)
-        .then(pl.format("infeasible: P(on time) {}% < target", (pl.col("p_on_time") * 100).round(1)))
-        .otherwise(
-            pl.format(
-                "no option meets the {}% target; the most reliable first (P(on time) {}%)",
-                pl.lit(round(config.on_time_target * 100, 1)),
-                (pl.col("p_on_time") * 100).round(1),
-            )
-        )
+    return out.with_columns(
+        (pl.col("rank") == 1).alias("is_recommended"), _reason(config, any_feasible).alias("reason")
     )
-    return out.with_columns((pl.col("rank") == 1).alias("is_recommended"), reason.alias("reason"))
 
 
 def recommend_routes(

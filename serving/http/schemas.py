@@ -1,29 +1,43 @@
 """Stage: serving. Request and response models of the HTTP API, with limits and OpenAPI examples.
 
-Pure Pydantic; reads and writes nothing. Requests are validated here (lengths, ranges, vocabularies of the
-data contract, time-zone-aware timestamps, a bounded calendar range), so that a bad request gets a 422
-naming the field before any model runs.
+Pure Pydantic; reads and writes nothing. The shipment, event and order models are derived from the data
+contract (`serving.http.fields.request_model`): field names, types, vocabularies and required flags are the
+contract's, so a bad request gets a 422 naming the field before any model runs. The contract's row rules
+are then checked on the request's rows by `serving.online.inputs.check_rows`, as for a file in batch
+scoring.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeAlias
 
 import polars as pl
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from features.contract.schema import TableSpec
+from serving.http.fields import STRICT, request_model
+from serving.online.inputs import (
+    EARLIEST,
+    EVENTS_SPEC,
+    LATEST,
+    MAX_PROMISE_DAYS,
+    MAX_TEXT,
+    SCORED_COLUMNS,
+    SHIPMENTS_SPEC,
+)
+
 __all__ = [
-    "EVENT_TYPES",
-    "INCOTERMS",
-    "MODES",
     "EtaPrediction",
     "EtaRequest",
     "EtaResponse",
     "EventIn",
     "ForecastPoint",
     "ForecastResponse",
+    "HealthResponse",
     "ModelsResponse",
+    "ReadyResponse",
+    "ReloadResponse",
     "OrderIn",
     "RouteOption",
     "RouteRequest",
@@ -36,125 +50,42 @@ __all__ = [
     "shipments_frame",
 ]
 
-# The contract's vocabularies (features.contract.schema) as Literal types for the OpenAPI schema; a test checks they
-# stay equal to the contract's Enums.
-Mode = Literal["postal", "dedicated_line", "express", "overseas_warehouse", "air", "rail", "sea", "road"]
-IncotermT = Literal["DDP", "DAP", "DDU", "DPU", "EXW", "FCA", "CPT", "CIP", "FAS", "FOB", "CFR", "CIF"]
-EventType = Literal[
-    "picked_up",
-    "arrived_origin_hub",
-    "export_cleared",
-    "linehaul_departed",
-    "linehaul_arrived",
-    "import_customs_entered",
-    "customs_held",
-    "customs_released",
-    "last_mile_received",
-    "out_for_delivery",
-    "delivery_failed",
-    "delivered",
-    "returned",
-    "lost",
-]
-MODES: tuple[str, ...] = get_args(Mode)
-INCOTERMS: tuple[str, ...] = get_args(IncotermT)
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-
-_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
-_MAX_PROMISE_DAYS = 365
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
-
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:|/-]*$")]
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:|/-]*$")]
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")]
-HsCode = Annotated[str, Field(pattern=r"^[0-9]{6,10}$", description="HS code, 6 to 10 digits")]
 
 
 def _in_range(value: dt.datetime, field: str) -> dt.datetime:
-    if not _EARLIEST <= value < _LATEST:
+    if not EARLIEST <= value < LATEST:
         raise ValueError(f"{field} must lie in [2000-01-01, 2100-01-01) UTC")
     return value.astimezone(dt.UTC)
 
 
-def _check_promise(created_at: dt.datetime, promised: dt.date) -> None:
-    days = (promised - created_at.date()).days
-    if not 0 <= days <= _MAX_PROMISE_DAYS:
-        raise ValueError(f"promised_date must be 0 to {_MAX_PROMISE_DAYS} days after created_at's date")
-
-
-class ShipmentIn(BaseModel):
-    """One open shipment, in the data contract's `shipments` columns."""
-
-    model_config = ConfigDict(
-        **_STRICT,
-        json_schema_extra={
-            "examples": [
-                {
-                    "shipment_id": "SH-DEMO-1",
-                    "created_at": "2025-11-28T09:30:00Z",
-                    "origin_country": "CN",
-                    "origin_hub": "SZX",
-                    "destination_country": "US",
-                    "destination_region": "US-CA",
-                    "mode": "dedicated_line",
-                    "carrier": "YunExpress",
-                    "weight_kg": 0.42,
-                    "declared_value_usd": 23.5,
-                    "hs_code": "851830",
-                    "item_count": 1,
-                    "incoterm": "DDP",
-                    "promised_date": "2025-12-12",
-                }
-            ]
-        },
+if TYPE_CHECKING:  # built at import from the contract: to a type checker, any model
+    ShipmentIn: TypeAlias = Any
+    EventIn: TypeAlias = Any
+    OrderIn: TypeAlias = Any
+else:
+    ShipmentIn = request_model(
+        "ShipmentIn",
+        SHIPMENTS_SPEC,
+        SCORED_COLUMNS,
+        doc="One open shipment, in the data contract's `shipments` columns (`transitcast contract`).",
     )
-
-    shipment_id: Id
-    created_at: AwareDatetime
-    origin_country: Country = "CN"
-    origin_hub: Code
-    destination_country: Country
-    destination_region: Code | None = None
-    mode: Mode
-    carrier: Code
-    weight_kg: float = Field(gt=0, le=30_000)
-    declared_value_usd: float = Field(ge=0, le=10_000_000)
-    hs_code: HsCode
-    item_count: int = Field(default=1, ge=1, le=100_000)
-    incoterm: IncotermT = "DDP"
-    promised_date: dt.date
-
-    @model_validator(mode="after")
-    def _check_dates(self) -> Self:
-        self.created_at = _in_range(self.created_at, "created_at")
-        _check_promise(self.created_at, self.promised_date)
-        return self
-
-
-class EventIn(BaseModel):
-    """One milestone scan of a shipment of the same request."""
-
-    model_config = ConfigDict(**_STRICT)
-
-    shipment_id: Id
-    event: EventType
-    event_at: AwareDatetime
-    country: Country
-
-    @model_validator(mode="after")
-    def _check_time(self) -> Self:
-        self.event_at = _in_range(self.event_at, "event_at")
-        return self
+    EventIn = request_model(
+        "EventIn",
+        EVENTS_SPEC,
+        tuple(EVENTS_SPEC.schema),
+        doc="One milestone scan of a shipment of the request, in the contract's `shipment_events` columns.",
+    )
 
 
 class EtaRequest(BaseModel):
     """Shipments to score and, optionally, their milestone scans (for the in-transit ETA)."""
 
     model_config = ConfigDict(
-        **_STRICT,
+        **STRICT,
         json_schema_extra={
-            "examples": [{"shipments": [ShipmentIn.model_config["json_schema_extra"]["examples"][0]]}]  # type: ignore[index]
+            "examples": [{"shipments": [ShipmentIn.model_config["json_schema_extra"]["examples"][0]]}]
         },
     )
 
@@ -209,52 +140,48 @@ class EtaResponse(BaseModel):
     predictions: list[EtaPrediction]
 
 
-class OrderIn(BaseModel):
-    """An order to route (see `serving.decisions.routing.ORDER_COLUMNS`)."""
+def _check_order_dates(order: Any) -> Any:
+    order.created_at = _in_range(order.created_at, "created_at")
+    days = (order.promised_date - order.created_at.date()).days
+    if not 0 <= days <= MAX_PROMISE_DAYS:
+        raise ValueError(f"promised_date must be 0 to {MAX_PROMISE_DAYS} days after created_at's date")
+    return order
 
-    model_config = ConfigDict(
-        **_STRICT,
-        json_schema_extra={
-            "examples": [
-                {
-                    "order_id": "ORD-1",
-                    "created_at": "2025-11-28T09:30:00Z",
-                    "origin_hub": "SZX",
-                    "destination_country": "US",
-                    "weight_kg": 0.8,
-                    "declared_value_usd": 35.0,
-                    "promised_date": "2025-12-12",
-                    "hs_code": "851830",
-                }
-            ]
+
+# Routing orders: shipment columns of the contract (see `serving.decisions.routing.ORDER_COLUMNS`).
+_ORDER_REQUIRED = ("created_at", "origin_hub", "destination_country", "weight_kg", "declared_value_usd")
+_ORDER_OPTIONAL = ("sku_id", "hs_code", "item_count", "incoterm", "destination_region")
+if not TYPE_CHECKING:
+    OrderIn = request_model(
+        "OrderIn",
+        SHIPMENTS_SPEC,
+        (*_ORDER_REQUIRED, "promised_date", *_ORDER_OPTIONAL),
+        doc="An order to route (see `serving.decisions.routing.ORDER_COLUMNS`).",
+        required={
+            **dict.fromkeys((*_ORDER_REQUIRED, "promised_date"), True),
+            **dict.fromkeys(_ORDER_OPTIONAL, False),
         },
+        defaults={"item_count": 1, "incoterm": "DDP"},
+        extra_fields={
+            "order_id": (Id, Field(description="unique order id", examples=["ORD-1"])),
+            "units": (
+                int | None,
+                Field(
+                    default=None,
+                    ge=1,
+                    le=100_000,
+                    description="units the warehouse must have (default item_count)",
+                ),
+            ),
+        },
+        validators={"_check_dates": model_validator(mode="after")(_check_order_dates)},
     )
-
-    order_id: Id
-    created_at: AwareDatetime
-    origin_hub: Code
-    destination_country: Country
-    weight_kg: float = Field(gt=0, le=30_000)
-    declared_value_usd: float = Field(ge=0, le=10_000_000)
-    promised_date: dt.date
-    sku_id: Code | None = None
-    units: int | None = Field(default=None, ge=1, le=100_000)
-    hs_code: HsCode | None = None
-    item_count: int = Field(default=1, ge=1, le=100_000)
-    incoterm: IncotermT = "DDP"
-    destination_region: Code | None = None
-
-    @model_validator(mode="after")
-    def _check_dates(self) -> Self:
-        self.created_at = _in_range(self.created_at, "created_at")
-        _check_promise(self.created_at, self.promised_date)
-        return self
 
 
 class StockIn(BaseModel):
     """Units on hand of a SKU in an overseas warehouse."""
 
-    model_config = ConfigDict(**_STRICT)
+    model_config = ConfigDict(**STRICT)
 
     warehouse_id: Code
     sku_id: Code
@@ -264,7 +191,7 @@ class StockIn(BaseModel):
 class RoutingOptions(BaseModel):
     """What the recommendation optimises (`serving.decisions.routing.RoutingConfig`)."""
 
-    model_config = ConfigDict(**_STRICT)
+    model_config = ConfigDict(**STRICT)
 
     on_time_target: float = Field(default=0.9, gt=0, lt=1)
     late_penalty_usd: float = Field(default=15.0, ge=0, le=100_000)
@@ -275,9 +202,9 @@ class RouteRequest(BaseModel):
     """Orders to route, optional warehouse stock, optional routing options."""
 
     model_config = ConfigDict(
-        **_STRICT,
+        **STRICT,
         json_schema_extra={
-            "examples": [{"orders": [OrderIn.model_config["json_schema_extra"]["examples"][0]]}]  # type: ignore[index]
+            "examples": [{"orders": [OrderIn.model_config["json_schema_extra"]["examples"][0]]}]
         },
     )
 
@@ -363,64 +290,59 @@ class ModelsResponse(BaseModel):
     loaded_at: dt.datetime
 
 
-def shipments_frame(shipments: list[ShipmentIn]) -> pl.DataFrame:
-    """Request shipments as a contract `shipments` frame (types cast by the Predictor)."""
-    rows: list[dict[str, Any]] = [s.model_dump() for s in shipments]
-    return pl.DataFrame(rows, schema=_SHIPMENT_SCHEMA, orient="row")
+class HealthResponse(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"]
 
 
-def events_frame(events: list[EventIn]) -> pl.DataFrame:
-    """Request events as a contract `shipment_events` frame."""
-    return pl.DataFrame(
-        [e.model_dump() for e in events],
-        schema={
-            "shipment_id": pl.String,
-            "event": pl.String,
-            "event_at": pl.Datetime("us", "UTC"),
-            "country": pl.String,
-        },
-        orient="row",
-    )
+class ReadyResponse(BaseModel):
+    """Whether models are loaded (`ready`) or not yet (`loading`, with the last load error)."""
+
+    status: Literal["ready", "loading"]
+    model_version: str | None = None
+    error: str | None = None
 
 
-_SHIPMENT_SCHEMA: dict[str, Any] = {
-    "shipment_id": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
-    "origin_country": pl.String,
-    "origin_hub": pl.String,
-    "destination_country": pl.String,
-    "destination_region": pl.String,
-    "mode": pl.String,
-    "carrier": pl.String,
-    "weight_kg": pl.Float64,
-    "declared_value_usd": pl.Float64,
-    "hs_code": pl.String,
-    "item_count": pl.Int32,
-    "incoterm": pl.String,
-    "promised_date": pl.Date,
+class ReloadResponse(BaseModel):
+    """What a forced reload did: swapped in new models or kept the current ones (with the error)."""
+
+    swapped: bool
+    model_version: str
+    error: str | None
+
+
+def _request_schema(spec: TableSpec, columns: tuple[str, ...]) -> dict[str, pl.DataType]:
+    """Dtypes of request fields as Polars reads them (vocabularies as text, cast by the contract's parser)."""
+    return {c: pl.String() if isinstance(spec.schema[c], pl.Enum) else spec.schema[c] for c in columns}
+
+
+_SHIPMENT_SCHEMA = _request_schema(SHIPMENTS_SPEC, SCORED_COLUMNS)
+_EVENT_SCHEMA = _request_schema(EVENTS_SPEC, tuple(EVENTS_SPEC.schema))
+_ORDER_SCHEMA: dict[str, pl.DataType] = {
+    "order_id": pl.String(),
+    "units": pl.Int64(),
+    **_request_schema(SHIPMENTS_SPEC, (*_ORDER_REQUIRED, "promised_date", *_ORDER_OPTIONAL)),
 }
 
 
-_ORDER_SCHEMA: dict[str, Any] = {
-    "order_id": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
-    "origin_hub": pl.String,
-    "destination_country": pl.String,
-    "weight_kg": pl.Float64,
-    "declared_value_usd": pl.Float64,
-    "promised_date": pl.Date,
-    "sku_id": pl.String,
-    "units": pl.Int64,
-    "hs_code": pl.String,
-    "item_count": pl.Int32,
-    "incoterm": pl.String,
-    "destination_region": pl.String,
-}
+def _frame(models: list[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame([m.model_dump() for m in models], schema=schema, orient="row")
 
 
-def orders_frame(orders: list[OrderIn]) -> pl.DataFrame:
-    """Request orders as the frame `serving.decisions.routing.recommend_routes` reads (HS code 000000 when absent)."""
-    frame = pl.DataFrame([o.model_dump() for o in orders], schema=_ORDER_SCHEMA, orient="row")
+def shipments_frame(shipments: list[Any]) -> pl.DataFrame:
+    """Request shipments (`ShipmentIn`) as raw contract `shipments` rows (typed by `check_rows`)."""
+    return _frame(shipments, _SHIPMENT_SCHEMA)
+
+
+def events_frame(events: list[Any]) -> pl.DataFrame:
+    """Request events (`EventIn`) as raw contract `shipment_events` rows (typed by `check_rows`)."""
+    return _frame(events, _EVENT_SCHEMA)
+
+
+def orders_frame(orders: list[Any]) -> pl.DataFrame:
+    """Request orders as the frame `recommend_routes` reads (HS code 000000 when absent)."""
+    frame = _frame(orders, _ORDER_SCHEMA)
     if frame["units"].null_count() == frame.height:
         frame = frame.drop("units")
     return frame.with_columns(pl.col("hs_code").fill_null("000000"))

@@ -1,8 +1,9 @@
 """Stage: serving. The Predictor: shipment models + feature snapshot -> predictions, batch and online.
 
 Reads model directories (LightGBM native text + JSON, `models.lgbm.load_model`; never a pickle) from a local
-folder (`outputs/models/<task>/`) or from the MLflow registry by alias (`transitcast-<task>@champion`, mlflow
+folder (`<models_dir>/<task>/`) or from the MLflow registry by alias (`transitcast-<task>@champion`, mlflow
 imported lazily), and the feature snapshot written by training (`serving.online.snapshot`). Writes nothing.
+Where those are (folder, tracking URI) is always given by the caller: serving never guesses a path.
 
 `Predictor.predict_shipments` runs the *same* feature builders as training
 (`features.shipment_features.build_booking_features`, `features.milestones.latest_snapshot`) on the
@@ -34,6 +35,7 @@ from features.milestones import latest_snapshot
 from features.shipment_features import booking_history_state, build_booking_features
 from models.lgbm import METADATA_FILE, LGBMModel, load_model
 from serving.decisions.promise import promise_dates
+from serving.online.inputs import INPUT_COLUMNS, SCORED_COLUMNS, SHIPMENTS_SPEC
 from serving.online.snapshot import SNAPSHOT_DIR, FeatureSnapshot, HistorySlice, SnapshotIndex, read_snapshot
 
 __all__ = [
@@ -44,7 +46,6 @@ __all__ = [
     "PredictorInfo",
     "SMALL_BATCH_ROWS",
     "coerce_shipments",
-    "default_tracking_uri",
     "registry_versions",
 ]
 
@@ -53,23 +54,6 @@ log = logging.getLogger(__name__)
 BOOKING_TASKS = ("eta", "delay", "inspection", "clearance")
 INTRANSIT_TASK = "intransit"
 REGISTERED_PREFIX = "transitcast-"
-# Columns of the contract `shipments` the booking features read (all others are optional).
-INPUT_COLUMNS: tuple[str, ...] = (
-    "shipment_id",
-    "created_at",
-    "origin_country",
-    "origin_hub",
-    "destination_country",
-    "destination_region",
-    "mode",
-    "carrier",
-    "weight_kg",
-    "declared_value_usd",
-    "hs_code",
-    "item_count",
-    "incoterm",
-    "promised_date",
-)
 _QCOLS = ("q50", "q80", "q95")
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "shipment_id",
@@ -88,13 +72,6 @@ _ROW = "__predict_row"
 SMALL_BATCH_ROWS = 256
 
 
-def default_tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI`, else the embedded SQLite file `outputs/mlflow/mlflow.db` (as training uses)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"sqlite:///{(Path('outputs') / 'mlflow' / 'mlflow.db').resolve()}"
-    )
-
-
 @dataclass(frozen=True)
 class PredictorInfo:
     """What a Predictor serves: `model_version`, per-task versions, data and snapshot versions."""
@@ -109,7 +86,9 @@ class PredictorInfo:
 
 
 def coerce_shipments(shipments: pl.DataFrame) -> pl.DataFrame:
-    """Contract `shipments` columns of rows to score, with contract dtypes; `delivered_at`/`status` added.
+    """Contract `shipments` columns of rows to score, with contract dtypes; absent optional ones as nulls,
+    `delivered_at`/`status` added. (Callers check rows against the contract's rules first:
+    `serving.online.inputs.check_rows`.)
 
     Raises:
         ValueError: naming the missing columns, the column that cannot take its contract type, or the
@@ -118,9 +97,11 @@ def coerce_shipments(shipments: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in INPUT_COLUMNS if c not in shipments.columns]
     if missing:
         raise ValueError(f"shipments: missing required column(s) {missing}")
-    schema = table_spec("shipments").schema
+    schema = SHIPMENTS_SPEC.schema
     # Only contract columns go on: anything else (e.g. a caller's own features) could clash with features.
-    shipments = shipments.select(c for c in shipments.columns if c in schema)
+    shipments = shipments.select(c for c in shipments.columns if c in schema).with_columns(
+        pl.lit(None, dtype=schema[c]).alias(c) for c in SCORED_COLUMNS if c not in shipments.columns
+    )
     casts = []
     for name in shipments.columns:
         if name not in schema:
@@ -191,7 +172,7 @@ class Predictor:
     snapshot's history (`tests/serving/test_fast_path.py`), whatever the rows' booking times.
 
     Example:
-        >>> predictor = Predictor.from_dir(Path("outputs/models"))  # doctest: +SKIP
+        >>> predictor = Predictor.from_dir(models_dir)  # doctest: +SKIP
         >>> predictor.predict_shipments(open_shipments)  # doctest: +SKIP
     """
 
@@ -227,7 +208,7 @@ class Predictor:
     @classmethod
     def from_dir(
         cls,
-        models_dir: Path = Path("outputs/models"),
+        models_dir: Path,
         *,
         snapshot_dir: Path | None = None,
         promise_target: float = 0.9,
@@ -265,9 +246,9 @@ class Predictor:
     @classmethod
     def from_registry(
         cls,
-        alias: str = "champion",
+        alias: str,
         *,
-        tracking_uri: str | None = None,
+        tracking_uri: str,
         snapshot_dir: Path | None = None,
         promise_target: float = 0.9,
         num_threads: int = 1,
@@ -275,16 +256,17 @@ class Predictor:
         """Load the models `transitcast-<task>@<alias>` from the MLflow registry (mlflow imported here).
 
         The snapshot is the one logged with the `eta` version's run (artifact `snapshot/`), else
-        `snapshot_dir` (default `outputs/models/snapshot`).
+        `snapshot_dir`.
 
         Raises:
             LookupError: when `transitcast-eta` has no version with `alias`.
+            FileNotFoundError: when the run has no snapshot and no `snapshot_dir` is given.
         """
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
         from mlflow import MlflowClient
 
-        uri = tracking_uri or default_tracking_uri()
+        uri = tracking_uri
         client = MlflowClient(tracking_uri=uri)
         versions = registry_versions(alias, tracking_uri=uri)
         if "eta" not in versions:
@@ -305,7 +287,12 @@ class Predictor:
         except (OSError, mlflow.exceptions.MlflowException):
             log.info("run %s has no snapshot artifact; using the local snapshot", run_id)
         if snapshot is None:
-            snapshot = read_snapshot(snapshot_dir or Path("outputs/models") / SNAPSHOT_DIR)
+            if snapshot_dir is None:
+                raise FileNotFoundError(
+                    f"run {run_id} of {REGISTERED_PREFIX}eta@{alias} has no snapshot artifact and no local "
+                    "snapshot folder was given (the models folder's snapshot/)"
+                )
+            snapshot = read_snapshot(snapshot_dir)
         info = PredictorInfo(
             model_version=",".join(f"{t}:v{v}" for t, v in sorted(versions.items())),
             source=f"mlflow:{alias}",
@@ -471,12 +458,12 @@ class Predictor:
         return schema
 
 
-def registry_versions(alias: str = "champion", *, tracking_uri: str | None = None) -> dict[str, str]:
+def registry_versions(alias: str, *, tracking_uri: str) -> dict[str, str]:
     """Task -> registered version behind `alias` (tasks without the alias are left out). Imports mlflow."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
+    client = MlflowClient(tracking_uri=tracking_uri)
     out: dict[str, str] = {}
     for task in (*BOOKING_TASKS, INTRANSIT_TASK):
         try:

@@ -1,6 +1,6 @@
 """Stage: serving. The feature snapshot: the history the Predictor needs to build features like training does.
 
-Training writes it next to the models (`outputs/models/snapshot/`); the Predictor reads it. It holds the
+Training writes it next to the models (`<models_dir>/snapshot/`); the Predictor reads it. It holds the
 point-in-time history the feature builders read, pruned to the columns they use:
 
 * `shipments.parquet`: every known shipment (lane keys, `created_at`, `delivered_at`, `promised_date`,

@@ -3,7 +3,8 @@
 Reads the frames it is given (restock plan, demand forecast, weekly sales history, lane and customs
 statistics, versions) and writes `<out>/report.html`, `plan.csv`, `plan.parquet`, `orders.csv` and
 `warehouses.csv`. The HTML has no external resource: the figures are matplotlib PNGs inlined as base64,
-the CSS is inline, no JavaScript and no web fonts, so it opens offline in any browser.
+the CSS is inline, no JavaScript and no web fonts, so it opens offline in any browser. The figures are drawn
+by `serving.reports.plots`.
 
 `lane_stats` and `customs_hotspots` are pure frame functions the weekly-plan flow calls on the contract
 tables; `warehouse_summary` condenses a restock plan per warehouse (weeks of cover, stock-out risk).
@@ -11,26 +12,19 @@ tables; `warehouse_summary` condenses a restock plan per warehouse (weeks of cov
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import jinja2
+import polars as pl
 
-matplotlib.use("Agg")
-
-import jinja2  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from serving.reports.plots import figure_png_base64, planner_fan_figure, stockout_risk_figure
 
 __all__ = [
     "PlannerReport",
     "customs_hotspots",
-    "fan_chart",
     "lane_stats",
     "top_series",
     "warehouse_summary",
@@ -175,43 +169,6 @@ def top_series(plan: pl.DataFrame, n: int) -> pl.DataFrame:
     )
 
 
-def fan_chart(forecast: pl.DataFrame, history: pl.DataFrame, series: pl.DataFrame) -> Figure:
-    """Weekly demand fan charts (history, mean and the P50/P80/P90/P95 bands), one panel per series."""
-    n = max(series.height, 1)
-    cols = min(3, n)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
-    for ax, (wh, sku) in zip(axes.flat, series.iter_rows(), strict=False):
-        h = history.filter((pl.col("warehouse_id") == wh) & (pl.col("sku_id") == sku)).sort("week_start")
-        f = forecast.filter((pl.col("warehouse_id") == wh) & (pl.col("sku_id") == sku)).sort("week_start")
-        if h.height:
-            ax.plot(h["week_start"], h["units"], color="#333333", linewidth=1.2, label="sales")
-        if f.height:
-            x = f["week_start"]
-            ax.fill_between(x, 0, f["demand_q95"], color="#c6dbef", label="P95")
-            ax.fill_between(x, 0, f["demand_q90"], color="#9ecae1", label="P90")
-            ax.fill_between(x, 0, f["demand_q80"], color="#6baed6", label="P80")
-            ax.plot(x, f["demand_q50"], color="#08519c", linewidth=1.5, label="P50")
-            ax.plot(x, f["demand_mean"], color="#e6550d", linewidth=1, linestyle="--", label="mean")
-        ax.set_title(f"{sku} @ {wh}", fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.tick_params(axis="x", rotation=30)
-    for ax in list(axes.flat)[series.height :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def _risk_chart(summary: pl.DataFrame) -> Figure:
-    fig, ax = plt.subplots(figsize=(6.5, 2.6))
-    ax.bar(summary["warehouse_id"], summary["mean_p_stockout"] * 100, color="#de2d26")
-    ax.set(ylabel="mean P(stock-out) %", title="stock-out risk this cycle, by warehouse")
-    ax.tick_params(labelsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def _lines_by_mode(orders: pl.DataFrame) -> dict[str, int]:
     """Order lines per mode, regular and expedite lines counted separately."""
     counts: dict[str, int] = {}
@@ -220,13 +177,6 @@ def _lines_by_mode(orders: pl.DataFrame) -> dict[str, int]:
             for mode, n in orders.filter(pl.col(units) > 0).group_by(col).len().iter_rows():
                 counts[str(mode)] = counts.get(str(mode), 0) + int(n)
     return dict(sorted(counts.items()))
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _records(df: pl.DataFrame, digits: int = 2) -> list[dict[str, Any]]:
@@ -293,8 +243,8 @@ def write_report(report: PlannerReport, out_dir: Path, exports_dir: Path | None 
             )
             .head(25)
         ),
-        fan_png=_png(fan_chart(report.forecast, report.history, series)),
-        risk_png=_png(_risk_chart(summary)),
+        fan_png=figure_png_base64(planner_fan_figure(report.forecast, report.history, series)),
+        risk_png=figure_png_base64(stockout_risk_figure(summary)),
         lanes=_records(report.lanes.head(15)),
         replenishment_lanes=_records(report.replenishment_lanes),
         customs=_records(report.customs.head(15)),

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from features.sources.simulator import SimulatorConfig
+from pipelines.config import Settings
 
 
 def _small_world() -> SimulatorConfig:
@@ -22,20 +23,22 @@ def _small_world() -> SimulatorConfig:
 
 
 @pytest.mark.flow
-def test_ingest_flow_simulates_validates_and_writes(prefect_harness: None, small_world_dir: Path) -> None:
+def test_ingest_flow_simulates_validates_and_writes(
+    prefect_harness: None, small_world_dir: Path, tmp_path: Path
+) -> None:
     from pipelines.flows.ingest import ingest_flow
 
-    result = ingest_flow(
-        simulate_world=True, simulator=_small_world(), data_dir=small_world_dir, version=False
-    )
-    tables = result["tables"]
-    assert tables["shipments"]["rows_in"] == 2_000
+    settings = Settings(data_dir=small_world_dir, outputs_dir=tmp_path / "outputs")
+    result = ingest_flow(simulate_world=True, simulator=_small_world(), settings=settings, version=False)
+    tables = result.report.tables
+    assert tables["shipments"].rows_in == 2_000
     for name, counts in tables.items():
-        assert counts["rows_in"] == counts["valid"] + counts["quarantined"], name
+        assert counts.rows_in == counts.valid + counts.quarantined, name
         assert (small_world_dir / "validated" / f"{name}.parquet").exists()
     assert (small_world_dir / "raw" / "oracle").is_dir()
+    assert result.data_version is None
     assert pl.read_parquet(small_world_dir / "validated" / "quarantine.parquet").height == sum(
-        c["quarantined"] for c in tables.values()
+        c.quarantined for c in tables.values()
     )
 
 
@@ -43,24 +46,27 @@ def test_ingest_flow_simulates_validates_and_writes(prefect_harness: None, small
 def test_train_shipment_models_flow_backtests_registers_and_gates(
     prefect_harness: None, small_world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from models.lgbm import load_model
     from models.shipment_tasks import ShipmentModelsConfig
+    from models.windows import WindowConfig
     from pipelines.flows.ingest import ingest_flow
     from pipelines.flows.train_shipments import train_shipment_models
 
-    monkeypatch.setenv("TRANSITCAST_OUTPUTS_DIR", str(tmp_path / "outputs"))
-    monkeypatch.setenv("TRANSITCAST_MLFLOW_DIR", str(tmp_path / "outputs" / "mlflow"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = Settings(data_dir=small_world_dir, outputs_dir=tmp_path / "outputs")
     world = _small_world().model_copy(
         update={"shipments": _small_world().shipments.model_copy(update={"n_shipments": 6_000})}
     )
-    ingest_flow(simulate_world=True, simulator=world, data_dir=small_world_dir, version=False)
-    config = ShipmentModelsConfig(n_folds=1, horizon_days=21, maturity_days=30, calibration_days=21)
-    results = train_shipment_models(config, ("eta", "delay"), data_dir=small_world_dir)
+    ingest_flow(simulate_world=True, simulator=world, settings=settings, version=False)
+    config = ShipmentModelsConfig(windows=WindowConfig(folds=1, fold_days=21, maturity_days=30))
+    results = train_shipment_models(config, ("eta", "delay"), settings=settings)
+    assert (tmp_path / "outputs" / "mlflow" / "mlflow.db").exists()  # the catalog's MLflow folder
     for name in ("eta", "delay"):
-        summary = results[name]["summary"]
+        summary = results[name].release.backtest.summary.table
         assert {"transitcast", "oracle"} <= set(summary["model"])
-        assert results[name]["decision"]["promoted"], "the first version of a model becomes champion"
-        assert (Path(results[name]["model_dir"]) / "metadata.json").exists()
-    eta = results["eta"]["summary"].filter(pl.col("metric") == "pinball")
+        decision = results[name].decision
+        assert decision is not None and decision.promoted, "the first version of a model becomes champion"
+        assert decision.system == load_model(results[name].model_dir).system  # what ships, visibly
+    eta = results["eta"].release.backtest.summary.table.filter(pl.col("metric") == "pinball")
     pinball = dict(zip(eta["model"], eta["value"], strict=True))
     assert pinball["transitcast"] < pinball["contract_days"]

@@ -227,12 +227,15 @@ def lane_index() -> tuple[np.ndarray, np.ndarray]:
     return np.array(origin), np.array(line)
 
 
-@lru_cache(maxsize=1)
-def contract_table() -> np.ndarray:
+@lru_cache(maxsize=4)
+def contract_table(transit_scale: float = 1.0) -> np.ndarray:
     """Contract transit days per (origin slot, line): the lane's median door-to-door days in a normal world.
 
     Normal world: no congestion, full origin capacity, no disruption, weekends but no holidays, a typical
     parcel (informal entry, average risk, not remote). Drawn once with a fixed seed: the same for every run.
+
+    Args:
+        transit_scale: multiplier of every stage duration (`ShipmentConfig.transit_scale`).
 
     Returns:
         Array (origin slots, lines), NaN where there is no lane; days rounded to half days.
@@ -298,6 +301,7 @@ def contract_table() -> np.ndarray:
         line_extra=np.zeros((len(ls), n_days)),
         line_bump=np.zeros((len(ls), n_days)),
         work=build_calendars(dt.date(2024, 1, 1), n_days, no_days, no_days),
+        transit_factor=None if transit_scale == 1.0 else np.full(n_days, transit_scale),
     )
     tl = draw_timeline(booking, nominal, rng, full=False)
     transit = np.where(tl.terminal == 0, tl.slots[-1] - t0, np.nan).reshape(n_lanes, draws)
@@ -316,6 +320,8 @@ def _daily_volume(config: ShipmentConfig, calendar: pl.DataFrame, rng: np.random
         .to_numpy()
     )
     origin = 0.4 + 0.6 * calendar.get_column("origin_capacity").to_numpy()
+    if config.domestic_country is not None:  # Chinese holidays do not thin a domestic world's volume
+        origin = np.ones(n_days)
     intensity = _WEEKDAY_FACTOR[weekday] * trend * peak * origin * rng.gamma(40.0, 1 / 40.0, n_days)
     return rng.multinomial(config.n_shipments, intensity / intensity.sum())
 
@@ -353,13 +359,17 @@ def _gumbel_choice(utility: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _parcels(
-    sellers: dict[str, np.ndarray], seller: np.ndarray, catalog: pl.DataFrame, rng: np.random.Generator
+    sellers: dict[str, np.ndarray],
+    seller: np.ndarray,
+    catalog: pl.DataFrame,
+    rng: np.random.Generator,
+    only_country: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Destination, region, SKU (mostly from the seller's focus chapter), items, true value, chargeable kg."""
     n = seller.size
     chapter_codes = [c.chapter for c in HS_CHAPTERS]
     sku_chapter = np.array([chapter_codes.index(c) for c in catalog.get_column("hs_chapter")])
-    dest_share = np.array([d.share for d in DESTINATIONS])
+    dest_share = np.array([d.share if only_country in (None, d.country) else 0.0 for d in DESTINATIONS])
     dest = rng.choice(len(DESTINATIONS), n, p=dest_share / dest_share.sum())
     region = _choose(_region_table()["cum"], dest.astype(float), rng)
     by_chapter = np.argsort(sku_chapter, kind="stable")
@@ -492,7 +502,7 @@ def draw_bookings(
     codes = [c.chapter for c in HS_CHAPTERS]
     sellers = _sellers(config, np.array([codes.index(c) for c in catalog.get_column("hs_chapter")]), rng)
     seller = np.minimum(np.searchsorted(sellers["cum_size"], rng.random(n)), config.n_sellers - 1)
-    parcel = _parcels(sellers, seller, catalog, rng)
+    parcel = _parcels(sellers, seller, catalog, rng, config.domestic_country)
     dest, region, chapter = parcel["dest"], parcel["region"], parcel["chapter"]
     true_value = parcel["true_value"]
     ch = {
@@ -515,6 +525,8 @@ def draw_bookings(
     stockable = np.array([c.chapter != "30" for c in HS_CHAPTERS])[chapter]
     has_wh = (near >= 0) & sellers["warehouse_user"][seller] & stockable
     mode = _choose_mode(parcel, sellers["tilt"][:, seller], has_wh, us_closed, rng)
+    if config.domestic_country is not None:  # every parcel leaves a fulfilment centre in the country
+        mode = np.full(n, _WH, np.int8)
     is_wh = mode == _WH
 
     # Time of day: Chinese office hours for cross-border bookings, the buyer's day for warehouse orders.
@@ -531,7 +543,7 @@ def draw_bookings(
 
     # Promise (lane contract days + the seller's margin), incoterm and freight cost.
     prof = {f: v[mode] for f, v in mode_profile_arrays().items()}
-    contract = contract_table()[np.where(is_wh, len(HUBS) + warehouse, origin), line]
+    contract = contract_table(config.transit_scale)[np.where(is_wh, len(HUBS) + warehouse, origin), line]
     capacity = calendar.get_column("origin_capacity").to_numpy()  # sellers extend quotes around CNY
     remote_days = reg["remote_days"][region]
     quoted = np.ceil(

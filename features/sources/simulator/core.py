@@ -47,11 +47,25 @@ class SimulatorConfig(BaseModel):
     dirty_rate: float = Field(
         default=0.0, ge=0.0, le=0.2, description="share of raw rows broken on purpose (see simulator.dirty)"
     )
+    drop_columns: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="optional columns left out of the raw files, per table (a source that lacks them)",
+    )
 
     @model_validator(mode="after")
     def _check_dates(self) -> SimulatorConfig:
         if self.end_date <= self.start_date + dt.timedelta(days=56):
             raise ValueError("end_date must be at least 8 weeks after start_date")
+        for table, columns in self.drop_columns.items():
+            if table not in TABLES:
+                raise ValueError(f"drop_columns: unknown table {table!r}; tables: {', '.join(TABLES)}")
+            spec = TABLES[table]
+            unknown = sorted(set(columns) - set(spec.schema))
+            if unknown:
+                raise ValueError(f"drop_columns: {table} has no column(s) {', '.join(unknown)}")
+            keys = sorted(set(columns) & set(spec.key))
+            if keys:
+                raise ValueError(f"drop_columns: {', '.join(keys)} is the key of {table}; keep it")
         return self
 
 
@@ -84,6 +98,7 @@ def simulate(config: SimulatorConfig) -> SimulatedWorld:
     if unknown:  # pragma: no cover - guards the simulator modules
         raise RuntimeError(f"simulator produced non-contract tables: {sorted(unknown)}")
     oracle = {**ship_oracle, **demand_oracle}
+    tables = {name: df.drop(config.drop_columns.get(name, ())) for name, df in tables.items()}
     if config.dirty_rate > 0:
         tables, oracle["injected_errors"] = inject_errors(
             tables, config.dirty_rate, np.random.default_rng(dirty_seq)

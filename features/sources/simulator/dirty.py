@@ -90,7 +90,7 @@ def _as_text(df: pl.DataFrame) -> pl.DataFrame:
 def _break_table(
     name: str, df: pl.DataFrame, rate: float, rng: np.random.Generator
 ) -> tuple[pl.DataFrame, list[dict[str, object]]]:
-    faults = _FAULTS.get(name, [])
+    faults = [f for f in _FAULTS.get(name, []) if f.column in df.columns]  # dropped columns: nothing to break
     text = _as_text(df).with_row_index("__i")
     injected: list[dict[str, object]] = []
     taken: set[int] = set()

@@ -114,6 +114,8 @@ class Context:
         line_bump: extra probability of missing a departure per line x day.
         work: working day flags per calendar x day; calendar 3*d + 0/1/2 is destination d's
             customs / postal last mile / express last mile.
+        transit_factor: multiplier of every stage duration by booking day (faster or drifting worlds);
+            waits for departures and working days are not scaled. None: 1 everywhere.
     """
 
     epoch_weekday: int
@@ -123,6 +125,7 @@ class Context:
     line_extra: np.ndarray
     line_bump: np.ndarray
     work: np.ndarray
+    transit_factor: np.ndarray | None = None
     cum: np.ndarray = dataclasses.field(init=False)
     kth: np.ndarray = dataclasses.field(init=False)
     nxt: np.ndarray = dataclasses.field(init=False)
@@ -303,7 +306,8 @@ def draw_timeline(b: Booking, ctx: Context, rng: np.random.Generator, full: bool
 
     # First mile and export: slower when the origin is congested or short of staff (Chinese New Year).
     day0 = _day(b.t0, nd)
-    slow_o = ctx.origin_load[day0] ** 0.7 / ctx.origin_capacity[day0]
+    speed = 1.0 if ctx.transit_factor is None else ctx.transit_factor[day0]
+    slow_o = speed * ctx.origin_load[day0] ** 0.7 / ctx.origin_capacity[day0]
     picked = b.t0 + p["pickup_days"][m] * slow_o * np.exp(0.5 * z[0])
     at_hub = picked + (p["to_hub_days"][m] + lt["feeder"][hub]) * slow_o * np.exp(0.4 * z[1])
     # Overseas warehouses ship on working days, same day before the 14:00 cut-off, with peak backlogs.
@@ -314,7 +318,7 @@ def draw_timeline(b: Booking, ctx: Context, rng: np.random.Generator, full: bool
     picked[local] = np.maximum(wh_day + (17.0 + 3.0 * u[1, local] - tz) / 24.0, t0)
     at_hub[local] = picked[local] + 0.08 + 0.15 * u[2, local]
     hub_day = _day(at_hub, nd)  # export processing runs at the capacity of the day the parcel reaches the hub
-    slow_x = ctx.origin_load[hub_day] ** 0.7 / ctx.origin_capacity[hub_day]
+    slow_x = speed * ctx.origin_load[hub_day] ** 0.7 / ctx.origin_capacity[hub_day]
     exported = at_hub + p["export_days"][m] * lt["processing"][hub] * slow_x * np.exp(0.5 * z[2])
 
     # Line-haul: next scheduled departure, offloads when full, disruptions by departure day.
@@ -330,24 +334,24 @@ def draw_timeline(b: Booking, ctx: Context, rng: np.random.Generator, full: bool
     extra = ctx.line_extra.ravel()[b.line * nd + _day(departed, nd)] * (0.6 + 0.8 * u[3])
     linehaul = lt["days"][b.line] * np.exp(lt["sigma"][b.line] * z[3]) + extra
     linehaul[local] = _ZONE_DAYS[b.zone[local]] * np.exp(0.3 * z[3, local])
-    arrived = departed + linehaul
+    arrived = departed + linehaul * speed
 
     # Import customs on destination working days; congestion of the destination at arrival.
     load_d = ctx.dest_load.ravel()[b.dest * nd + _day(arrived, nd)]
     slow_d = load_d**0.6
-    entered = arrived + p["import_days"][m] * slow_d * np.exp(0.6 * z[4])
+    entered = arrived + p["import_days"][m] * speed * slow_d * np.exp(0.6 * z[4])
     customs = draw_customs(b.risk, slow_d, u[21:25], z[7:9])
     held = entered + 0.03 + 0.2 * u[4]
     start = np.where(customs.is_inspected, held, entered)
-    decided = _add_working_days(ctx, b.customs_cal, start, b.tz, customs.working_days)
+    decided = _add_working_days(ctx, b.customs_cal, start, b.tz, customs.working_days * speed)
     cleared = ~cross | (customs.outcome <= 1)
     # Postal items are declared by the import post; brokers and lines file while the flight is in the air.
     declared = np.where(m == MODE_CODES["postal"], entered, np.maximum(arrived - 0.1 - 0.15 * u[3], departed))
 
     # Last mile: handover, remote regions, working mornings (overflow at peaks), up to three attempts.
-    handover = decided + p["handover_days"][m] * slow_d * np.exp(0.5 * z[5])
+    handover = decided + p["handover_days"][m] * speed * slow_d * np.exp(0.5 * z[5])
     handover[local] = arrived[local] + 0.05 + 0.15 * u[4, local]
-    last_mile = handover + b.remote_days * np.exp(0.3 * z[6])
+    last_mile = handover + b.remote_days * speed * np.exp(0.3 * z[6])
     overflow = np.floor(-np.log1p(-u[5]) * np.maximum(load_d - 1.0, 0.0) * 0.8).astype(np.int64)
     ofd = [np.full(n, np.nan) for _ in range(_MAX_ATTEMPTS)]
     scan = [np.full(n, np.nan) for _ in range(_MAX_ATTEMPTS)]

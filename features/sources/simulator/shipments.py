@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.contract.schema import SHIPMENT_MODES, SHIPMENT_STATUSES, TABLES
 from features.reference.calendar import country_holidays, daily_calendar
@@ -57,6 +57,7 @@ from features.sources.simulator.world import (
     MODE_PROFILES,
     WAREHOUSES,
     lines,
+    warehouse_countries,
 )
 
 __all__ = ["ShipmentConfig", "simulate_shipments"]
@@ -68,6 +69,17 @@ _ARRIVAL_LAG = np.array([8, 5, 2, 0])  # typical booking-to-arrival days by mode
 _WH = MODE_CODES["overseas_warehouse"]
 _QUANTILES = (0.5, 0.8, 0.95)
 _DAYS_SCHEMA = {"country": pl.String, "date": pl.Date}
+_MODES = tuple(sorted(MODE_CODES, key=MODE_CODES.__getitem__))
+# The contract's mode of a parcel booked and delivered within one country (a domestic world).
+# TODO(contract): drop the fallback once `domestic_parcel` is a contract mode on main.
+_DOMESTIC_MODE = "domestic_parcel" if "domestic_parcel" in SHIPMENT_MODES else "overseas_warehouse"
+
+
+def _mode_labels(config: ShipmentConfig) -> list[str]:
+    """Contract mode names by simulator mode code (a domestic world relabels its warehouse parcels)."""
+    if config.domestic_country is None:
+        return list(_MODES)
+    return [_DOMESTIC_MODE if m == "overseas_warehouse" else m for m in _MODES]
 
 
 class ShipmentConfig(BaseModel):
@@ -85,6 +97,12 @@ class ShipmentConfig(BaseModel):
         last_mile_strikes_per_year: a national post stops delivering on most days for 1-3 weeks.
         customs_crackdowns_per_year: a country inspects far more parcels for 4-10 weeks.
         extra_closures: extra destination days off (country, date) besides public holidays (what-if runs).
+        transit_scale: multiplier of every stage duration (0.5: twice as fast); contract days and promises
+            follow it. Waits for scheduled departures and working days are not scaled.
+        drift_scale / drift_days: stage durations ramp linearly from 1x to `drift_scale` x over the last
+            `drift_days` booking days (0: no drift); contract days and promises do not follow.
+        domestic_country: a single-country domestic world: every parcel is booked in and delivered within
+            this country from its fulfilment centres (origin = destination, short transit, no customs).
         oracle_draws: Monte-Carlo redraws per parcel for the oracle.
         oracle_chunk_rows: parcel draws per oracle batch (bounds memory).
         threads: threads running the oracle batches.
@@ -103,9 +121,39 @@ class ShipmentConfig(BaseModel):
     last_mile_strikes_per_year: float = Field(default=1.5, ge=0.0)
     customs_crackdowns_per_year: float = Field(default=2.0, ge=0.0)
     extra_closures: tuple[tuple[str, dt.date], ...] = Field(default=())
+    transit_scale: float = Field(default=1.0, gt=0.1, le=5.0)
+    drift_scale: float = Field(default=1.0, gt=0.1, le=5.0)
+    drift_days: int = Field(default=0, ge=0)
+    domestic_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     oracle_draws: int = Field(default=64, ge=1, le=4_096)
     oracle_chunk_rows: int = Field(default=65_536, ge=1_024)
     threads: int = Field(default=2, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _check_domestic(self) -> ShipmentConfig:
+        country = self.domestic_country
+        if country is None:
+            return self
+        served = {c for w in WAREHOUSES for c in warehouse_countries(w.warehouse_id) if c == w.country}
+        dest = next((d for d in DESTINATIONS if d.country == country), None)
+        if dest is None or country not in served or any(r.near_warehouse is None for r in dest.regions):
+            raise ValueError(
+                f"domestic_country {country!r} has no fulfilment centre serving all its regions; "
+                f"choose one of {', '.join(sorted(served))}"
+            )
+        return self
+
+    def transit_factor(self, n_sim: int, n_days: int) -> np.ndarray | None:
+        """Stage-duration multiplier per day (booking day index), or None when the world runs at 1x."""
+        if self.transit_scale == 1.0 and (self.drift_days == 0 or self.drift_scale == 1.0):
+            return None
+        factor = np.full(n_days, self.transit_scale)
+        if self.drift_days > 0:
+            k = min(self.drift_days, n_sim)
+            ramp = 1.0 + (self.drift_scale - 1.0) * np.arange(1, k + 1) / self.drift_days
+            factor[n_sim - k : n_sim] *= ramp
+            factor[n_sim:] *= ramp[-1]
+        return factor
 
 
 def simulate_shipments(
@@ -158,10 +206,13 @@ def simulate_shipments(
         line_extra=line_extra,
         line_bump=line_bump,
         work=build_calendars(start, n_days, holidays, strikes),
+        transit_factor=config.transit_factor(n_sim, n_days),
     )
     log.info("drawing timelines of %s shipments", f"{bookings.booking.t0.size:,}")
     timeline = draw_timeline(bookings.booking, ctx, timeline_rng)
     tables = _realised_tables(bookings, timeline, start, float(n_sim), config, catalog, scan_rng)
+    if config.domestic_country is not None:
+        log.info("domestic world: every parcel within %s", config.domestic_country)
     log.info("oracle: %d redraws per shipment", config.oracle_draws)
     oracle = _oracle(bookings, ctx, config, tables["shipments"].get_column("shipment_id"), oracle_rng)
     return tables, {"shipments": oracle, "shipment_disruptions": disruptions}
@@ -350,7 +401,7 @@ def _realised_tables(
         "origin_hub": location_s.gather(origin_location),
         "destination_country": country_s.gather(b.dest + 1),
         "destination_region": location_s.gather(region),
-        "mode": pl.Series(list(SHIPMENT_MODES)).gather(b.mode.astype(np.int64)),
+        "mode": pl.Series(_mode_labels(config)).gather(b.mode.astype(np.int64)),
         "carrier": pl.Series([ln.carrier for ln in lines()]).gather(b.line),
         "weight_kg": bk.weight_kg,
         "declared_value_usd": bk.declared_value_usd,
@@ -364,7 +415,7 @@ def _realised_tables(
         "seller_id": _ids("S", bk.seller + 1, seller_width),
         "sku_id": skus.get_column("sku_id").gather(bk.sku),
         "warehouse_id": pl.Series([w.warehouse_id for w in WAREHOUSES] + [None]).gather(
-            np.where(is_wh, bk.warehouse, len(WAREHOUSES))
+            np.where(is_wh & (config.domestic_country is None), bk.warehouse, len(WAREHOUSES))
         ),
     }
     spec = TABLES["shipments"]
@@ -376,7 +427,7 @@ def _realised_tables(
         "shipments": shipments,
         "shipment_events": events,
         "customs_declarations": declarations,
-        "lanes": _lanes(),
+        "lanes": _lanes(config),
     }
 
 
@@ -422,8 +473,11 @@ def _customs_facts(
     )
 
 
-def _lanes() -> pl.DataFrame:
-    """Every contracted lane (hub x cross-border line, warehouse x local line): contract days and rates."""
+def _lanes(config: ShipmentConfig) -> pl.DataFrame:
+    """Every contracted lane (hub x cross-border line, warehouse x local line): contract days and rates.
+
+    A domestic world has only the local lines within its country, under its domestic mode.
+    """
     ls = lines()
     slot, li = lane_index()
     is_wh = slot >= len(HUBS)
@@ -431,7 +485,7 @@ def _lanes() -> pl.DataFrame:
     countries = ["CN"] * len(HUBS) + [w.country for w in WAREHOUSES]
     rate = np.where(is_wh, 1.0, HUB_RATE_FACTOR[np.minimum(slot, len(HUBS) - 1)])
     spec = TABLES["lanes"]
-    return (
+    lanes = (
         pl.DataFrame(
             {
                 "origin_hub": [names[x] for x in slot],
@@ -439,13 +493,22 @@ def _lanes() -> pl.DataFrame:
                 "destination_country": [ls[i].country for i in li],
                 "mode": [ls[i].mode for i in li],
                 "carrier": [ls[i].carrier for i in li],
-                "contract_transit_days": contract_table()[slot, li],
+                "contract_transit_days": contract_table(config.transit_scale)[slot, li],
                 "base_rate_usd": np.round(np.array([ls[i].base_rate_usd for i in li]) * rate, 2),
                 "per_kg_rate_usd": np.round(np.array([ls[i].per_kg_rate_usd for i in li]) * rate, 2),
             }
         )
+        .with_columns(pl.col("mode").replace(dict(zip(_MODES, _mode_labels(config), strict=True))))
         .select(pl.col(c).cast(t) for c, t in spec.schema.items())
         .sort(spec.sort_by)
+    )
+    country = config.domestic_country
+    if country is None:
+        return lanes
+    return lanes.filter(
+        (pl.col("origin_country") == country)
+        & (pl.col("destination_country") == country)
+        & (pl.col("mode") == _DOMESTIC_MODE)
     )
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.contract.schema import Mode
-from serving.decisions.routing import RoutingConfig, p_late_from_quantiles, recommend_routes, route_options
+from serving.decisions.routing import RoutingConfig, recommend_routes, route_options
 
 T0 = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)  # before the US de minimis change
 
@@ -121,13 +121,6 @@ def test_recommend_routes_bad_input_named() -> None:
                          RoutingConfig())  # fmt: skip
     with pytest.raises(ValueError, match="scorer returned"):
         recommend_routes(_orders(), lambda r: fake_scorer(r).head(1), LANES, None, RoutingConfig())
-
-
-def test_p_late_from_quantiles_matches_the_known_points() -> None:
-    df = pl.DataFrame({"eta_days_q50": [4.0] * 4, "eta_days_q80": [6.0] * 4, "eta_days_q95": [10.0] * 4,
-                       "d": [4.0, 6.0, 10.0, 14.0]})  # fmt: skip
-    p = df.select(p_late_from_quantiles(pl.col("d")).alias("p"))["p"].to_list()
-    assert p == pytest.approx([0.5, 0.2, 0.05, 0.0125])
 
 
 @settings(max_examples=40, deadline=None)

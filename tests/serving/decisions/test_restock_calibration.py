@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from serving.decisions.restock import (
     RestockConfig,
     fit_quantile_map,
+    fit_restock_calibration,
+    parse_restock_calibration,
     plan_restock,
     service_quantile,
     volume_band,
@@ -131,3 +133,29 @@ def test_from_json_names_a_missing_field(tmp_path: Path) -> None:
     path.write_text(json.dumps({"quantile_map": {"fast": {"targets": [0.5]}}}))
     with pytest.raises(ValueError, match="volume_bands and quantile_map"):
         RestockConfig.from_json(path)
+
+
+def test_fit_restock_calibration_averages_windows_and_skips_empty_bands() -> None:
+    levels = [0.1, 0.5, 0.9]
+    curves = {
+        "fast": [[0.5, 0.7, 0.9], [0.7, 0.9, 1.0]],  # mean 0.6, 0.8, 0.95
+        "slow": [[float("nan")] * 3, [float("nan")] * 3],  # no slow series in any window
+    }
+    cal = fit_restock_calibration(
+        levels, curves, targets=[0.7, 0.875], windows=["a", "b"], data_version="abc"
+    )
+    assert cal.realised_csl["fast"] == (0.6, 0.8, 0.95)
+    assert "slow" not in cal.quantile_map
+    np.testing.assert_allclose(cal.quantile_map["fast"][1], [0.3, 0.7])
+    back = parse_restock_calibration(cal.to_json())
+    assert back.quantile_map == cal.quantile_map and back.data_version == "abc" and back.windows == ("a", "b")
+    assert back.realised_csl["fast"] == cal.realised_csl["fast"] and np.isnan(back.realised_csl["slow"]).all()
+    cfg = RestockConfig.model_validate(back.config_fields())
+    assert cfg.quantile_map == cal.quantile_map
+
+
+def test_parse_restock_calibration_names_the_file_and_the_rule() -> None:
+    with pytest.raises(ValueError, match=r"cal\.json: calibration needs volume_bands"):
+        parse_restock_calibration("not json", source="cal.json")
+    with pytest.raises(ValueError, match="volume_bands must hold 2 numbers"):
+        parse_restock_calibration('{"volume_bands": [1], "quantile_map": {}}')

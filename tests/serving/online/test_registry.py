@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from serving.http.app import source_version
+from serving.http.holder import source_version
 from serving.http.settings import ApiSettings
 from serving.online.predictor import Predictor, registry_versions
 

@@ -13,7 +13,7 @@ import pytest
 from models.demand_paths import sample_paths
 from serving.reports.planner import customs_hotspots, lane_stats, warehouse_summary
 
-DEMO = Path(__file__).resolve().parents[2] / "data"
+DEMO = Path(__file__).resolve().parents[3] / "data"
 
 
 def oracle_forecast(raw_dir: Path, cutoff: dt.date, out: Path, n_paths: int = 50, weeks: int = 16) -> Path:
@@ -93,3 +93,34 @@ def test_lane_stats_and_customs_hotspots_use_only_the_past() -> None:
     hot = customs_hotspots(decl, dt.date(2025, 6, 1))
     assert hot.row(0, named=True)["inspection_rate"] == pytest.approx(0.25)
     assert hot.row(0, named=True)["hs_chapter"] == "85"
+
+
+def test_write_report_from_a_small_plan(tmp_path: Path) -> None:
+    from serving.decisions.restock import RestockConfig, plan_restock
+    from serving.reports.planner import PlannerReport, write_report
+    from tests.serving.decisions.test_restock_regression import regression_inputs
+
+    plan = plan_restock(*regression_inputs(), RestockConfig(handling_days=3.0, seed=3))
+    weeks = [dt.date(2025, 3, 3) + dt.timedelta(weeks=h) for h in range(2)] * 2
+    forecast = pl.DataFrame({"warehouse_id": ["W1", "W1", "W2", "W2"], "sku_id": ["S1"] * 4,
+                             "week_start": weeks, "demand_mean": [5.0, 6.0] * 2, "demand_q50": [5.0, 6.0] * 2,
+                             "demand_q80": [7.0, 8.0] * 2, "demand_q90": [8.0, 9.0] * 2,
+                             "demand_q95": [9.0, 10.0] * 2})  # fmt: skip
+    empty = pl.DataFrame()
+    report = PlannerReport(
+        week="2025-W10", plan_date=dt.date(2025, 3, 3), plan=plan, forecast=forecast,
+        history=pl.DataFrame(schema={"warehouse_id": pl.String, "sku_id": pl.String, "week_start": pl.Date,
+                                     "units": pl.Int64}),
+        lanes=empty, replenishment_lanes=empty, customs=empty, versions={"data (DVC md5)": "abc123"},
+        warehouses=["W1", "W2", "W3"], n_fan_charts=2,
+    )  # fmt: skip
+    path = write_report(report, tmp_path / "report", exports_dir=tmp_path / "plans")
+    html = path.read_text(encoding="utf-8")
+    assert path == tmp_path / "report" / "report.html"
+    assert html.count("data:image/png;base64,") == 2 and "abc123" in html and "W3" in html
+    assert not re.search(r"<script|<link|@import|src=\"http|url\(http", html)
+    orders = pl.read_csv(tmp_path / "plans" / "orders.csv")
+    assert orders.height == int(plan["is_order"].sum()) == 3
+    per_wh = pl.read_csv(tmp_path / "plans" / "warehouses.csv")
+    assert per_wh["warehouse_id"].to_list() == ["W1", "W2", "W3"]
+    assert per_wh.filter(pl.col("warehouse_id") == "W3")["n_series"].to_list() == [0]

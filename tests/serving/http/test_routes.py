@@ -1,4 +1,5 @@
-"""The HTTP API through TestClient: auth, validation, fallbacks, order, parity with the Predictor."""
+"""The HTTP API's routes through TestClient: auth, validation, fallbacks, order, parity with the Predictor,
+answers that match their response models."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from features.contract.schema import table_spec
-from serving.http.app import create_app, get_predictor
-from serving.http.schemas import EVENT_TYPES, INCOTERMS, MODES
+from serving.http.app import create_app
+from serving.http.deps import get_predictor
+from serving.http.schemas import EtaPrediction, EtaResponse
 from serving.http.settings import ApiSettings
-from serving.online.predictor import Predictor
+from serving.online.inputs import INPUT_COLUMNS
+from serving.online.predictor import OUTPUT_COLUMNS, Predictor
 
 KEY = "test-key"
 AUTH = {"X-API-Key": KEY}
@@ -37,19 +39,8 @@ def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def _payload(rows: pl.DataFrame) -> list[dict[str, Any]]:
-    cols = [
-        "shipment_id", "created_at", "origin_country", "origin_hub", "destination_country",
-        "destination_region", "mode", "carrier", "weight_kg", "declared_value_usd", "hs_code",
-        "item_count", "incoterm", "promised_date",
-    ]  # fmt: skip
-    return json.loads(rows.select(cols).with_columns(pl.col("created_at").dt.to_string("%+")).write_json())
-
-
-def test_api_vocabularies_equal_the_contract() -> None:
-    schema = table_spec("shipments").schema
-    assert tuple(schema["mode"].categories) == MODES  # type: ignore[attr-defined]
-    assert tuple(schema["incoterm"].categories) == INCOTERMS  # type: ignore[attr-defined]
-    assert tuple(table_spec("shipment_events").schema["event"].categories) == EVENT_TYPES  # type: ignore[attr-defined]
+    selected = rows.select(INPUT_COLUMNS).with_columns(pl.col("created_at").dt.to_string("%+"))
+    return json.loads(selected.write_json())
 
 
 def test_api_settings_refuse_to_start_without_keys_unless_explicit(models_dir: Path) -> None:
@@ -85,6 +76,16 @@ def test_api_eta_returns_rows_in_request_order(client: TestClient, open_rows: pl
     assert dt.date.fromisoformat(first["promise_date"]) >= rows["created_at"][0].date()
 
 
+def test_api_eta_answer_is_its_response_model(client: TestClient, open_rows: pl.DataFrame) -> None:
+    r = client.post("/v1/eta", json={"shipments": _payload(open_rows.head(3))}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    EtaResponse.model_validate_json(r.content)  # raises on a missing field or a wrong type
+    body = r.json()
+    assert set(body) == set(EtaResponse.model_fields)
+    for prediction in body["predictions"]:  # nothing the documented schema does not list, nothing missing
+        assert list(prediction) == list(EtaPrediction.model_fields) == list(OUTPUT_COLUMNS)
+
+
 def test_api_online_equals_batch_scoring(
     client: TestClient, models_dir: Path, open_rows: pl.DataFrame
 ) -> None:
@@ -110,6 +111,8 @@ def test_api_online_equals_batch_scoring(
         pytest.param("destination_country", "usa", id="bad-country"),
         pytest.param("hs_code", "85x", id="bad-hs-code"),
         pytest.param("promised_date", "2030-01-01", id="promise-too-far"),
+        pytest.param("promised_date", "2000-01-01", id="promise-before-booking"),
+        pytest.param("destination_region", None, id="missing-required"),
     ],
 )
 def test_api_bad_field_gets_422_naming_it(
@@ -118,7 +121,17 @@ def test_api_bad_field_gets_422_naming_it(
     shipment = {**_payload(open_rows.head(1))[0], field: value}
     r = client.post("/v1/eta", json={"shipments": [shipment]}, headers=AUTH)
     assert r.status_code == 422
-    assert field in r.text
+    assert any(e["loc"][:3] == ["body", "shipments", 0] and field in e["loc"] for e in r.json()["detail"])
+
+
+def test_api_contract_rule_gets_422_with_rule_and_fix(client: TestClient, open_rows: pl.DataFrame) -> None:
+    good = _payload(open_rows.head(2))
+    bad = {**good[1], "origin_country": "XX"}  # two capital letters (the schema's form), not a country
+    r = client.post("/v1/eta", json={"shipments": [good[0], bad]}, headers=AUTH)
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"] == ["body", "shipments", 1, "origin_country"]
+    assert error["type"] == "iso2_country" and "fix:" in error["msg"] and error["input"] == "XX"
 
 
 def test_api_malformed_json_and_limits(client: TestClient, open_rows: pl.DataFrame) -> None:
@@ -223,14 +236,6 @@ def test_api_metrics_and_readiness(client: TestClient) -> None:
     assert "transitcast_http_request_seconds_bucket" in text
 
 
-def test_api_event_literal_matches_the_contract() -> None:
-    from typing import get_args
-
-    from serving.http.schemas import EventIn
-
-    assert get_args(EventIn.model_fields["event"].annotation) == EVENT_TYPES
-
-
 @pytest.mark.parametrize(
     ("path", "model"), [("/v1/eta", "EtaRequest"), ("/v1/route", "RouteRequest")], ids=["eta", "route"]
 )
@@ -241,42 +246,7 @@ def test_api_openapi_examples_are_valid_requests(client: TestClient, path: str, 
     assert r.status_code == 200, r.text
 
 
-class _FakePredictor:
-    """Doubles `x`; refuses frames holding a negative `x` (as the Predictor refuses invalid rows)."""
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def predict_shipments(self, frame: pl.DataFrame) -> pl.DataFrame:
-        self.calls.append(frame.height)
-        if (frame["x"] < 0).any():
-            raise ValueError("x: must be >= 0")
-        return frame.select("shipment_id", (pl.col("x") * 2).alias("y"))
-
-
-def test_micro_batcher_groups_requests_and_isolates_a_bad_one() -> None:
-    import asyncio
-
-    from fastapi import HTTPException
-
-    from serving.http.app import MicroBatcher
-
-    fake = _FakePredictor()
-    batcher = MicroBatcher(window_s=0.05, max_rows=100)
-
-    async def run() -> list[object]:
-        frames = [pl.DataFrame({"shipment_id": [f"s{i}"], "x": [float(i)]}) for i in range(5)]
-        frames.append(pl.DataFrame({"shipment_id": ["bad"], "x": [-1.0]}))
-        results = await asyncio.gather(
-            *(batcher.score(fake, f) for f in frames),
-            return_exceptions=True,  # type: ignore[arg-type]
-        )
-        await batcher.close()
-        return results
-
-    results = asyncio.run(run())
-    assert fake.calls[0] == 6  # one call for the six concurrent requests ...
-    good = [r for r in results if isinstance(r, pl.DataFrame)]
-    assert [(r["shipment_id"][0], r["y"][0]) for r in good] == [(f"s{i}", 2.0 * i) for i in range(5)]
-    bad = results[-1]
-    assert isinstance(bad, HTTPException) and bad.status_code == 422  # ... and only the bad one fails
+def test_api_forecast_without_a_forecasts_folder_is_404_naming_the_setting(models_dir: Path) -> None:
+    with TestClient(create_app(_settings(models_dir))) as c:
+        r = c.get("/v1/forecast/W1/S1", headers=AUTH)
+    assert r.status_code == 404 and "TRANSITCAST_API_FORECASTS_DIR" in r.json()["detail"]

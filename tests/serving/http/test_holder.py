@@ -1,4 +1,5 @@
-"""Hot swap: new models load beside the old ones and swap in atomically; no request fails or is dropped."""
+"""The model holder's hot swap: new models load beside the old ones and swap in atomically; no request fails
+or is dropped."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.http.app import create_app, source_version
+from serving.http.app import create_app
+from serving.http.holder import source_version
 from serving.http.settings import ApiSettings
 from serving.online.predictor import Predictor
 
@@ -123,3 +125,26 @@ def test_source_version_changes_when_a_local_model_changes(models_dir: Path, tmp
     meta = copy / "eta" / "metadata.json"
     meta.write_text(meta.read_text().replace('"kind"', '"kind" ', 1))
     assert source_version(settings) != before
+
+
+def test_settings_without_a_model_source_refuse_to_build_the_app(models_dir: Path) -> None:
+    with pytest.raises(ValueError, match="TRANSITCAST_API_MODELS_DIR"):
+        create_app(ApiSettings(api_keys="k"))
+    with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI"):
+        create_app(ApiSettings(api_keys="k", model_alias="champion", models_dir=models_dir))
+
+
+def test_no_models_yet_is_503_and_readiness_says_why(models_dir: Path) -> None:
+    def broken(settings: ApiSettings) -> Predictor:
+        raise FileNotFoundError("no eta model")
+
+    app = create_app(ApiSettings(api_keys="k", models_dir=models_dir, poll_seconds=0), loader=broken)
+    with TestClient(app) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "loading",
+            "model_version": None,
+            "error": "FileNotFoundError: no eta model",
+        }
+        assert client.get("/v1/models", headers=AUTH).status_code == 503
