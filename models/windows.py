@@ -12,10 +12,12 @@ Rules (``recent`` = the `recent_days` before the point where labels are mature):
   missing from them; backtest test windows end this long before the data's end, so their labels are known.
 - ``calibration_days``: the fewest days whose recent volume gives every calibration group holding at
   least `major_group_share` of the rows `min_calibration_rows` rows (per mode for quantiles, per class for
-  probabilities). Both are bounded to [`min_calibration_days`, a fifth of the mature span].
+  probabilities). Both are bounded to [`min_calibration_days`, a fifth of the history]: most of the history
+  stays for training.
 - ``early_stopping_days``: the slice before the calibration window on which the boosters stop early: the
   days recent volume needs for `min_stopping_rows` rows (all groups together).
-- ``history_days``: every mature day, at most `max_history_days` (a year holds the seasonal cycle).
+- ``history_days``: every mature day, at most `max_history_days` (a year holds the seasonal cycle), longer
+  (up to every mature day) while those hold fewer than `min_history_rows` rows.
 - ``fold_days``: the days recent volume needs for `target_fold_rows` test rows, within
   [`min_fold_days`, `max_fold_days`].
 - ``folds``: as many as fit (at most `max_folds`), each with at least `min_fold_rows` test rows and the
@@ -60,7 +62,8 @@ class WindowConfig(BaseModel):
     folds: Auto | int = Field(default="auto", description="number of backtest folds")
     maturity_quantile: float = Field(default=0.99, gt=0.5, lt=1.0)
     recent_days: int = Field(default=182, ge=14, description="span of the evidence for rates and durations")
-    max_history_days: int = Field(default=365, ge=28)
+    max_history_days: int = Field(default=365, ge=28, description="unless that holds few rows")
+    min_history_rows: int = Field(default=10_000, ge=1)
     min_calibration_rows: int = Field(default=300, ge=20, description="per major calibration group")
     major_group_share: float = Field(default=0.10, ge=0.0, le=1.0, description="0: every group counts")
     min_stopping_rows: int = Field(default=1_000, ge=20, description="early-stopping slice, all groups")
@@ -226,8 +229,10 @@ def derive_windows(
         if group is None
         else {str(g): n for g, n in recent.group_by(group).len().iter_rows() if g is not None}
     )
+    rate = recent.height / recent_span if recent_span > 0 else 0.0
+    history = _history(mature_span, rate, mature_end, cfg)
     need, why = _days_for_rows(counts, recent_span, cfg.min_calibration_rows, cfg.major_group_share)
-    bounds = (cfg.min_calibration_days, int(mature_span // 5))
+    bounds = (cfg.min_calibration_days, history.days // 5)
     rule = (
         f">= {cfg.min_calibration_rows} rows per calibration group ({group or 'all rows'}) in recent volume"
     )
@@ -235,18 +240,12 @@ def derive_windows(
     need, why = _days_for_rows({"all rows": recent.height}, recent_span, cfg.min_stopping_rows, 0.0)
     rule = f">= {cfg.min_stopping_rows} rows in recent volume"
     stopping = _sized("early_stopping_days", cfg.early_stopping_days, need, bounds, rule, why)
-    history_rule = f"every mature day, at most {cfg.max_history_days}"
-    history = _sized(
-        "history_days", cfg.history_days, mature_span, (28, cfg.max_history_days), history_rule,
-        f"{mature_span:.0f} mature days to {mature_end:%Y-%m-%d}",
-    )  # fmt: skip
-    rate = recent.height / recent_span if recent_span > 0 else 0.0
     fold_need = cfg.target_fold_rows / rate if rate > 0 else math.inf
     fold = _sized(
         "fold_days", cfg.fold_days, fold_need, (cfg.min_fold_days, cfg.max_fold_days),
         f"~{cfg.target_fold_rows:,} test rows per fold at the recent volume", f"{rate:.1f} rows/day recently",
     )  # fmt: skip
-    folds = _fold_count(frame, cols, mature_end, fold.days, (maturity, calibration, stopping), cfg)
+    folds = _fold_count(frame, cols, mature_end, fold.days, (maturity, history, calibration, stopping), cfg)
     return Windows(
         history_days=history.days,
         calibration_days=calibration.days,
@@ -259,12 +258,22 @@ def derive_windows(
     )
 
 
+def _history(mature_span: float, rate: float, mature_end: dt.datetime, cfg: WindowConfig) -> WindowChoice:
+    """Every mature day up to `max_history_days`; longer when those hold fewer than `min_history_rows`."""
+    rule = f"every mature day up to {cfg.max_history_days}, more while < {cfg.min_history_rows:,} rows"
+    need = cfg.min_history_rows / rate if rate > 0 else math.inf
+    wanted = max(cfg.max_history_days, min(need, mature_span))
+    evidence = f"{mature_span:.0f} mature days to {mature_end:%Y-%m-%d}; {rate:.1f} rows/day recently"
+    return _sized("history_days", cfg.history_days, min(mature_span, wanted), (28, math.ceil(wanted)), rule,
+                  evidence)  # fmt: skip
+
+
 def _fold_count(
     frame: pl.DataFrame,
     cols: WindowColumns,
     test_end: dt.datetime,
     fold_days: int,
-    gaps: tuple[WindowChoice, WindowChoice, WindowChoice],
+    windows: tuple[WindowChoice, WindowChoice, WindowChoice, WindowChoice],
     cfg: WindowConfig,
 ) -> WindowChoice:
     """Folds whose test windows tile back from `test_end`, as many as the data holds (see module docs)."""
@@ -275,12 +284,13 @@ def _fold_count(
     if cfg.folds != "auto":
         return WindowChoice("folds", int(cfg.folds), "set in the config", rule)
     time = pl.col(cols.time_col)
-    gap = sum(c.days for c in gaps) * DAY
+    maturity, history, calibration, stopping = (c.days * DAY for c in windows)
     chosen, evidence = 1, "not even one fold has enough rows: 1 fold, flagged in the backtest table"
     for n in range(1, cfg.max_folds + 1):
         earliest = test_end - n * fold_days * DAY
         test_rows = frame.filter((time >= earliest) & (time < earliest + fold_days * DAY)).height
-        train_rows = frame.filter(time < earliest - gap).height
+        start, end = earliest - maturity - history, earliest - maturity - calibration - stopping
+        train_rows = frame.filter((time >= start) & (time < end)).height
         if test_rows < cfg.min_fold_rows or train_rows < cfg.min_train_rows:
             if n == 1:
                 evidence = f"1 fold: only {test_rows:,} test and {train_rows:,} training rows"
