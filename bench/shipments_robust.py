@@ -280,6 +280,10 @@ def _eta(step: _Step, res: DatasetResult) -> None:
         return
     model = step.release.model
     scored = test.hstack(model.predict(test))
+    for name, prefix in ETA_SYSTEMS.items():  # the raw baselines, fitted at the cutoff like the model
+        if name in step.release.fit.baselines:
+            base = step.release.fit.baselines[name].predict(test)
+            scored = scored.hstack(base.rename({c: c.replace("eta_days", prefix) for c in base.columns}))
     features = raw_feature_set(shipments)
     train = _known_before(task.frame, "delivered_at", "transit_days", window.cutoff)
     plain = LGBMModel(features, config=PLAIN_CONFIG, output_col="lightgbm_plain_q50")
@@ -327,6 +331,8 @@ def _delay(step: _Step, res: DatasetResult) -> None:
         return
     model = step.release.model
     scored = test.hstack(model.predict(test)).rename({"p_late": "transitcast"})
+    lane = step.release.fit.baselines["lane_history"].predict(test)  # fitted at the cutoff like the model
+    scored = scored.hstack(lane.rename({"p_late": "p_late_lane"}))
     train = _known_before(task.frame, "late_known_at", "is_late", window.cutoff)
     prevalence = float(train["is_late"].mean() or 0.0)
     mode_rate = train.group_by("mode").agg(pl.col("is_late").mean().alias("mode_rate"))

@@ -13,8 +13,8 @@ was trained on (see `models.backtest.split_by_time`).
 - `choose_calibrator`: the method with the lowest log loss on the later part of the calibration rows (fitted
   on the earlier part), refitted on all of them: isotonic needs many rows, the parametric maps few.
 - `ConformalOffsets`: split-conformal (CQR, one-sided per quantile) additive offsets, globally or per group.
-  Right-censored rows (a parcel still open when the model is fitted) count: one that has already passed
-  its predicted quantile is a known miss, one that has not is left out for that quantile.
+  Right-censoring: given each row's age at the cutoff, a parcel still open counts (a known miss once past
+  its quantile) and a recent row counts for the offsets its age already decides (`decidable_offset`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ __all__ = [
     "PlattCalibrator",
     "calibrator_from_dict",
     "choose_calibrator",
-    "censored_scores",
     "conformal_offset",
+    "decidable_offset",
     "fit_calibrator",
 ]
 
@@ -229,49 +229,52 @@ def calibrator_from_dict(data: Mapping[str, Any]) -> Calibrator:
 # ---------------------------------------------------------------------------------------------------------
 # Conformal quantile offsets
 # ---------------------------------------------------------------------------------------------------------
-def conformal_offset(scores: np.ndarray, q: float, lower: np.ndarray | None = None) -> float:
+def conformal_offset(scores: np.ndarray, q: float) -> float:
     """Split-conformal offset for a one-sided quantile ``q``.
 
     With conformity scores ``e_i = y_i - qhat_i`` on ``n`` calibration rows, the offset is the
     ``ceil((n + 1) q)``-th smallest score (the largest when that exceeds ``n``), so that a new exchangeable
     row has ``P(y <= qhat + offset) >= q``, and at most ``q + 1 / (n + 1)``.
-
-    Args:
-        scores: one score per row; NaN rows are left out (undecided censored rows), ``+inf`` is a known miss.
-        q: quantile level.
-        lower: the known lower bounds of the ``+inf`` scores (censored misses), used only when the offset
-            would otherwise be infinite (most rows missed): then the largest of the bounds counts instead.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    scores = np.sort(scores[~np.isnan(scores)])
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
     if scores.size == 0:
         raise ValueError("no calibration scores")
     k = min(math.ceil((scores.size + 1) * q), scores.size)
-    offset = float(scores[k - 1])
-    if math.isinf(offset) and lower is not None and np.isfinite(lower).any():
-        bounded = np.where(np.isinf(scores), np.nanmax(np.where(np.isfinite(lower), lower, np.nan)), scores)
-        offset = float(np.sort(bounded)[k - 1])
-    return offset
+    return float(scores[k - 1])
 
 
-def censored_scores(
-    y: np.ndarray, preds: np.ndarray, lower: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Conformity scores ``y - qhat`` (n, k) with right-censored rows (`y` NaN, `lower` known).
+def decidable_offset(scores: np.ndarray, bounds: np.ndarray, q: float) -> float:
+    """Split-conformal offset when some outcomes were not known yet at the cutoff (right-censoring).
 
-    A censored row whose lower bound already exceeds the quantile is a known miss (``+inf``); otherwise its
-    outcome is undecided (NaN, left out for that quantile). Returns the scores and the lower-bound scores
-    ``lower - qhat`` (NaN for observed rows).
+    Args:
+        scores: ``y - qhat`` where the target was known by the cutoff, ``+inf`` where it was not (a parcel
+            still open: its score is only known to exceed its bound).
+        bounds: per row, the largest score its age at the cutoff decides: ``age - qhat`` (a delivered row
+            has ``score <= bound``).
+        q: quantile level.
+
+    A row counts at offset ``d`` only when ``bound >= d``: then whether ``y <= qhat + d`` is known, hit or
+    miss, whatever the row's outcome. Selecting rows by age (and prediction), never by outcome, keeps the
+    estimate unbiased; young rows count for the small offsets their age decides. The offset is the smallest
+    candidate ``d`` with ``#{counted, score <= d} >= ceil((n(d) + 1) q)``; with every row old enough this is
+    `conformal_offset`. When no candidate reaches it (too many misses), the largest known score or bound.
     """
-    y = np.asarray(y, dtype=np.float64)
-    preds = np.asarray(preds, dtype=np.float64)
-    scores = y[:, None] - preds
-    if lower is None:
-        return scores, np.full_like(scores, np.nan)
-    bound = np.asarray(lower, dtype=np.float64)[:, None] - preds
-    censored = np.isnan(y)[:, None] & ~np.isnan(bound)
-    scores = np.where(censored, np.where(bound > 0, np.inf, np.nan), scores)
-    return scores, np.where(censored, bound, np.nan)
+    scores = np.asarray(scores, dtype=np.float64)
+    bounds = np.asarray(bounds, dtype=np.float64)
+    keep = ~np.isnan(scores) & ~np.isnan(bounds)
+    scores, bounds = scores[keep], bounds[keep]
+    observed = np.isfinite(scores)
+    if not observed.any():
+        raise ValueError("no calibration row with a known target")
+    candidates = np.unique(scores[observed])
+    n = bounds.size - np.searchsorted(np.sort(bounds), candidates, side="left")
+    hits = np.searchsorted(np.sort(scores), candidates, side="right") - np.searchsorted(
+        np.sort(bounds[observed]), candidates, side="left"
+    )
+    ok = (n > 0) & (hits >= np.ceil((n + 1) * q))
+    if ok.any():
+        return float(candidates[np.argmax(ok)])
+    return float(max(candidates[-1], bounds[~observed].max(initial=-np.inf)))
 
 
 @dataclass(frozen=True)
@@ -303,38 +306,48 @@ class ConformalOffsets:
         quantiles: Sequence[float],
         groups: tuple[str, pl.Series] | None = None,
         min_group_size: int = 50,
-        lower: np.ndarray | None = None,
+        age: np.ndarray | None = None,
     ) -> ConformalOffsets:
         """Fit offsets from targets `y` (n,) and quantile predictions `preds` (n, k), same scale.
 
         Args:
-            y: calibration targets (NaN for right-censored rows).
+            y: calibration targets; NaN for a row whose target was not known yet (still open).
             preds: predictions, one column per quantile in `quantiles` order.
             quantiles: quantile levels.
             groups: optional ``(group_col, values)`` with one group value per row (compared as strings).
             min_group_size: groups with fewer calibration rows fall back to the global offsets.
-            lower: known lower bound of the target of each censored row (NaN where observed).
+            age: each row's age at the calibration cutoff, same scale as `y` (an upper bound of what is
+                known of its target): with it, rows count for the offsets their age decides
+                (`decidable_offset`); without it, rows with a NaN target are dropped.
         """
-        scores, bounds = censored_scores(y, preds, lower)
-        n_censored = int((~np.isnan(bounds[:, 0])).sum()) if bounds.size else 0
+        y = np.asarray(y, dtype=np.float64)
+        preds = np.asarray(preds, dtype=np.float64)
+        open_rows = np.isnan(y)
+        kept = np.ones(y.size, dtype=bool) if age is not None else ~open_rows
+        y, preds, open_rows = y[kept], preds[kept], open_rows[kept]
+        scores = np.where(open_rows[:, None], np.inf, y[:, None] - preds)
+        bounds = None if age is None else np.asarray(age, dtype=np.float64)[:, None] - preds
 
         def fit_offsets(mask: np.ndarray | slice) -> tuple[float, ...]:
             return tuple(
-                conformal_offset(scores[mask, j], q, bounds[mask, j]) for j, q in enumerate(quantiles)
+                conformal_offset(scores[mask, j], q)
+                if bounds is None
+                else decidable_offset(scores[mask, j], bounds[mask, j], q)
+                for j, q in enumerate(quantiles)
             )
 
         glob = fit_offsets(slice(None))
-        n = int(np.asarray(y).size)
+        n, n_open = int(y.size), int(open_rows.sum())
         if groups is None:
-            return cls(tuple(quantiles), glob, n_rows=n, n_censored=n_censored)
+            return cls(tuple(quantiles), glob, n_rows=n, n_censored=n_open)
         group_col, values = groups
-        labels = values.cast(pl.String)
+        labels = values.cast(pl.String).filter(pl.Series(kept))
         per_group: dict[str, tuple[float, ...]] = {}
         for g in sorted(labels.drop_nulls().unique().to_list()):
             mask = (labels == g).fill_null(False).to_numpy()
             if mask.sum() >= min_group_size:
                 per_group[g] = fit_offsets(mask)
-        return cls(tuple(quantiles), glob, group_col, per_group, n, n_censored)
+        return cls(tuple(quantiles), glob, group_col, per_group, n, n_open)
 
     def offsets(self, group_values: pl.Series | None, n_rows: int) -> np.ndarray:
         """The (n_rows, k) offsets to add to predictions whose rows have these group values."""

@@ -7,16 +7,17 @@ measured.
 
 Timeline at a cutoff ``C`` (windows from `models.windows`)::
 
-    | train                | early stopping | calibration | maturity gap          | C
-    [C-M-H ....... C-M-K-S)[C-M-K-S .. C-M-K)[C-M-K .. C-M)[C-M ................... C)
+    | train                | early stopping | calibration                           | C
+    [C-M-H ....... C-M-K-S)[C-M-K-S .. C-M-K)[C-M-K .. C-M) + durations: [C-M ..... C)
 
 Rules (labels as known at ``C``):
 - train and early-stopping rows: label observed strictly before ``C``; the others are dropped.
-- calibration rows: observed before ``C`` as they are; right-censored rows (open at ``C``, or observed
-  after it) keep a lower bound of their target (their age at ``C``) and a null target: for quantiles an open
-  parcel already past its quantile is a known miss (`models.quantile.QuantileRegressor.calibrate`); for
-  probabilities they are dropped.
-- rows younger than the maturity ``M`` at ``C`` are used by nothing (their labels are biased to the fast).
+- calibration rows of durations: every row from ``C-M-K`` to ``C``, with its age at ``C`` and its target
+  when delivered by then (null while open): an open parcel already past its quantile is a known miss, and a
+  row counts for the offsets its age decides, never selected by its outcome
+  (`models.calibration.decidable_offset`), so calibration follows the latest weeks without the fast-only
+  bias. Calibration rows of probabilities: labelled mature rows in ``[C-M-K, C-M)``.
+- rows younger than the maturity ``M`` at ``C`` never train (their labels are biased to the fast).
 
 Every fit also yields each baseline of the task as a model (`models.lgbm.LGBMModel.fit_baseline`), raw and
 calibrated on the same calibration rows: the systems the promotion gate compares and can ship.
@@ -37,6 +38,7 @@ from models.promotion import baseline_system
 from models.windows import DAY, Windows
 
 __all__ = [
+    "AGE_COL",
     "CutoffFit",
     "CutoffRows",
     "ProtocolColumns",
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+AGE_COL = "age_days"  # a calibration row's age at the cutoff: what it decides of its target
 
 
 def lower_col(target: str) -> str:
@@ -103,43 +108,47 @@ class CutoffRows:
     """The rows of one fit at a cutoff (see the module timeline)."""
 
     cutoff: dt.datetime
+    target: str
     train: pl.DataFrame
     stopping: pl.DataFrame
     calibration: pl.DataFrame
 
     def counts(self) -> dict[str, int]:
-        """Rows per part, and the calibration rows that are right-censored."""
-        censored = 0
-        lower = [c for c in self.calibration.columns if c.endswith("_lower")]
-        if lower:
-            censored = self.calibration.filter(pl.col(lower[0]).is_not_null()).height
+        """Rows per part, and the calibration rows still open at the cutoff (right-censored)."""
         return {
             "train": self.train.height,
             "stopping": self.stopping.height,
             "calibration": self.calibration.height,
-            "calibration_censored": censored,
+            "calibration_censored": self.calibration.filter(pl.col(self.target).is_null()).height,
         }
 
 
 def split_at_cutoff(
     frame: pl.DataFrame, cols: ProtocolColumns, cutoff: dt.datetime, windows: Windows, max_train_rows: int
 ) -> CutoffRows:
-    """Select the training, early-stopping and calibration rows of a fit at `cutoff` (time-ordered)."""
+    """Select the training, early-stopping and calibration rows of a fit at `cutoff` (time-ordered).
+
+    Durations (`censored_bound`) calibrate on every row from the calibration window's start to the cutoff,
+    with their age at the cutoff (`AGE_COL`) and a null target while open; labels on mature labelled rows.
+    """
     mature_end = cutoff - windows.maturity
     calib_start = mature_end - windows.calibration_days * DAY
     stop_start = calib_start - windows.early_stopping_days * DAY
     start = mature_end - windows.history_days * DAY
     time = pl.col(cols.time_col)
-    known = censor_at(frame.filter((time >= start) & (time < mature_end)), cols, cutoff).sort(cols.time_col)
+    known = censor_at(frame.filter((time >= start) & (time < cutoff)), cols, cutoff).sort(cols.time_col)
     labelled = pl.col(cols.target).is_not_null()
-    calibration = known.filter(time >= calib_start)
     if cols.censored_bound:
-        calibration = calibration.filter(labelled | pl.col(lower_col(cols.target)).is_not_null())
+        age = (pl.lit(cutoff) - time).dt.total_microseconds().cast(pl.Float64) / 86_400e6
+        calibration = known.filter(
+            (time >= calib_start) & (labelled | pl.col(lower_col(cols.target)).is_not_null())
+        )
+        calibration = calibration.with_columns(age.alias(AGE_COL))
     else:
-        calibration = calibration.filter(labelled)
+        calibration = known.filter((time >= calib_start) & (time < mature_end) & labelled)
     stopping = known.filter((time >= stop_start) & (time < calib_start) & labelled)
     train = known.filter((time < stop_start) & labelled).tail(max_train_rows)
-    return CutoffRows(cutoff, train, stopping, calibration)
+    return CutoffRows(cutoff, cols.target, train, stopping, calibration)
 
 
 @dataclass

@@ -20,7 +20,7 @@ Method: one LightGBM booster per quantile (objective ``quantile``, ``alpha = q``
 With a `models.baselines.BaselineSpec` (e.g. the lane's trailing quantiles) each booster boosts from the
 baseline's quantile (``init_score``, on the log scale with ``log_target``), see `models.lgbm`. Calibration
 is censoring-aware: a calibration row still open at the cutoff, already older than its quantile, is a known
-miss (`models.calibration.ConformalOffsets`).
+miss, and a recent row counts for the offsets its age decides (`models.calibration.decidable_offset`).
 """
 
 from __future__ import annotations
@@ -261,36 +261,34 @@ class QuantileRegressor(LGBMModel):
         *,
         group_col: str | None = None,
         min_group_size: int = 50,
-        lower_col: str | None = None,
+        age_col: str | None = None,
     ) -> QuantileRegressor:
         """Fit split-conformal offsets on a calibration fold later in time than the training rows.
 
         Args:
             calib: calibration rows, never used for training or early stopping.
-            target: target column; null for a right-censored row (still open when calibrating).
+            target: target column; null for a row whose target was not known yet (still open).
             group_col: optional column for per-group offsets (e.g. ``mode``); needed again at predict time.
             min_group_size: groups with fewer calibration rows use the global offsets.
-            lower_col: a known lower bound of the target of censored rows (e.g. days already travelled);
-                a censored row past its quantile is a known miss, one not yet past it is left out. Without
-                it, rows with a null target are dropped.
+            age_col: each row's age at the calibration cutoff (target units): an open row counts once past
+                its quantile (a known miss) and a recent row for the offsets its age decides
+                (`models.calibration.decidable_offset`). Without it, rows with a null target are dropped.
 
         Returns:
             self, calibrated.
         """
-        keep = pl.col(target).is_not_null()
-        if lower_col is not None:
-            keep = keep | pl.col(lower_col).is_not_null()
-        calib = calib.filter(keep)
+        if age_col is None:
+            calib = calib.filter(pl.col(target).is_not_null())
         if calib.height == 0:
             raise ValueError("empty calibration frame")
         z = self.predict_working(calib, calibrated=False)
         y = self._transform_target(calib.get_column(target).cast(pl.Float64).fill_null(np.nan).to_numpy())
-        lower = None
-        if lower_col is not None:
-            bound = calib.get_column(lower_col).cast(pl.Float64).fill_null(np.nan).to_numpy()
-            lower = np.where(np.isnan(y), self._transform_target(np.maximum(bound, 0.0)), np.nan)
+        age = None
+        if age_col is not None:
+            days = calib.get_column(age_col).cast(pl.Float64).to_numpy()
+            age = self._transform_target(np.maximum(days, 0.0))
         groups = None if group_col is None else (group_col, calib.get_column(group_col))
-        self.conformal = ConformalOffsets.fit(y, z, self.quantiles, groups, min_group_size, lower=lower)
+        self.conformal = ConformalOffsets.fit(y, z, self.quantiles, groups, min_group_size, age=age)
         logger.info(
             "conformal offsets %s on %d rows (%d censored)",
             np.round(self.conformal.global_offsets, 4).tolist(),

@@ -36,7 +36,15 @@ from models.calibration import CalibrationMethod
 from models.classifier import CalibratedClassifier
 from models.evaluation import evaluate_task  # re-exported: the task's backtest table, next to backtest_task
 from models.lgbm import LGBMConfig, LGBMModel
-from models.protocol import CutoffFit, ProtocolColumns, calibrated_name, censor_at, fit_at_cutoff, lower_col
+from models.protocol import (
+    AGE_COL,
+    CutoffFit,
+    ProtocolColumns,
+    calibrated_name,
+    censor_at,
+    fit_at_cutoff,
+    lower_col,
+)
 from models.quantile import QuantileRegressor
 from models.windows import DAY, WindowColumns, WindowConfig, Windows, derive_windows
 
@@ -326,10 +334,8 @@ def _calibrate(task: TaskFrame, config: ShipmentModelsConfig, model: LGBMModel, 
     spec = task.spec
     if isinstance(model, QuantileRegressor):
         group = config.calibrate_by if config.calibrate_by in rows.columns else None
-        model.calibrate(
-            rows, spec.target, group_col=group, min_group_size=config.min_group_rows,
-            lower_col=lower_col(spec.target),
-        )  # fmt: skip
+        age = AGE_COL if AGE_COL in rows.columns else None
+        model.calibrate(rows, spec.target, group_col=group, min_group_size=config.min_group_rows, age_col=age)
     elif isinstance(model, CalibratedClassifier):
         model.calibrate(rows, spec.target)
 

@@ -9,29 +9,41 @@ from models.calibration import (
     BetaCalibrator,
     ConformalOffsets,
     calibrator_from_dict,
-    censored_scores,
     choose_calibrator,
     conformal_offset,
+    decidable_offset,
 )
 
 
-def test_an_open_row_past_its_quantile_is_a_known_miss_and_one_before_it_is_left_out() -> None:
-    y = np.array([1.0, 2.0, np.nan, np.nan])
-    preds = np.array([[3.0], [3.0], [3.0], [3.0]])
-    lower = np.array([np.nan, np.nan, 5.0, 1.0])  # the third already took 5 days: a miss; the fourth: unknown
-    scores, bounds = censored_scores(y, preds, lower)
-    assert scores[:, 0].tolist()[:3] == [-2.0, -1.0, np.inf] and np.isnan(scores[3, 0])
-    assert bounds[2, 0] == 2.0
-    fitted = ConformalOffsets.fit(y, preds, (0.8,), lower=lower)
-    dropped = ConformalOffsets.fit(y[:2], preds[:2], (0.8,))
-    assert fitted.n_censored == 2 and fitted.global_offsets[0] == 2.0 > dropped.global_offsets[0] == -1.0
+def test_an_open_row_past_its_quantile_is_a_known_miss() -> None:
+    y = np.array([1.0, 2.0, np.nan, 4.0])
+    preds = np.full((4, 1), 3.0)
+    age = np.array([9.0, 9.0, 9.0, 9.0])  # every row is old: the third, still open after 9 days, missed
+    fitted = ConformalOffsets.fit(y, preds, (0.8,), age=age)
+    dropped = ConformalOffsets.fit(y, preds, (0.8,))  # without ages the open row is dropped
+    assert fitted.n_censored == 1 and dropped.n_rows == 3
+    assert fitted.global_offsets[0] == 6.0 > dropped.global_offsets[0] == 1.0  # the largest bound: 9 - 3
     assert ConformalOffsets.from_dict(fitted.to_dict()) == fitted
 
 
-def test_offset_falls_back_on_the_bounds_when_most_rows_are_censored_misses() -> None:
-    scores = np.array([np.inf, np.inf, np.inf, -1.0])
-    bounds = np.array([2.0, 4.0, 3.0, np.nan])
-    assert conformal_offset(scores, 0.8, bounds) == 4.0
+def test_with_every_row_old_enough_it_is_split_conformal() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=500)
+    assert decidable_offset(scores, np.full(500, np.inf), 0.8) == conformal_offset(scores, 0.8)
+
+
+def test_recent_rows_count_without_biasing_the_offset_to_the_fast() -> None:
+    """Transit times of recent parcels are known only when short; selecting by age keeps the estimate
+    right where dropping the open ones makes the quantile too short."""
+    rng = np.random.default_rng(0)
+    y = rng.exponential(10.0, 20_000)
+    age = rng.uniform(0.0, 60.0, y.size)  # half the parcels are younger than 30 days at the cutoff
+    known = np.where(y <= age, y, np.inf)
+    truth = float(np.quantile(y, 0.8))
+    aware = decidable_offset(known, age, 0.8)
+    naive = conformal_offset(known[np.isfinite(known)], 0.8)
+    assert abs(aware - truth) < 0.05 * truth
+    assert naive < 0.85 * truth
 
 
 def test_beta_calibration_fixes_a_distorted_probability_and_round_trips() -> None:

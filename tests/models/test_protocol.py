@@ -65,10 +65,11 @@ def test_split_at_cutoff_follows_the_timeline_and_skips_young_rows() -> None:
     def day(part: pl.DataFrame) -> tuple[int, int]:
         return (part["created_at"].min() - T0).days, (part["created_at"].max() - T0).days  # type: ignore[operator]
 
-    assert day(rows.calibration) == (133, 142)  # [C-M-K, C-M)
+    assert day(rows.calibration) == (133, 149)  # durations: [C-M-K, C), each row with its age at C
+    assert rows.calibration["age_days"].min() == 1.0 and rows.calibration["transit_days"].null_count() == 5
     assert day(rows.stopping) == (113, 132)  # [C-M-K-S, C-M-K)
     assert day(rows.train) == (43, 112)  # [C-M-H, C-M-K-S)
-    assert rows.counts()["calibration_censored"] == 0
+    assert rows.counts()["calibration_censored"] == 5  # delivered on or after C: still open at C
     capped = split_at_cutoff(frame, COLS, _day(150), windows, max_train_rows=10)
     assert day(capped.train) == (103, 112)  # the most recent rows are kept
 
