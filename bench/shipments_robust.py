@@ -2,15 +2,15 @@
 
 Datasets: every simulator shape of `features.sources.simulator.shapes` (six_months, small, domestic,
 no_customs_columns, fast, drift; seed 7) and SCMS (`shared/data/scms_shipment_pricing` through the `scms`
-adapter), each taken the way a user would: raw files -> `ingest` -> `prepare_task_frames` -> `backtest_task`
-and `fit_task` (the functions `transitcast train shipments` runs, without MLflow) -> predict.
+adapter), each taken the way a user would: raw files -> `ingest` -> `prepare_task_frames` -> `release_task`
+(what `transitcast train shipments` runs, without MLflow: backtest, gate, fit at the cutoff) -> predict.
 
 Held-out protocol (the same test rows for every system, time split): the data's "now" E is its latest
 timestamp. When some parcels are still open at E, the last `settle` days (the P99 of the observed transit
 days) are too recent to judge and are left out. Of the rest, the last 25% of shipments by `created_at` are
 the test rows (for the simulator at most the last 91 days, unless those hold fewer than 1,000 shipments);
 the cutoff T is the first test booking. The shipped model
-is `fit_task(..., as_of=T)`: it sees only labels known before T; the backtest folds end at T. ETA coverage
+is `release_task(..., as_of=T).model`: it sees only labels known before T; the folds end before T. ETA coverage
 is censoring-aware: a parcel still open at E whose elapsed time already passed its quantile is a miss, an
 open one below it is left out (share reported as `censored_share`). On simulated data the `oracle` (the
 true booking-time distribution) is scored on the same rows: what a perfect model gets, sampling noise included.
@@ -46,12 +46,10 @@ from features.shipment_features import FeatureSet
 from models.classifier import CalibratedClassifier
 from models.lgbm import LGBMConfig, LGBMModel
 from models.metrics import auc, brier, ece, log_loss, mae, pinball
+from models.shipment_release import TaskRelease, release_task
 from models.shipment_tasks import (
     ShipmentModelsConfig,
     TaskFrame,
-    backtest_task,
-    evaluate_task,
-    fit_task,
     prepare_task_frames,
 )
 
@@ -264,6 +262,7 @@ class _Step:
     config: ShipmentModelsConfig
     window: Heldout
     oracle: pl.DataFrame | None
+    release: TaskRelease  # what `train` run at the cutoff ships, and its backtest (folds ending before it)
 
     def with_oracle(self, scored: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
         """`scored` with the oracle's columns (renamed by `columns`), when the dataset has an oracle."""
@@ -274,13 +273,17 @@ class _Step:
 
 
 def _eta(step: _Step, res: DatasetResult) -> None:
-    task, shipments, config, window = step.task, step.shipments, step.config, step.window
+    task, shipments, window = step.task, step.shipments, step.window
     test = _test_rows(task.frame, window)
     if test.height == 0:
         res.notes.append("eta: no test rows (the task has no rows in the test window)")
         return
-    model = fit_task(task, config, as_of=window.cutoff)
+    model = step.release.model
     scored = test.hstack(model.predict(test))
+    for name, prefix in ETA_SYSTEMS.items():  # the raw baselines, fitted at the cutoff like the model
+        if name in step.release.fit.baselines:
+            base = step.release.fit.baselines[name].predict(test)
+            scored = scored.hstack(base.rename({c: c.replace("eta_days", prefix) for c in base.columns}))
     features = raw_feature_set(shipments)
     train = _known_before(task.frame, "delivered_at", "transit_days", window.cutoff)
     plain = LGBMModel(features, config=PLAIN_CONFIG, output_col="lightgbm_plain_q50")
@@ -321,13 +324,15 @@ def _eta(step: _Step, res: DatasetResult) -> None:
 
 
 def _delay(step: _Step, res: DatasetResult) -> None:
-    task, shipments, config, window = step.task, step.shipments, step.config, step.window
+    task, shipments, window = step.task, step.shipments, step.window
     test = _test_rows(task.frame, window).filter(pl.col("is_late").is_not_null())
     if test.height == 0 or test["is_late"].n_unique() < 2:
         res.notes.append(f"delay: {test.height} test rows with one class only: not scored")
         return
-    model = fit_task(task, config, as_of=window.cutoff)
+    model = step.release.model
     scored = test.hstack(model.predict(test)).rename({"p_late": "transitcast"})
+    lane = step.release.fit.baselines["lane_history"].predict(test)  # fitted at the cutoff like the model
+    scored = scored.hstack(lane.rename({"p_late": "p_late_lane"}))
     train = _known_before(task.frame, "late_known_at", "is_late", window.cutoff)
     prevalence = float(train["is_late"].mean() or 0.0)
     mode_rate = train.group_by("mode").agg(pl.col("is_late").mean().alias("mode_rate"))
@@ -365,13 +370,9 @@ def _delay(step: _Step, res: DatasetResult) -> None:
     res.verdicts[ECE_MAX] = res.figures[("transitcast", "late_ece")] <= MAX_ECE
 
 
-def _backtest(task: TaskFrame, config: ShipmentModelsConfig, res: DatasetResult) -> None:
-    """The backtest `train` prints, folds ending at the cutoff: what the shipped model is expected to do."""
-    try:
-        metrics = evaluate_task(backtest_task(task, config), task.spec)
-    except Exception as exc:  # noqa: BLE001 - a failing backtest is a finding of this benchmark
-        res.notes.append(f"{task.spec.name} backtest failed: {type(exc).__name__}: {exc}")
-        return
+def _backtest(task: TaskFrame, release: TaskRelease, res: DatasetResult) -> None:
+    """The backtest `train` prints, folds ending before the cutoff: what the shipped model is expected to do."""
+    metrics = release.backtest.metrics
     overall = metrics.filter((pl.col("slice") == "overall") & (pl.col("model") == "transitcast"))
     wanted = ("coverage_q80", "coverage_q95", "mae") if task.spec.kind == "quantile" else ("brier", "ece")
     prefix = "eta" if task.spec.name == "eta" else "late"
@@ -394,16 +395,20 @@ def run_dataset(data: Dataset, *, backtest: bool = True) -> DatasetResult:
     res = DatasetResult(data.name, window)
     default = ShipmentModelsConfig()
     lgbm = default.lgbm.model_copy(update={"num_threads": THREADS})
-    config = default.model_copy(update={"end": window.cutoff, "lgbm": lgbm})
+    config = default.model_copy(update={"lgbm": lgbm})
     frames = prepare_task_frames(tables, config, ("eta", "delay"))
     for task_name, score in (("eta", _eta), ("delay", _delay)):
         task = frames[task_name]
         try:
-            score(_Step(task, tables["shipments"], config, window, data.oracle), res)
+            release = release_task(task, config, as_of=window.cutoff)
+            score(_Step(task, tables["shipments"], config, window, data.oracle, release), res)
         except Exception as exc:  # noqa: BLE001 - a crash on a shape is a finding of this benchmark
             res.notes.append(f"{task_name} failed: {type(exc).__name__}: {exc}")
+            continue
+        shipped_baseline = release.model.system != "transitcast"
+        res.figures[("transitcast", f"{task_name}_ships_baseline")] = float(shipped_baseline)
         if backtest:
-            _backtest(task, config, res)
+            _backtest(task, release, res)
     for verdict in TARGETS:
         res.verdicts.setdefault(verdict, None)
     res.figures[("transitcast", "seconds")] = time.perf_counter() - t0

@@ -7,18 +7,26 @@ them with prediction columns added, named like the models' (``{prefix}_q50`` ...
   quantile), `predict_trailing_quantiles` (trailing per-lane quantiles of targets observed strictly before
   each row), `predict_late_rule` (late when a point ETA exceeds the promised days).
 - Probabilities: `predict_prevalence` (training base rate, globally or per group, with optional shrinkage).
+- As model parts: `BaselineSpec` / `FittedBaseline`, a task's trailing baseline read from point-in-time
+  feature columns with a fallback fitted per group. The shipment models boost from it (LightGBM
+  ``init_score``) and, calibrated, it is what ships when the model does not beat it (`models.lgbm`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from models.metrics import quantile_col
 
 __all__ = [
+    "BaselineSpec",
+    "BaselineTransform",
+    "FittedBaseline",
     "TrailingConfig",
     "predict_from_column",
     "predict_late_rule",
@@ -195,3 +203,157 @@ def predict_prevalence(
         rates, on=list(group_cols), how="left", nulls_equal=True, maintain_order="left"
     )
     return out.with_columns(pl.col(output_col).fill_null(overall))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trailing baselines as model parts: the init score a booster corrects, and the fallback that can ship
+# ---------------------------------------------------------------------------------------------------------
+BaselineTransform = Literal["identity", "one_minus"]
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """How a task's trailing baseline is read from a feature frame, one value per model output.
+
+    Each output (a quantile, or the probability) is the first non-null of its `columns` (point-in-time
+    feature columns, e.g. the lane's trailing P80, then the destination x mode one); where all are null (or
+    absent from the frame), the value fitted on the training rows for the row's `group_col` (e.g. the mode),
+    else over all training rows. A spec without columns is a fitted-only baseline (prevalence, per-mode rate,
+    per-mode quantiles).
+
+    Attributes:
+        name: baseline name (the backtest system and the shipped ``system: "baseline:<name>"``).
+        columns: per output, the columns to coalesce, in order; ``()`` for none.
+        transform: ``"one_minus"`` turns an on-time rate into a late rate.
+        group_col: the fitted fallback's group column, or None for one global value.
+    """
+
+    name: str
+    columns: tuple[tuple[str, ...], ...] = ()
+    transform: BaselineTransform = "identity"
+    group_col: str | None = None
+
+    def inputs(self) -> tuple[str, ...]:
+        """Every column the spec reads."""
+        cols = [c for group in self.columns for c in group]
+        return tuple(dict.fromkeys([*cols, *([self.group_col] if self.group_col else [])]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "columns": [list(c) for c in self.columns],
+            "transform": self.transform,
+            "group_col": self.group_col,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BaselineSpec:
+        """Inverse of `to_dict`."""
+        return cls(
+            name=str(data["name"]),
+            columns=tuple(tuple(c) for c in data["columns"]),
+            transform=data["transform"],
+            group_col=data["group_col"],
+        )
+
+
+def _fitted_stats(y: np.ndarray, levels: tuple[float, ...] | None, k: int) -> tuple[float, ...]:
+    if levels is None:
+        return (float(y.mean()),) * k
+    return tuple(float(np.quantile(y, q)) for q in levels)
+
+
+@dataclass(frozen=True)
+class FittedBaseline:
+    """A `BaselineSpec` with its fallback values fitted on training rows.
+
+    Attributes:
+        spec: the spec.
+        levels: quantile levels of the outputs, or None for a probability (the fallback is then a rate).
+        global_values: per output, the value over all training rows.
+        groups: per group value (as string), per output, the value over that group's training rows.
+    """
+
+    spec: BaselineSpec
+    levels: tuple[float, ...] | None
+    global_values: tuple[float, ...]
+    groups: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        spec: BaselineSpec,
+        train: pl.DataFrame,
+        target: str,
+        levels: Sequence[float] | None = None,
+        min_group_size: int = 30,
+    ) -> FittedBaseline:
+        """Fit the fallback values on `train` (rows with a null target are ignored).
+
+        Args:
+            spec: the baseline.
+            train: training rows.
+            target: target column (0/1 for probabilities).
+            levels: quantile levels of the outputs, or None for a probability.
+            min_group_size: groups with fewer training rows use the global values.
+        """
+        lv = None if levels is None else tuple(float(q) for q in levels)
+        k = len(lv) if lv is not None else max(len(spec.columns), 1)
+        rows = train.filter(pl.col(target).is_not_null())
+        if rows.height == 0:
+            raise ValueError(f"baseline {spec.name!r}: no training rows with a {target!r}")
+        y = rows.get_column(target).cast(pl.Float64).to_numpy()
+        groups: dict[str, tuple[float, ...]] = {}
+        if spec.group_col is not None and spec.group_col in rows.columns:
+            labels = rows.get_column(spec.group_col).cast(pl.String).fill_null("").to_numpy()
+            for g in np.unique(labels):
+                mask = labels == g
+                if g and mask.sum() >= min_group_size:
+                    groups[str(g)] = _fitted_stats(y[mask], lv, k)
+        return cls(spec, lv, _fitted_stats(y, lv, k), groups)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of output values per row."""
+        return len(self.global_values)
+
+    def values(self, frame: pl.DataFrame) -> np.ndarray:
+        """The baseline of each row of `frame`, (n, outputs), on the target's scale."""
+        fallback = np.tile(np.asarray(self.global_values, dtype=np.float64), (frame.height, 1))
+        col = self.spec.group_col
+        if self.groups and col is not None and col in frame.columns:
+            labels = frame.get_column(col).cast(pl.String)
+            for g, values in self.groups.items():
+                fallback[(labels == g).fill_null(False).to_numpy()] = values
+        out = fallback
+        for j, group in enumerate(self.spec.columns[: self.n_outputs]):
+            present = [c for c in group if c in frame.columns]
+            if not present:
+                continue
+            value = frame.select(pl.coalesce([pl.col(c).cast(pl.Float64) for c in present]))
+            v = value.to_series().fill_nan(None).to_numpy().astype(np.float64, copy=False)
+            if self.spec.transform == "one_minus":
+                v = 1.0 - v
+            out[:, j] = np.where(np.isnan(v), out[:, j], v)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "spec": self.spec.to_dict(),
+            "levels": None if self.levels is None else list(self.levels),
+            "global_values": list(self.global_values),
+            "groups": {g: list(v) for g, v in self.groups.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FittedBaseline:
+        """Inverse of `to_dict`."""
+        levels = data["levels"]
+        return cls(
+            spec=BaselineSpec.from_dict(data["spec"]),
+            levels=None if levels is None else tuple(levels),
+            global_values=tuple(data["global_values"]),
+            groups={g: tuple(v) for g, v in data["groups"].items()},
+        )

@@ -8,7 +8,13 @@ was trained on (see `models.backtest.split_by_time`).
   and applied with ``np.interp``, which is exactly sklearn's linear interpolation with
   ``out_of_bounds="clip"``, so a loaded calibrator gives the same numbers.
 - `PlattCalibrator`: ``sigmoid(slope * logit(p) + intercept)`` fitted by maximum likelihood (scipy).
+- `BetaCalibrator`: ``sigmoid(a * log(p) - b * log(1 - p) + c)`` (Kull et al., 2017), which also bends the
+  two tails separately; maximum likelihood like Platt.
+- `choose_calibrator`: the method with the lowest log loss on the later part of the calibration rows (fitted
+  on the earlier part), refitted on all of them: isotonic needs many rows, the parametric maps few.
 - `ConformalOffsets`: split-conformal (CQR, one-sided per quantile) additive offsets, globally or per group.
+  Right-censoring: given each row's age at the cutoff, a parcel still open counts (a known miss once past
+  its quantile) and a recent row counts for the offsets its age already decides (`decidable_offset`).
 """
 
 from __future__ import annotations
@@ -21,20 +27,25 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 
 __all__ = [
     "CalibrationMethod",
+    "BetaCalibrator",
     "Calibrator",
     "ConformalOffsets",
     "IsotonicCalibrator",
     "PlattCalibrator",
     "calibrator_from_dict",
+    "choose_calibrator",
     "conformal_offset",
+    "decidable_offset",
     "fit_calibrator",
 ]
 
-CalibrationMethod = Literal["isotonic", "platt"]
+CalibrationMethod = Literal["isotonic", "platt", "beta", "auto"]
+FIXED_METHODS: tuple[CalibrationMethod, ...] = ("isotonic", "platt", "beta")
 PROB_EPS = 1e-6  # calibrated probabilities stay in [PROB_EPS, 1 - PROB_EPS]: no infinite log loss
 
 
@@ -78,6 +89,27 @@ class IsotonicCalibrator:
         return {"method": self.method, "x": list(self.x), "y": list(self.y)}
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), PROB_EPS, 1.0 - PROB_EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def _fit_logistic(features: np.ndarray, y: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood weights of ``sigmoid(features @ w)`` (the last feature column is the intercept)."""
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        s = features @ theta
+        loss = np.logaddexp(0.0, s) - y * s  # -log-likelihood per row, numerically stable
+        r = expit(s) - y
+        return float(loss.mean()), features.T @ r / y.size
+
+    return np.asarray(minimize(nll, x0=start, jac=True, method="BFGS").x, dtype=np.float64)
+
+
+def _sigmoid(s: np.ndarray) -> np.ndarray:
+    return np.clip(expit(s), PROB_EPS, 1.0 - PROB_EPS)
+
+
 @dataclass(frozen=True)
 class PlattCalibrator:
     """Logistic map ``sigmoid(slope * logit(p) + intercept)``.
@@ -91,46 +123,96 @@ class PlattCalibrator:
     intercept: float
     method: Literal["platt"] = "platt"
 
-    @staticmethod
-    def _logit(p: np.ndarray) -> np.ndarray:
-        p = np.clip(np.asarray(p, dtype=np.float64), PROB_EPS, 1.0 - PROB_EPS)
-        return np.log(p) - np.log1p(-p)
-
     @classmethod
     def fit(cls, p: np.ndarray, y: np.ndarray) -> PlattCalibrator:
         """Maximum-likelihood fit on raw probabilities `p` and 0/1 labels `y`."""
         p, y = _check_binary(p, y)
-        z = cls._logit(p)
-
-        def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            s = theta[0] * z + theta[1]
-            loss = np.logaddexp(0.0, s) - y * s  # -log-likelihood per row, numerically stable
-            r = 1.0 / (1.0 + np.exp(-s)) - y
-            return float(loss.mean()), np.array([(r * z).mean(), r.mean()])
-
-        res = minimize(nll, x0=np.array([1.0, 0.0]), jac=True, method="BFGS")
-        return cls(slope=float(res.x[0]), intercept=float(res.x[1]))
+        features = np.column_stack([_logit(p), np.ones_like(p)])
+        slope, intercept = _fit_logistic(features, y, np.array([1.0, 0.0]))
+        return cls(slope=float(slope), intercept=float(intercept))
 
     def transform(self, p: np.ndarray) -> np.ndarray:
         """Calibrated probabilities."""
-        s = self.slope * self._logit(p) + self.intercept
-        return np.clip(1.0 / (1.0 + np.exp(-s)), PROB_EPS, 1.0 - PROB_EPS)
+        return _sigmoid(self.slope * _logit(p) + self.intercept)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"method": self.method, "slope": self.slope, "intercept": self.intercept}
 
 
-Calibrator = IsotonicCalibrator | PlattCalibrator
+@dataclass(frozen=True)
+class BetaCalibrator:
+    """Beta calibration ``sigmoid(a * log(p) - b * log(1 - p) + c)``; ``a = b = 1, c = 0`` is the identity."""
+
+    a: float
+    b: float
+    c: float
+    method: Literal["beta"] = "beta"
+
+    @staticmethod
+    def _features(p: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(p, dtype=np.float64), PROB_EPS, 1.0 - PROB_EPS)
+        return np.column_stack([np.log(p), -np.log1p(-p), np.ones_like(p)])
+
+    @classmethod
+    def fit(cls, p: np.ndarray, y: np.ndarray) -> BetaCalibrator:
+        """Maximum-likelihood fit on raw probabilities `p` and 0/1 labels `y`."""
+        p, y = _check_binary(p, y)
+        a, b, c = _fit_logistic(cls._features(p), y, np.array([1.0, 1.0, 0.0]))
+        return cls(a=float(a), b=float(b), c=float(c))
+
+    def transform(self, p: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities."""
+        return _sigmoid(self._features(p) @ np.array([self.a, self.b, self.c]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"method": self.method, "a": self.a, "b": self.b, "c": self.c}
+
+
+Calibrator = IsotonicCalibrator | PlattCalibrator | BetaCalibrator
+_CLASSES: dict[str, type[IsotonicCalibrator] | type[PlattCalibrator] | type[BetaCalibrator]] = {
+    "isotonic": IsotonicCalibrator,
+    "platt": PlattCalibrator,
+    "beta": BetaCalibrator,
+}
 
 
 def fit_calibrator(method: CalibrationMethod, p: np.ndarray, y: np.ndarray) -> Calibrator:
-    """Fit the calibrator named by `method` on raw probabilities and 0/1 labels."""
-    if method == "isotonic":
-        return IsotonicCalibrator.fit(p, y)
-    if method == "platt":
-        return PlattCalibrator.fit(p, y)
-    raise ValueError(f"unknown calibration method {method!r}")
+    """Fit the calibrator named by `method` on raw probabilities and 0/1 labels (time-ordered for "auto")."""
+    if method == "auto":
+        return choose_calibrator(p, y)[0]
+    if method not in _CLASSES:
+        raise ValueError(f"unknown calibration method {method!r}")
+    return _CLASSES[method].fit(p, y)
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, PROB_EPS, 1.0 - PROB_EPS)
+    return float(-(y * np.log(p) + (1.0 - y) * np.log1p(-p)).mean())
+
+
+def choose_calibrator(
+    p: np.ndarray, y: np.ndarray, methods: Sequence[CalibrationMethod] = FIXED_METHODS, holdout: float = 1 / 3
+) -> tuple[Calibrator, dict[str, float]]:
+    """The method whose map, fitted on the earlier rows, has the lowest log loss on the later `holdout` share.
+
+    Rows must be in time order. The winner is refitted on every row. With too few rows or a single class in
+    either part, Platt (two parameters) is used.
+
+    Returns:
+        The fitted calibrator and the held-out log loss per method (empty when no comparison was possible).
+    """
+    p, y = _check_binary(p, y)
+    split = int(p.size * (1.0 - holdout))
+    early, late = slice(0, split), slice(split, None)
+    if min(split, p.size - split) < 50 or len(np.unique(y[early])) < 2 or len(np.unique(y[late])) < 2:
+        return PlattCalibrator.fit(p, y), {}
+    scores: dict[str, float] = {
+        m: _log_loss(_CLASSES[m].fit(p[early], y[early]).transform(p[late]), y[late]) for m in methods
+    }
+    best = min(scores, key=lambda m: scores[m])
+    return _CLASSES[best].fit(p, y), scores
 
 
 def calibrator_from_dict(data: Mapping[str, Any]) -> Calibrator:
@@ -139,6 +221,8 @@ def calibrator_from_dict(data: Mapping[str, Any]) -> Calibrator:
         return IsotonicCalibrator(x=tuple(data["x"]), y=tuple(data["y"]))
     if data["method"] == "platt":
         return PlattCalibrator(slope=float(data["slope"]), intercept=float(data["intercept"]))
+    if data["method"] == "beta":
+        return BetaCalibrator(a=float(data["a"]), b=float(data["b"]), c=float(data["c"]))
     raise ValueError(f"unknown calibration method {data['method']!r}")
 
 
@@ -159,6 +243,40 @@ def conformal_offset(scores: np.ndarray, q: float) -> float:
     return float(scores[k - 1])
 
 
+def decidable_offset(scores: np.ndarray, bounds: np.ndarray, q: float) -> float:
+    """Split-conformal offset when some outcomes were not known yet at the cutoff (right-censoring).
+
+    Args:
+        scores: ``y - qhat`` where the target was known by the cutoff, ``+inf`` where it was not (a parcel
+            still open: its score is only known to exceed its bound).
+        bounds: per row, the largest score its age at the cutoff decides: ``age - qhat`` (a delivered row
+            has ``score <= bound``).
+        q: quantile level.
+
+    A row counts at offset ``d`` only when ``bound >= d``: then whether ``y <= qhat + d`` is known, hit or
+    miss, whatever the row's outcome. Selecting rows by age (and prediction), never by outcome, keeps the
+    estimate unbiased; young rows count for the small offsets their age decides. The offset is the smallest
+    candidate ``d`` with ``#{counted, score <= d} >= ceil((n(d) + 1) q)``; with every row old enough this is
+    `conformal_offset`. When no candidate reaches it (too many misses), the largest known score or bound.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    bounds = np.asarray(bounds, dtype=np.float64)
+    keep = ~np.isnan(scores) & ~np.isnan(bounds)
+    scores, bounds = scores[keep], bounds[keep]
+    observed = np.isfinite(scores)
+    if not observed.any():
+        raise ValueError("no calibration row with a known target")
+    candidates = np.unique(scores[observed])
+    n = bounds.size - np.searchsorted(np.sort(bounds), candidates, side="left")
+    hits = np.searchsorted(np.sort(scores), candidates, side="right") - np.searchsorted(
+        np.sort(bounds[observed]), candidates, side="left"
+    )
+    ok = (n > 0) & (hits >= np.ceil((n + 1) * q))
+    if ok.any():
+        return float(candidates[np.argmax(ok)])
+    return float(max(candidates[-1], bounds[~observed].max(initial=-np.inf)))
+
+
 @dataclass(frozen=True)
 class ConformalOffsets:
     """Additive offsets per quantile, globally and optionally per group (e.g. per mode).
@@ -170,6 +288,7 @@ class ConformalOffsets:
         groups: offsets per group value (as string) for groups with at least ``min_group_size`` rows;
             other and unknown groups use ``global_offsets``.
         n_rows: calibration rows used.
+        n_censored: of which right-censored (open when calibrated).
     """
 
     quantiles: tuple[float, ...]
@@ -177,6 +296,7 @@ class ConformalOffsets:
     group_col: str | None = None
     groups: dict[str, tuple[float, ...]] = field(default_factory=dict)
     n_rows: int = 0
+    n_censored: int = 0
 
     @classmethod
     def fit(
@@ -186,29 +306,48 @@ class ConformalOffsets:
         quantiles: Sequence[float],
         groups: tuple[str, pl.Series] | None = None,
         min_group_size: int = 50,
+        age: np.ndarray | None = None,
     ) -> ConformalOffsets:
         """Fit offsets from targets `y` (n,) and quantile predictions `preds` (n, k), same scale.
 
         Args:
-            y: calibration targets.
+            y: calibration targets; NaN for a row whose target was not known yet (still open).
             preds: predictions, one column per quantile in `quantiles` order.
             quantiles: quantile levels.
             groups: optional ``(group_col, values)`` with one group value per row (compared as strings).
             min_group_size: groups with fewer calibration rows fall back to the global offsets.
+            age: each row's age at the calibration cutoff, same scale as `y` (an upper bound of what is
+                known of its target): with it, rows count for the offsets their age decides
+                (`decidable_offset`); without it, rows with a NaN target are dropped.
         """
         y = np.asarray(y, dtype=np.float64)
-        scores = y[:, None] - np.asarray(preds, dtype=np.float64)
-        glob = tuple(conformal_offset(scores[:, j], q) for j, q in enumerate(quantiles))
+        preds = np.asarray(preds, dtype=np.float64)
+        open_rows = np.isnan(y)
+        kept = np.ones(y.size, dtype=bool) if age is not None else ~open_rows
+        y, preds, open_rows = y[kept], preds[kept], open_rows[kept]
+        scores = np.where(open_rows[:, None], np.inf, y[:, None] - preds)
+        bounds = None if age is None else np.asarray(age, dtype=np.float64)[:, None] - preds
+
+        def fit_offsets(mask: np.ndarray | slice) -> tuple[float, ...]:
+            return tuple(
+                conformal_offset(scores[mask, j], q)
+                if bounds is None
+                else decidable_offset(scores[mask, j], bounds[mask, j], q)
+                for j, q in enumerate(quantiles)
+            )
+
+        glob = fit_offsets(slice(None))
+        n, n_open = int(y.size), int(open_rows.sum())
         if groups is None:
-            return cls(tuple(quantiles), glob, n_rows=y.size)
+            return cls(tuple(quantiles), glob, n_rows=n, n_censored=n_open)
         group_col, values = groups
-        labels = values.cast(pl.String)
+        labels = values.cast(pl.String).filter(pl.Series(kept))
         per_group: dict[str, tuple[float, ...]] = {}
         for g in sorted(labels.drop_nulls().unique().to_list()):
             mask = (labels == g).fill_null(False).to_numpy()
             if mask.sum() >= min_group_size:
-                per_group[g] = tuple(conformal_offset(scores[mask, j], q) for j, q in enumerate(quantiles))
-        return cls(tuple(quantiles), glob, group_col, per_group, y.size)
+                per_group[g] = fit_offsets(mask)
+        return cls(tuple(quantiles), glob, group_col, per_group, n, n_open)
 
     def offsets(self, group_values: pl.Series | None, n_rows: int) -> np.ndarray:
         """The (n_rows, k) offsets to add to predictions whose rows have these group values."""
@@ -228,6 +367,7 @@ class ConformalOffsets:
             "group_col": self.group_col,
             "groups": {g: list(v) for g, v in self.groups.items()},
             "n_rows": self.n_rows,
+            "n_censored": self.n_censored,
         }
 
     @classmethod
@@ -239,4 +379,5 @@ class ConformalOffsets:
             group_col=data["group_col"],
             groups={g: tuple(v) for g, v in data["groups"].items()},
             n_rows=int(data["n_rows"]),
+            n_censored=int(data.get("n_censored", 0)),
         )

@@ -4,9 +4,14 @@ Reads feature frames; writes nothing itself (`CalibratedClassifier.save` writes 
 calibration map inside ``metadata.json``, see `models.lgbm`; no pickle).
 
 Method: a LightGBM binary booster gives a raw score; `CalibratedClassifier.calibrate` fits an isotonic
-(default) or Platt map from raw probability to observed frequency on a calibration fold that comes LATER in
-time than the training rows. Isotonic maps are step-like, so a few distinct raw scores can share one
-calibrated value (ranking metrics such as AUC may move slightly); Platt keeps the ranking.
+(default), Platt or beta map from raw probability to observed frequency on a calibration fold that comes
+LATER in time than the training rows; ``"auto"`` picks the one with the lowest log loss on the later part of
+that fold (`models.calibration.choose_calibrator`). Isotonic maps are step-like, so a few distinct raw scores
+can share one calibrated value (ranking metrics such as AUC may move slightly); Platt and beta keep the
+ranking.
+
+With a `models.baselines.BaselineSpec` (e.g. the lane's trailing late rate) the booster boosts from the
+baseline's log-odds (``init_score``, see `models.lgbm`).
 """
 
 from __future__ import annotations
@@ -17,14 +22,25 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy.special import expit
 
-from models.calibration import CalibrationMethod, Calibrator, calibrator_from_dict, fit_calibrator
+from models.baselines import BaselineSpec
+from models.calibration import (
+    FIXED_METHODS,
+    CalibrationMethod,
+    Calibrator,
+    calibrator_from_dict,
+    choose_calibrator,
+    fit_calibrator,
+)
 from models.encoding import FeatureSet
 from models.lgbm import LGBMConfig, LGBMModel, target_array
 
 __all__ = ["CalibratedClassifier"]
 
 logger = logging.getLogger(__name__)
+
+BASELINE_EPS = 1e-3  # baseline rates are clipped to [eps, 1 - eps] before the log-odds
 
 
 class CalibratedClassifier(LGBMModel):
@@ -33,8 +49,9 @@ class CalibratedClassifier(LGBMModel):
     Args:
         features: the columns the model reads.
         output_col: probability column name (``p_late``, ``p_inspection``).
-        method: ``"isotonic"`` or ``"platt"``.
+        method: ``"isotonic"``, ``"platt"``, ``"beta"`` or ``"auto"`` (chosen on the calibration rows).
         config: training settings.
+        baseline: the trailing rate the booster boosts from (None: LightGBM's own start).
 
     Example:
         >>> clf = CalibratedClassifier(features, output_col="p_late")  # doctest: +SKIP
@@ -50,12 +67,14 @@ class CalibratedClassifier(LGBMModel):
         output_col: str = "p_late",
         method: CalibrationMethod = "isotonic",
         config: LGBMConfig | None = None,
+        baseline: BaselineSpec | None = None,
     ) -> None:
-        if method not in ("isotonic", "platt"):
+        if method not in (*FIXED_METHODS, "auto"):
             raise ValueError(f"unknown calibration method {method!r}")
-        super().__init__(features, config=config, output_col=output_col)
+        super().__init__(features, config=config, output_col=output_col, baseline=baseline)
         self.method: CalibrationMethod = method
         self.calibrator: Calibrator | None = None
+        self.calibration_scores: dict[str, float] = {}
 
     def _booster_specs(self) -> dict[str, dict[str, Any]]:
         return {"model": {"objective": "binary"}}
@@ -64,6 +83,13 @@ class CalibratedClassifier(LGBMModel):
         if not np.isin(y, (0.0, 1.0)).all():
             raise ValueError("classifier target must be boolean or 0/1")
         return y
+
+    def _link(self, values: np.ndarray) -> np.ndarray:
+        p = np.clip(values, BASELINE_EPS, 1.0 - BASELINE_EPS)
+        return np.log(p) - np.log1p(-p)
+
+    def _inverse_link(self, raw: np.ndarray) -> np.ndarray:
+        return expit(raw)
 
     def _outputs(self, raw: dict[str, np.ndarray], frame: pl.DataFrame) -> dict[str, np.ndarray]:  # noqa: ARG002
         p = raw["model"]
@@ -78,7 +104,8 @@ class CalibratedClassifier(LGBMModel):
         """Fit the calibration map on rows later in time than the training rows.
 
         Args:
-            calib: calibration rows with a non-null 0/1 target, never used for training or early stopping.
+            calib: calibration rows with a non-null 0/1 target, never used for training or early stopping,
+                in time order (``"auto"`` compares the methods on the later part).
             target: target column.
 
         Returns:
@@ -86,16 +113,23 @@ class CalibratedClassifier(LGBMModel):
         """
         p = self.predict_raw(calib)["model"]
         y = self._transform_target(target_array(calib, target))
-        self.calibrator = fit_calibrator(self.method, p, y)
-        logger.info("%s calibration fitted on %d rows", self.method, calib.height)
+        if self.method == "auto":
+            self.calibrator, self.calibration_scores = choose_calibrator(p, y)
+        else:
+            self.calibrator = fit_calibrator(self.method, p, y)
+        logger.info("%s calibration fitted on %d rows", self.calibrator.method, calib.height)
         return self
 
     def _init_kwargs(self) -> dict[str, Any]:
         return {"output_col": self.output_col, "method": self.method}
 
     def _state(self) -> dict[str, Any]:
-        return {"calibrator": None if self.calibrator is None else self.calibrator.to_dict()}
+        return {
+            "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
+            "calibration_scores": self.calibration_scores,
+        }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         data = state.get("calibrator")
         self.calibrator = None if data is None else calibrator_from_dict(data)
+        self.calibration_scores = dict(state.get("calibration_scores", {}))

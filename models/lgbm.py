@@ -11,7 +11,11 @@ process and after `load` come from the same parsed model and are bit-identical. 
 
 Subclasses (`models.quantile.QuantileRegressor`, `models.classifier.CalibratedClassifier`) override the
 hooks ``_booster_specs``, ``_transform_target``, ``_outputs``, ``_init_kwargs``, ``_state`` and
-``_set_state``.
+``_set_state``; with a baseline also ``_baseline_levels``, ``_link`` and ``_inverse_link``.
+
+With a `models.baselines.BaselineSpec` the boosters boost from the baseline (`models.boosting`); a degenerate
+booster is dropped, its output is then the baseline alone (``training_["degenerate"]``). `fit_baseline` fits
+no trees: the model is the baseline, same interface and directory (``system: "baseline:<name>"``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import logging
 import platform
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -30,6 +35,8 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.baselines import BaselineSpec, FittedBaseline
+from models.boosting import CONSTANT_SAMPLE, DEGENERATE_ROUNDS, BaselineBoosting, degenerate_reason
 from models.encoding import (
     CategoryEncoder,
     FeatureSet,
@@ -66,6 +73,9 @@ class LGBMConfig(BaseModel):
             model kind). A ``num_boost_round`` key here or in ``fit(params=...)`` overrides the field below.
         num_boost_round: maximum boosting rounds.
         early_stopping_rounds: patience on the ``valid`` frame given to ``fit``; unused without one.
+        refit_after_stopping: once early stopping on ``valid`` found the rounds, train again on the training
+            and ``valid`` rows with that many rounds (the latest rows then teach the trees too), when
+            ``valid`` holds at least a tenth as many rows as the training rows (else it adds little).
         num_threads: LightGBM threads for training and prediction.
         seed: master seed (LightGBM derives bagging/feature-fraction seeds from it).
     """
@@ -75,20 +85,15 @@ class LGBMConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     num_boost_round: int = Field(default=300, ge=1)
     early_stopping_rounds: int | None = Field(default=30, ge=1)
+    refit_after_stopping: bool = False
     num_threads: int = Field(default=2, ge=1)
     seed: int = 0
 
 
 BASE_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
-    "feature_fraction": 0.9,
-    "bagging_fraction": 0.9,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "max_cat_to_onehot": 8,
-}
+    "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20, "feature_fraction": 0.9,
+    "bagging_fraction": 0.9, "bagging_freq": 1, "lambda_l2": 1.0, "max_cat_to_onehot": 8,
+}  # fmt: skip
 
 
 def target_array(frame: pl.DataFrame, target: str) -> np.ndarray:
@@ -126,7 +131,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-class LGBMModel:
+@dataclass(frozen=True)
+class _Rows:
+    """A fit's matrix, target (booster scale) and baseline margins by booster (None without a baseline)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    init: dict[str, np.ndarray] | None
+
+
+class LGBMModel(BaselineBoosting):
     """One or more LightGBM boosters over a `FeatureSet`, with a frame-in/frame-out interface.
 
     Used directly it is a point model with one output column (objective from ``config.params``, default
@@ -149,11 +163,19 @@ class LGBMModel:
         _REGISTRY[cls.kind] = cls
 
     def __init__(
-        self, features: FeatureSet, *, config: LGBMConfig | None = None, output_col: str = "prediction"
+        self,
+        features: FeatureSet,
+        *,
+        config: LGBMConfig | None = None,
+        output_col: str = "prediction",
+        baseline: BaselineSpec | None = None,
     ) -> None:
         self.features = check_feature_set(features)
         self.config = config or LGBMConfig()
         self.output_col = output_col
+        self.baseline = baseline
+        self.baseline_fit: FittedBaseline | None = None
+        self.system = "transitcast"
         self.encoder = CategoryEncoder()
         self.boosters: dict[str, lgb.Booster] = {}
         self.params_: dict[str, dict[str, Any]] = {}
@@ -190,8 +212,30 @@ class LGBMModel:
     # ---------------------------------------------------------------------------------------------------
     @property
     def is_fitted(self) -> bool:
-        """Whether `fit` (or `load`) has run."""
-        return bool(self.boosters)
+        """Whether `fit`, `fit_baseline` (or `load`) has run."""
+        return bool(self.boosters) or self.baseline_fit is not None
+
+    def fit_baseline(self, train: pl.DataFrame, target: str) -> Self:
+        """Fit the baseline alone (no trees): the model predicts it, ``system == "baseline:<name>"``."""
+        if self.baseline is None:
+            raise ValueError(f"{type(self).__name__} has no baseline to fit")
+        if train.height == 0:
+            raise ValueError("cannot fit on an empty frame")
+        self.encoder = CategoryEncoder().fit(train, self.features.categorical)
+        self._fit_baseline_part(train, target)
+        self.boosters, self.params_ = {}, {}
+        self.system = f"baseline:{self.baseline.name}"
+        y = self._transform_target(target_array(train, target))
+        x = feature_matrix(train.head(CONSTANT_SAMPLE), self.features, self.encoder)
+        self.training_ = {
+            "target": target,
+            "n_rows": train.height,
+            "n_valid_rows": 0,
+            "fingerprint": _fingerprint(x, y, feature_names(self.features)),
+            "best_iteration": {},
+            "degenerate": {},
+        }
+        return self
 
     @property
     def output_columns(self) -> tuple[str, ...]:
@@ -226,48 +270,70 @@ class LGBMModel:
         if train.height == 0:
             raise ValueError("cannot fit on an empty frame")
         self.encoder = CategoryEncoder().fit(train, self.features.categorical)
-        x = feature_matrix(train, self.features, self.encoder)
-        y = self._transform_target(target_array(train, target))
-        valid_xy = None
-        if valid is not None and valid.height:
-            valid_xy = (
-                feature_matrix(valid, self.features, self.encoder),
-                self._transform_target(target_array(valid, target)),
-            )
-        self.boosters, self.params_, best = {}, {}, {}
+        self._fit_baseline_part(train, target)
+        self.system = "transitcast"
+        data = self._rows(train, target)
+        held = self._rows(valid, target) if valid is not None and valid.height else None
+        self.boosters, self.params_, best, degenerate = {}, {}, {}, {}
         for name, spec in self._booster_specs().items():
             booster_params, rounds = self._params(spec, params or {})
-            booster = self._train_one(x, y, valid_xy, booster_params, rounds)
-            best[name] = booster.best_iteration or booster.current_iteration()
-            # Round-trip through the text format so that this process and `load` predict identically.
-            self.boosters[name] = lgb.Booster(model_str=booster.model_to_string(num_iteration=best[name]))
+            fitted, best[name] = self._fit_booster(name, data, held, booster_params, rounds)
+            sample = data.x[:CONSTANT_SAMPLE].copy()
+            reason = degenerate_reason(fitted, best[name], sample, early_stopped=held is not None)
+            if reason is not None:
+                degenerate[name] = reason
+                if data.init is not None:  # the baseline stands in for a booster that adds nothing to it
+                    logger.info("%s booster %r is degenerate (%s): dropped", self.kind, name, reason)
+                    continue
+                logger.warning("%s booster %r is degenerate (%s), no baseline", self.kind, name, reason)
+            self.boosters[name] = fitted
             self.params_[name] = booster_params
         self.training_ = {
             "target": target,
             "n_rows": train.height,
             "n_valid_rows": 0 if valid is None else valid.height,
-            "fingerprint": _fingerprint(x, y, feature_names(self.features)),
+            "fingerprint": _fingerprint(data.x, data.y, feature_names(self.features)),
             "best_iteration": best,
+            "degenerate": degenerate,
         }
         logger.info("fitted %s on %d rows (%s)", self.kind, train.height, best)
         return self
 
+    def _rows(self, frame: pl.DataFrame, target: str) -> _Rows:
+        x = feature_matrix(frame, self.features, self.encoder)
+        return _Rows(x, self._transform_target(target_array(frame, target)), self.margins(frame))
+
+    def _fit_booster(
+        self, name: str, data: _Rows, held: _Rows | None, params: dict[str, Any], rounds: int
+    ) -> tuple[lgb.Booster, int]:
+        """One booster (early-stopped on `held`, then refitted on both when configured), and its rounds;
+        round-tripped through the text format so that this process and `load` predict identically."""
+        booster = self._train_one(data, held, name, params, rounds)
+        best = booster.best_iteration or booster.current_iteration()
+        if self.config.refit_after_stopping and held is not None and best > DEGENERATE_ROUNDS:
+            if held.y.size >= 0.1 * data.y.size:
+                init = None if data.init is None or held.init is None else {
+                    name: np.concatenate([data.init[name], held.init[name]])
+                }  # fmt: skip
+                both = _Rows(np.concatenate([data.x, held.x]), np.concatenate([data.y, held.y]), init)
+                booster = self._train_one(both, None, name, params, best)
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
+
     def _train_one(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        valid_xy: tuple[np.ndarray, np.ndarray] | None,
-        params: dict[str, Any],
-        rounds: int,
+        self, data: _Rows, held: _Rows | None, name: str, params: dict[str, Any], rounds: int
     ) -> lgb.Booster:
         names = list(feature_names(self.features))
         cats = list(self.features.categorical)
-        dtrain = lgb.Dataset(x, y, feature_name=names, categorical_feature=cats, params=params)
+        dtrain = lgb.Dataset(
+            data.x, data.y, feature_name=names, categorical_feature=cats, params=params,
+            init_score=None if data.init is None else data.init[name],
+        )  # fmt: skip
         valid_sets: list[lgb.Dataset] = []
         callbacks: list[Callable[..., Any]] = []
         patience = self.config.early_stopping_rounds
-        if valid_xy is not None:
-            valid_sets.append(lgb.Dataset(valid_xy[0], valid_xy[1], reference=dtrain))
+        if held is not None:
+            init = None if held.init is None else held.init[name]
+            valid_sets.append(lgb.Dataset(held.x, held.y, reference=dtrain, init_score=init))
             if patience:
                 callbacks.append(lgb.early_stopping(patience, first_metric_only=True, verbose=False))
         return lgb.train(params, dtrain, rounds, valid_sets=valid_sets or None, callbacks=callbacks)
@@ -286,17 +352,43 @@ class LGBMModel:
         """The float64 matrix the boosters read for `frame` (see `models.encoding.feature_matrix`)."""
         return feature_matrix(frame, self.features, self.encoder)
 
-    def predict_matrix(self, x: np.ndarray, *, num_threads: int | None = None) -> dict[str, np.ndarray]:
-        """Raw output of each booster on a matrix built by `matrix` (rows are scored independently)."""
+    def predict_matrix(
+        self,
+        x: np.ndarray,
+        *,
+        num_threads: int | None = None,
+        margins: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Raw output of each booster on a matrix built by `matrix` (rows are scored independently).
+
+        Args:
+            x: the feature matrix.
+            num_threads: LightGBM threads for this call (default: `config.num_threads`).
+            margins: the rows' baseline (`margins` of their frame), required when the model has one; a
+                dropped booster's output is then the baseline alone.
+        """
         self._check_fitted()
         if x.ndim != 2 or x.shape[1] != len(feature_names(self.features)):
             raise ValueError(
                 f"matrix has shape {x.shape}; the model reads {len(feature_names(self.features))} columns"
             )
         threads = num_threads or self.config.num_threads
-        if x.shape[0] == 0:
-            return {name: np.empty(0, dtype=np.float64) for name in self.boosters}
-        return {name: np.asarray(b.predict(x, num_threads=threads)) for name, b in self.boosters.items()}
+        if self.baseline_fit is None:
+            if x.shape[0] == 0:
+                return {name: np.empty(0, dtype=np.float64) for name in self.boosters}
+            return {name: np.asarray(b.predict(x, num_threads=threads)) for name, b in self.boosters.items()}
+        if margins is None:
+            raise ValueError("this model boosts from a baseline: pass the rows' `margins`")
+        out = {}
+        for name in self._booster_specs():
+            booster = self.boosters.get(name)
+            trees = (
+                0.0
+                if booster is None or x.shape[0] == 0
+                else booster.predict(x, raw_score=True, num_threads=threads)
+            )
+            out[name] = self._inverse_link(np.asarray(margins[name], dtype=np.float64) + trees)
+        return out
 
     def predict_raw(
         self, frame: pl.DataFrame, *, matrix: np.ndarray | None = None, num_threads: int | None = None
@@ -311,7 +403,7 @@ class LGBMModel:
         """
         self._check_fitted()
         x = self.matrix(frame) if matrix is None else matrix
-        return self.predict_matrix(x, num_threads=num_threads)
+        return self.predict_matrix(x, num_threads=num_threads, margins=self.margins(frame))
 
     def predict(
         self, frame: pl.DataFrame, *, matrix: np.ndarray | None = None, num_threads: int | None = None
@@ -348,6 +440,8 @@ class LGBMModel:
             "params": self.params_,
             "state": self._state(),
             "training": self.training_,
+            "system": self.system,
+            "baseline": None if self.baseline_fit is None else self.baseline_fit.to_dict(),
             "versions": _versions(),
         }
 
@@ -381,6 +475,10 @@ class LGBMModel:
         }
         model.params_ = meta["params"]
         model.training_ = meta["training"]
+        model.system = meta.get("system", "transitcast")
+        if meta.get("baseline") is not None:
+            model.baseline_fit = FittedBaseline.from_dict(meta["baseline"])
+            model.baseline = model.baseline_fit.spec
         model._set_state(meta["state"])
         return model
 

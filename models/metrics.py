@@ -34,7 +34,9 @@ __all__ = [
     "Metric",
     "auc",
     "brier",
+    "COVERAGE_RTOL",
     "coverage",
+    "covered",
     "ece",
     "evaluate",
     "interval_width",
@@ -55,6 +57,7 @@ __all__ = [
 
 BinStrategy = Literal["uniform", "quantile"]
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.95)
+COVERAGE_RTOL = 1e-9  # relative tolerance of `covered`: float rounding must not turn a hit into a miss
 _SEP = "\x1f"  # separates model and metric names in temporary wide column names
 
 
@@ -123,14 +126,19 @@ def _aggregate(
     target_col: str,
     keys: list[str],
     exprs: Callable[[str], dict[str, pl.Expr]],
+    *,
+    lower_col: str | None = None,
 ) -> pl.DataFrame:
     """Group by `keys`, evaluate `exprs(model)` per model and return the long frame.
 
-    Each expression sees only the group's rows with a non-null target; it must drop null predictions itself
-    (mean and sum already do).
+    Each expression sees only the group's rows with a non-null target (or a non-null `lower_col`, the
+    censored rows' lower bound, when given); it must drop null predictions itself (mean and sum already do).
     """
-    _check_columns(df, [target_col])
-    data = df.filter(pl.col(target_col).is_not_null())
+    _check_columns(df, [target_col] if lower_col is None else [target_col, lower_col])
+    keep = pl.col(target_col).is_not_null()
+    if lower_col is not None:
+        keep = keep | pl.col(lower_col).is_not_null()
+    data = df.filter(keep)
     aggs = [expr.alias(f"{model}{_SEP}{name}") for model in models for name, expr in exprs(model).items()]
     wide = data.group_by(keys, maintain_order=True).agg(aggs) if keys else data.select(aggs)
     long = wide.unpivot(index=keys, variable_name="_name", value_name="value")
@@ -207,6 +215,12 @@ def pinball(
     return _aggregate(df, models, target_col, keys, exprs)
 
 
+def covered(y: pl.Expr, pred: pl.Expr) -> pl.Expr:
+    """``y <= pred`` up to float rounding (relative `COVERAGE_RTOL`): a quantile computed as 5.999999999999999
+    still covers a target of exactly 6."""
+    return y <= pred + COVERAGE_RTOL * pl.max_horizontal(pred.abs(), pl.lit(1.0))
+
+
 def coverage(
     df: pl.DataFrame,
     models: Sequence[str],
@@ -215,20 +229,32 @@ def coverage(
     by: Sequence[str] = (),
     *,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    lower_col: str | None = None,
 ) -> pl.DataFrame:
-    """Share of rows with ``target <= M_qNN`` per quantile (``coverage_q50`` ...); nominal is ``q``."""
+    """Share of rows with ``target <= M_qNN`` per quantile (``coverage_q50`` ...); nominal is ``q``.
+
+    Right-censoring: with `lower_col` (a known lower bound of the target where it is still unobserved, e.g.
+    the days an open parcel has already travelled), a row with a null target whose bound already exceeds
+    the quantile is a known miss and counts; one whose bound does not is undecided and left out.
+    Comparisons use `covered` (a relative tolerance for float rounding).
+    """
     keys = _keys(df, cutoff_col, by)
     _check_columns(df, [quantile_col(m, q) for m in models for q in quantiles])
     y = _target(target_col)
+    lower = None if lower_col is None else pl.col(lower_col).cast(pl.Float64)
 
     def exprs(m: str) -> dict[str, pl.Expr]:
         out = {}
         for q in quantiles:
             pred = pl.col(quantile_col(m, q))
-            out[f"coverage_q{_label(q)}"] = (y <= pred).filter(pred.is_not_null()).mean()
+            hit = covered(y, pred)
+            if lower is not None:
+                known_miss = ~covered(lower, pred)
+                hit = pl.when(y.is_not_null()).then(hit).when(known_miss).then(False).otherwise(None)
+            out[f"coverage_q{_label(q)}"] = hit.filter(pred.is_not_null()).mean()
         return out
 
-    return _aggregate(df, models, target_col, keys, exprs)
+    return _aggregate(df, models, target_col, keys, exprs, lower_col=lower_col)
 
 
 def interval_width(

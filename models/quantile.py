@@ -16,6 +16,11 @@ Method: one LightGBM booster per quantile (objective ``quantile``, ``alpha = q``
    Quantiles commute with monotone maps, so this is still a quantile model; conformal offsets are then
    applied on the log scale, i.e. they are multiplicative, which suits right-skewed transit times whose
    spread grows with their level.
+
+With a `models.baselines.BaselineSpec` (e.g. the lane's trailing quantiles) each booster boosts from the
+baseline's quantile (``init_score``, on the log scale with ``log_target``), see `models.lgbm`. Calibration
+is censoring-aware: a calibration row still open at the cutoff, already older than its quantile, is a known
+miss, and a recent row counts for the offsets its age decides (`models.calibration.decidable_offset`).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from models.baselines import BaselineSpec
 from models.calibration import ConformalOffsets
 from models.encoding import FeatureSet, feature_names
-from models.lgbm import LGBMConfig, LGBMModel, target_array
+from models.lgbm import LGBMConfig, LGBMModel
 from models.metrics import quantile_col
 
 __all__ = ["DEFAULT_QUANTILES", "QuantileRegressor", "enforce_monotone"]
@@ -73,11 +79,12 @@ class QuantileRegressor(LGBMModel):
         log_target: bool = False,
         floor_features: Sequence[str] = (),
         config: LGBMConfig | None = None,
+        baseline: BaselineSpec | None = None,
     ) -> None:
         qs = tuple(float(q) for q in quantiles)
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
             raise ValueError(f"quantiles must be distinct, increasing and in (0, 1), got {qs}")
-        super().__init__(features, config=config, output_col=prefix)
+        super().__init__(features, config=config, output_col=prefix, baseline=baseline)
         self.quantiles = qs
         self.prefix = prefix
         self.log_target = log_target
@@ -106,6 +113,12 @@ class QuantileRegressor(LGBMModel):
 
     def _inverse(self, z: np.ndarray) -> np.ndarray:
         return np.expm1(z) if self.log_target else z
+
+    def _baseline_levels(self) -> tuple[float, ...]:
+        return self.quantiles
+
+    def _link(self, values: np.ndarray) -> np.ndarray:
+        return self._transform_target(np.maximum(values, 0.0) if self.log_target else values)
 
     def predict_working(
         self,
@@ -152,12 +165,16 @@ class QuantileRegressor(LGBMModel):
     ) -> dict[str, np.ndarray]:
         """Raw booster outputs of `x` with the floor applied (`_floor`), one booster call per booster."""
         blocks, where = self._floor_blocks(frame, x)
+        margins = self.margins(frame)
         if not blocks:
-            raw = self.predict_matrix(x, num_threads=num_threads)
+            raw = self.predict_matrix(x, num_threads=num_threads, margins=margins)
         else:
             # rows are scored independently: the rows and their zeroed copies go through one call
             n = x.shape[0]
-            both = self.predict_matrix(np.concatenate([x, *blocks]), num_threads=num_threads)
+            stacked = None
+            if margins is not None:  # a zeroed copy keeps its row's baseline (no floor feature is an input)
+                stacked = {k: np.concatenate([m, *(m[rows] for rows in where)]) for k, m in margins.items()}
+            both = self.predict_matrix(np.concatenate([x, *blocks]), num_threads=num_threads, margins=stacked)
             raw = {name: values[:n].copy() for name, values in both.items()}
             start = n
             for rows in where:
@@ -244,29 +261,39 @@ class QuantileRegressor(LGBMModel):
         *,
         group_col: str | None = None,
         min_group_size: int = 50,
+        age_col: str | None = None,
     ) -> QuantileRegressor:
         """Fit split-conformal offsets on a calibration fold later in time than the training rows.
 
         Args:
-            calib: calibration rows with a non-null target, never used for training or early stopping.
-            target: target column.
+            calib: calibration rows, never used for training or early stopping.
+            target: target column; null for a row whose target was not known yet (still open).
             group_col: optional column for per-group offsets (e.g. ``mode``); needed again at predict time.
             min_group_size: groups with fewer calibration rows use the global offsets.
+            age_col: each row's age at the calibration cutoff (target units): an open row counts once past
+                its quantile (a known miss) and a recent row for the offsets its age decides
+                (`models.calibration.decidable_offset`). Without it, rows with a null target are dropped.
 
         Returns:
             self, calibrated.
         """
+        if age_col is None:
+            calib = calib.filter(pl.col(target).is_not_null())
         if calib.height == 0:
             raise ValueError("empty calibration frame")
         z = self.predict_working(calib, calibrated=False)
-        y = self._transform_target(target_array(calib, target))
+        y = self._transform_target(calib.get_column(target).cast(pl.Float64).fill_null(np.nan).to_numpy())
+        age = None
+        if age_col is not None:
+            days = calib.get_column(age_col).cast(pl.Float64).to_numpy()
+            age = self._transform_target(np.maximum(days, 0.0))
         groups = None if group_col is None else (group_col, calib.get_column(group_col))
-        self.conformal = ConformalOffsets.fit(y, z, self.quantiles, groups, min_group_size)
-        before = (y[:, None] <= z).mean(axis=0)
+        self.conformal = ConformalOffsets.fit(y, z, self.quantiles, groups, min_group_size, age=age)
         logger.info(
-            "conformal offsets %s (calibration coverage before: %s)",
+            "conformal offsets %s on %d rows (%d censored)",
             np.round(self.conformal.global_offsets, 4).tolist(),
-            np.round(before, 4).tolist(),
+            self.conformal.n_rows,
+            self.conformal.n_censored,
         )
         return self
 

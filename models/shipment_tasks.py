@@ -2,13 +2,14 @@
 
 Reads and writes nothing: validated contract tables in, model objects and frames out. `prepare_task_frames`
 builds each task's frame once with the point-in-time feature builders (the same ones batch and online
-scoring use); `backtest_task` fits the task's model on time-ordered rolling-origin folds and puts its
-predictions next to the baselines (and the simulator's oracle, when given); `fit_task` fits the final
-model on everything observed.
+scoring use); `task_windows` sizes its windows from the data (`models.windows`); `backtest_task` fits the
+task at each fold's cutoff and predicts the fold's test rows with the model and every baseline system;
+`fit_task` fits at "now". Both go through `fit_cutoff` (`models.protocol.fit_at_cutoff`): one code path.
 
-Every fit is time-ordered: training rows whose label was known before the fold's cutoff (right-censoring),
-then a later calibration window (conformal offsets per mode for quantiles, isotonic for probabilities)
-taken from the end of the training period, never from the test period.
+Each task boosts from its first baseline (LightGBM ``init_score``: the lane's trailing quantiles for
+durations, the lane's late rate for P(late), the HS chapter x destination rate for inspections), so the trees
+learn corrections; every baseline is also fitted as a model, raw and calibrated, for the promotion gate
+(`models.promotion`), which ships the best baseline when the model does not beat it.
 """
 
 from __future__ import annotations
@@ -30,13 +31,26 @@ from features.shipment_features import (
     build_booking_features,
     late_known_at,
 )
-from models.backtest import Fold, backtest, rolling_origin_folds
+from models.baselines import BaselineSpec
+from models.calibration import CalibrationMethod
 from models.classifier import CalibratedClassifier
+from models.evaluation import evaluate_task  # re-exported: the task's backtest table, next to backtest_task
 from models.lgbm import LGBMConfig, LGBMModel
-from models.metrics import auc, brier, coverage, ece, evaluate, interval_width, log_loss, mae, pinball
+from models.protocol import (
+    AGE_COL,
+    CutoffFit,
+    ProtocolColumns,
+    calibrated_name,
+    censor_at,
+    fit_at_cutoff,
+    lower_col,
+)
 from models.quantile import QuantileRegressor
+from models.windows import DAY, WindowColumns, WindowConfig, Windows, derive_windows
 
 __all__ = [
+    "OPEN_STATUS",
+    "QUANTILES",
     "SLICES",
     "TASKS",
     "ShipmentModelsConfig",
@@ -45,9 +59,13 @@ __all__ = [
     "TaskSpec",
     "backtest_task",
     "evaluate_task",
-    "fit_rows",
+    "fit_cutoff",
     "fit_task",
+    "fold_predictions",
+    "keep_systems",
     "prepare_task_frames",
+    "task_cutoffs",
+    "task_windows",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +73,8 @@ log = logging.getLogger(__name__)
 TaskName = Literal["eta", "delay", "intransit", "inspection", "clearance"]
 QUANTILES = (0.5, 0.8, 0.95)
 SLICES = ("mode", "destination_country", "carrier", "lane")
+OPEN_STATUS = "in_transit"  # a shipment with this status may still be delivered: its duration is censored
+OPEN_COL = "is_open"
 
 
 @dataclass(frozen=True)
@@ -67,10 +87,13 @@ class TaskSpec:
         target: target column.
         output: prediction column (probability) or prefix of the quantile columns.
         time_col: the prediction moment of a row.
-        observed_col: when the row's label became known (right-censoring in backtests).
-        baselines: baseline name -> column (probability) or column prefix (quantiles) in the task frame.
+        observed_col: when the row's label became known (right-censoring).
+        baselines: the task's trailing baselines; the first is the model's init score. Each reads its
+            feature columns in fallback order (lane, then wider keys); a column the feature config does not
+            produce (e.g. no destination region in the data) is skipped.
         oracle: oracle column (probability) or prefix (quantiles) in the simulator's oracle, if any.
         gate_metric: metric of the promotion gate (lower is better).
+        calibration_group: column of per-group conformal offsets / window sizing (quantiles only).
     """
 
     name: TaskName
@@ -79,83 +102,136 @@ class TaskSpec:
     output: str
     time_col: str
     observed_col: str
-    baselines: tuple[tuple[str, str], ...]
+    baselines: tuple[BaselineSpec, ...]
     oracle: str | None
     gate_metric: str
+    calibration_group: str | None = "mode"
+
+    @property
+    def columns(self) -> ProtocolColumns:
+        """The protocol's view of the task (durations keep a censored lower bound, labels do not)."""
+        return ProtocolColumns(
+            self.time_col, self.observed_col, self.target, OPEN_COL, censored_bound=self.kind == "quantile"
+        )
+
+
+def _per_quantile(*patterns: str) -> tuple[tuple[str, ...], ...]:
+    """Coalesce order per quantile from column patterns with a ``{q}`` slot (``q50`` ...)."""
+    return tuple(tuple(p.format(q=f"q{round(q * 100)}") for p in patterns) for q in QUANTILES)
 
 
 TASKS: dict[str, TaskSpec] = {
     "eta": TaskSpec(
         "eta", "quantile", "transit_days", "eta_days", "created_at", "delivered_at",
-        (("contract_days", "contract_days"), ("lane_history", "lane_days")), "eta_days", "pinball",
+        (
+            BaselineSpec("lane_history", _per_quantile(
+                "lane_transit_days_{q}_last50", "region_mode_transit_days_{q}_last200",
+                "dest_mode_transit_days_{q}_last200", "contract_transit_days",
+            ), group_col="mode"),
+            BaselineSpec("contract_days", _per_quantile("contract_transit_days"), group_col="mode"),
+        ),
+        "eta_days", "pinball",
     ),
     "delay": TaskSpec(
         "delay", "classifier", "is_late", "p_late", "created_at", "late_known_at",
-        (("lane_history", "p_late_lane"), ("prevalence", "p_late_prevalence")), "p_late", "brier",
+        (
+            BaselineSpec("lane_history", ((
+                "lane_on_time_rate_last100", "region_mode_on_time_rate_last200",
+                "dest_mode_on_time_rate_last200",
+            ),), "one_minus", group_col="mode"),
+            BaselineSpec("mode_rate", group_col="mode"),
+            BaselineSpec("prevalence"),
+        ),
+        "p_late", "brier", None,
     ),
     "intransit": TaskSpec(
         "intransit", "quantile", "remaining_days", "remaining_days", "snapshot_at", "delivered_at",
-        (("lane_history", "lane_remaining"),), None, "pinball",
+        (
+            BaselineSpec("lane_history", _per_quantile(
+                "lane_event_remaining_days_{q}_last50", "dest_mode_event_remaining_days_{q}_last200"
+            ), group_col="mode"),
+        ),
+        None, "pinball",
     ),
     "inspection": TaskSpec(
         "inspection", "classifier", "is_inspected", "p_inspection", "created_at", "inspection_known_at",
-        (("hs_destination_history", "p_inspection_history"),), "p_inspection", "brier",
+        (
+            BaselineSpec("hs_destination_history",
+                         (("customs_is_inspected_rate_last200", "customs_dest_is_inspected_rate_last1000"),),
+                         group_col="destination_country"),
+            BaselineSpec("prevalence"),
+        ),
+        "p_inspection", "brier", None,
     ),
     "clearance": TaskSpec(
         "clearance", "quantile", "clearance_days", "clearance_days", "created_at", "released_at",
-        (("hs_destination_history", "clearance_history"),), None, "pinball",
+        (
+            BaselineSpec("hs_destination_history", (
+                ("customs_clearance_days_mean_last200",), ("customs_clearance_days_mean_last200",),
+                ("customs_clearance_days_q90_last200",),
+            ), group_col="destination_country"),
+        ),
+        None, "pinball",
     ),
 }  # fmt: skip
 
 
 class ShipmentModelsConfig(BaseModel):
-    """Everything that decides the shipment models and their backtest."""
+    """Everything that decides the shipment models, their windows and their gate."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     booking: BookingFeatureConfig = BookingFeatureConfig()
     milestone: MilestoneFeatureConfig = MilestoneFeatureConfig()
     lgbm: LGBMConfig = LGBMConfig(
-        num_boost_round=250, early_stopping_rounds=None, params={"learning_rate": 0.08, "num_leaves": 63}
+        num_boost_round=300,
+        early_stopping_rounds=30,
+        refit_after_stopping=True,
+        params={"learning_rate": 0.08, "num_leaves": 63},
     )
-    n_folds: int = Field(default=3, ge=1)
-    horizon_days: int = Field(default=28, ge=1, description="test window of each fold")
-    maturity_days: int = Field(default=45, ge=0, description="only train on rows at least this old")
-    calibration_days: int = Field(default=28, ge=1, description="last part of training used to calibrate")
-    history_days: int = Field(default=365, ge=28, description="training window before each cutoff")
+    windows: WindowConfig = WindowConfig()
     max_train_rows: int = Field(default=300_000, ge=1_000, description="most recent rows kept per fit")
     max_train_rows_by_task: dict[str, int] = Field(
         default_factory=lambda: {"intransit": 150_000},
         description="per-task override (in-transit has ~8 milestone rows per shipment)",
     )
+    min_fit_rows: int = Field(default=200, ge=1, description="fewer training rows: the baselines only")
     log_target: bool = True
     calibrate_by: str | None = "mode"
+    min_group_rows: int = Field(default=100, ge=10, description="rows for a group's own conformal offsets")
+    classifier_calibration: CalibrationMethod = "auto"
+    gate_tolerance: float = Field(
+        default=0.0, ge=0.0, description="relative margin the model must beat its best baseline by"
+    )
     never_shorten: tuple[str, ...] = Field(
         default=("dest_holidays_in_window", "peak_days_in_window"),
         description="durations are floored by the prediction without these (a holiday never shortens an ETA)",
     )
-    end: dt.datetime | None = Field(default=None, description="stop the folds here (default: end of data)")
 
 
 @dataclass(frozen=True)
 class TaskFrame:
-    """A task's rows (features, targets, baselines, slice columns) and its feature set."""
+    """A task's rows (features, targets, slice columns), its feature set and the data's "now"."""
 
     spec: TaskSpec
     frame: pl.DataFrame
     features: FeatureSet
+    as_of: dt.datetime
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Task frames
 # ---------------------------------------------------------------------------------------------------------
-def _quantile_baseline(prefix: str, cols: tuple[str, str, str]) -> list[pl.Expr]:
-    return [pl.col(c).alias(f"{prefix}_q{int(q * 100)}") for c, q in zip(cols, QUANTILES, strict=True)]
-
-
 def _slices(df: pl.DataFrame) -> pl.DataFrame:
     lane = pl.concat_str(["origin_hub", "destination_country", "mode", "carrier"], separator="|")
     return df.with_columns(lane.alias("lane"))
+
+
+def _data_as_of(tables: dict[str, pl.DataFrame]) -> dt.datetime:
+    moments = [tables["shipments"]["created_at"].max()]
+    if "shipment_events" in tables and tables["shipment_events"].height:
+        moments.append(tables["shipment_events"]["event_at"].max())
+    return max(m for m in moments if isinstance(m, dt.datetime))
 
 
 def prepare_task_frames(
@@ -170,53 +246,28 @@ def prepare_task_frames(
         tables: `shipments`, `shipment_events`, `customs_declarations`, `lanes` (the last three optional).
         config: feature and model settings.
         tasks: which tasks to prepare.
-        as_of: the data's "now" (default: the latest timestamp in shipments and events).
+        as_of: the data's "now" (default: the latest shipment creation or event).
     """
     shipments = tables["shipments"]
     lanes, declarations = tables.get("lanes"), tables.get("customs_declarations")
-    as_of = as_of or shipments["created_at"].max()  # type: ignore[assignment]
+    now = as_of or _data_as_of(tables)
     booking = build_booking_features(shipments, lanes=lanes, declarations=declarations, config=config.booking)
     booking_set = booking_feature_set(config.booking)
-    base = (
-        booking.join(
-            add_shipment_targets(shipments, as_of=as_of).select(
-                "shipment_id", "delivered_at", "status", "transit_days", "is_late", "promised_date"
-            ),
-            on="shipment_id",
-            how="left",
-        )
-        .with_columns(late_known_at())
-        .pipe(_slices)
-    )
+    targets = add_shipment_targets(shipments, as_of=now).select(
+        "shipment_id", "delivered_at", "status", "transit_days", "is_late", "promised_date",
+        (pl.col("status").cast(pl.String) == OPEN_STATUS).alias(OPEN_COL),
+    )  # fmt: skip
+    base = booking.join(targets, on="shipment_id", how="left").with_columns(late_known_at()).pipe(_slices)
     frames: dict[str, TaskFrame] = {}
     if "eta" in tasks:
-        frame = base.filter(pl.col("mode") != "overseas_warehouse").with_columns(
-            *_quantile_baseline("contract_days", ("contract_transit_days",) * 3),
-            *_quantile_baseline(
-                "lane_days",
-                tuple(f"lane_transit_days_{q}_last50" for q in ("q50", "q80", "q95")),  # type: ignore[arg-type]
-            ),
-        )
-        frame = frame.with_columns(
-            pl.coalesce(
-                f"lane_days_q{p}", f"dest_mode_transit_days_q{p}_last200", f"contract_days_q{p}"
-            ).alias(f"lane_days_q{p}")
-            for p in (50, 80, 95)
-        )
-        frames["eta"] = TaskFrame(TASKS["eta"], frame, booking_set)
+        frame = base.filter(pl.col("mode") != "overseas_warehouse")
+        frames["eta"] = TaskFrame(TASKS["eta"], frame, booking_set, now)
     if "delay" in tasks:
-        prevalence = base.filter(pl.col("late_known_at") < pl.lit(as_of))["is_late"].mean() or 0.1
-        frame = base.with_columns(
-            (1 - pl.coalesce("lane_on_time_rate_last100", "dest_mode_on_time_rate_last200")).alias(
-                "p_late_lane"
-            ),
-            pl.lit(float(prevalence)).alias("p_late_prevalence"),  # type: ignore[arg-type]
-        )
-        frames["delay"] = TaskFrame(TASKS["delay"], frame, booking_set)
+        frames["delay"] = TaskFrame(TASKS["delay"], base, booking_set, now)
     if declarations is not None and {"inspection", "clearance"} & set(tasks):
-        decl = declarations.select(
+        decl = declarations.filter(pl.col("shipment_id").is_not_null()).select(
             "shipment_id",
-            pl.col("is_inspected"),
+            "is_inspected",
             ((pl.col("released_at") - pl.col("declared_at")).dt.total_seconds() / 86_400).alias(
                 "clearance_days"
             ),
@@ -224,39 +275,42 @@ def prepare_task_frames(
                 "inspection_known_at"
             ),
             "released_at",
-        ).filter(pl.col("shipment_id").is_not_null())
-        frame = base.join(decl, on="shipment_id", how="inner").with_columns(
-            pl.coalesce("customs_is_inspected_rate_last200", "customs_dest_is_inspected_rate_last1000").alias(
-                "p_inspection_history"
-            ),
-            *_quantile_baseline(
-                "clearance_history",
-                ("customs_clearance_days_mean_last200",) * 2 + ("customs_clearance_days_q90_last200",),
-            ),
+            (pl.col("released_at").is_null() & (pl.col("outcome").cast(pl.String) == "held")).alias("held"),
         )
+        frame = base.join(decl, on="shipment_id", how="inner")
         if "inspection" in tasks:
-            frames["inspection"] = TaskFrame(TASKS["inspection"], frame, booking_set)
+            frames["inspection"] = TaskFrame(TASKS["inspection"], frame.drop("held"), booking_set, now)
         if "clearance" in tasks:
-            frames["clearance"] = TaskFrame(TASKS["clearance"], frame, booking_set)
+            clearance = frame.drop(OPEN_COL).rename({"held": OPEN_COL})
+            frames["clearance"] = TaskFrame(TASKS["clearance"], clearance, booking_set, now)
     if "intransit" in tasks and "shipment_events" in tables:
         snaps = build_milestone_snapshots(shipments, tables["shipment_events"], booking, config.milestone)
-        extra = base.select("shipment_id", "delivered_at", "lane")
-        frame = snaps.join(extra, on="shipment_id", how="left").with_columns(
-            *_quantile_baseline(
-                "lane_remaining",
-                tuple(f"lane_event_remaining_days_{q}_last50" for q in ("q50", "q80", "q95")),  # type: ignore[arg-type]
-            )
-        )
-        frames["intransit"] = TaskFrame(
-            TASKS["intransit"], frame, milestone_feature_set(config.milestone, booking_set)
-        )
+        extra = base.select("shipment_id", "delivered_at", "lane", OPEN_COL)
+        frame = snaps.join(extra, on="shipment_id", how="left")
+        features = milestone_feature_set(config.milestone, booking_set)
+        frames["intransit"] = TaskFrame(TASKS["intransit"], frame, features, now)
     return frames
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Fitting
+# Windows, fitting at a cutoff, backtest
 # ---------------------------------------------------------------------------------------------------------
-def _new_model(task: TaskFrame, config: ShipmentModelsConfig) -> LGBMModel:
+def task_windows(task: TaskFrame, config: ShipmentModelsConfig, as_of: dt.datetime | None = None) -> Windows:
+    """The task's windows at `as_of` (default: its data's "now"), sized from its rows (`models.windows`).
+
+    Quantile calibration is per `calibration_group` (its major groups count); a probability's is sized on
+    its classes, every class counting (the rare one is what a calibration map needs rows of).
+    """
+    spec = task.spec
+    windows = config.windows
+    group = spec.calibration_group
+    if spec.kind == "classifier":
+        group, windows = spec.target, windows.model_copy(update={"major_group_share": 0.0})
+    cols = WindowColumns(spec.time_col, spec.observed_col, OPEN_COL, group)
+    return derive_windows(task.frame, cols, as_of or task.as_of, windows)
+
+
+def _new_model(task: TaskFrame, config: ShipmentModelsConfig, baseline: BaselineSpec) -> LGBMModel:
     if task.spec.kind == "quantile":
         return QuantileRegressor(
             task.features,
@@ -265,135 +319,152 @@ def _new_model(task: TaskFrame, config: ShipmentModelsConfig) -> LGBMModel:
             log_target=config.log_target,
             floor_features=[c for c in config.never_shorten if c in task.features.names],
             config=config.lgbm,
+            baseline=baseline,
         )
     return CalibratedClassifier(
-        task.features, output_col=task.spec.output, method="isotonic", config=config.lgbm
+        task.features,
+        output_col=task.spec.output,
+        method=config.classifier_calibration,
+        config=config.lgbm,
+        baseline=baseline,
     )
 
 
-def fit_rows(task: TaskFrame, train: pl.DataFrame, config: ShipmentModelsConfig) -> LGBMModel:
-    """Fit on the older part of `train`, calibrate on its last `calibration_days`."""
+def _calibrate(task: TaskFrame, config: ShipmentModelsConfig, model: LGBMModel, rows: pl.DataFrame) -> None:
     spec = task.spec
-    train = train.filter(pl.col(spec.target).is_not_null()).sort(spec.time_col)
-    cap = config.max_train_rows_by_task.get(spec.name, config.max_train_rows)
-    if train.height > cap:
-        train = train.tail(cap)
-    split_at = train[spec.time_col].max() - dt.timedelta(days=config.calibration_days)  # type: ignore[operator]
-    older = train.filter(pl.col(spec.time_col) < split_at)
-    calib_rows = train.filter(pl.col(spec.time_col) >= split_at)
-    if older.height < 200 or calib_rows.height < 50:
-        older, calib_rows = train, train
-    model = _new_model(task, config)
-    model.fit(older, spec.target)
     if isinstance(model, QuantileRegressor):
-        group = config.calibrate_by if config.calibrate_by in calib_rows.columns else None
-        model.calibrate(calib_rows, spec.target, group_col=group)
+        group = config.calibrate_by if config.calibrate_by in rows.columns else None
+        age = AGE_COL if AGE_COL in rows.columns else None
+        model.calibrate(rows, spec.target, group_col=group, min_group_size=config.min_group_rows, age_col=age)
     elif isinstance(model, CalibratedClassifier):
-        model.calibrate(calib_rows, spec.target)
-    return model
+        model.calibrate(rows, spec.target)
 
 
-def _train_window(spec: TaskSpec, end: dt.datetime, config: ShipmentModelsConfig) -> pl.Expr:
-    start = end - dt.timedelta(days=config.history_days)
-    known = pl.col(spec.observed_col).is_not_null() & (pl.col(spec.observed_col) < pl.lit(end))
-    return (pl.col(spec.time_col) >= pl.lit(start)) & known
-
-
-def fit_task(task: TaskFrame, config: ShipmentModelsConfig, as_of: dt.datetime | None = None) -> LGBMModel:
-    """Fit the final model of a task on the rows whose label is known at `as_of` (default: data end)."""
-    spec = task.spec
-    end = as_of or task.frame[spec.time_col].max()
-    rows = task.frame.filter(_train_window(spec, end, config))  # type: ignore[arg-type]
-    log.info("%s: fitting on %s rows", spec.name, f"{rows.height:,}")
-    return fit_rows(task, rows, config)
-
-
-def task_folds(task: TaskFrame, config: ShipmentModelsConfig) -> list[Fold]:
-    """The rolling-origin folds of a task (time-ordered, `n_folds` windows of `horizon_days`)."""
-    times = task.frame[task.spec.time_col]
-    end = config.end or times.max() + dt.timedelta(seconds=1)  # type: ignore[operator]
-    return rolling_origin_folds(
-        times,
-        n_folds=config.n_folds,
-        horizon=dt.timedelta(days=config.horizon_days),
-        end=end,  # type: ignore[arg-type]
+def fit_cutoff(
+    task: TaskFrame,
+    cutoff: dt.datetime,
+    windows: Windows,
+    config: ShipmentModelsConfig,
+    *,
+    with_baselines: bool = True,
+) -> CutoffFit:
+    """Fit the task's model and baselines at `cutoff`: the one code path of backtest folds and `train`."""
+    return fit_at_cutoff(
+        task.frame,
+        task.spec.columns,
+        cutoff,
+        windows,
+        new_model=lambda baseline: _new_model(task, config, baseline),
+        baselines={b.name: b for b in task.spec.baselines},
+        calibrate=lambda model, rows: _calibrate(task, config, model, rows),
+        max_train_rows=config.max_train_rows_by_task.get(task.spec.name, config.max_train_rows),
+        min_fit_rows=config.min_fit_rows,
+        with_baselines=with_baselines,
     )
+
+
+def fit_task(
+    task: TaskFrame,
+    config: ShipmentModelsConfig,
+    windows: Windows | None = None,
+    *,
+    as_of: dt.datetime | None = None,
+) -> CutoffFit:
+    """Fit the model (and its baselines) that `train` ships: `fit_cutoff` at "now".
+
+    "Now" is `windows.as_of` when windows are given, else `as_of`, else the data's "now"; with an earlier
+    `as_of` only the labels known then are used (as `train` run on that day would).
+    """
+    windows = windows or task_windows(task, config, as_of)
+    return fit_cutoff(task, windows.as_of, windows, config)
+
+
+def task_cutoffs(windows: Windows) -> list[dt.datetime]:
+    """The backtest fold cutoffs: test windows of `fold_days` tiling back from ``as_of - maturity``."""
+    test_end = windows.as_of - windows.maturity
+    return [test_end - (windows.folds - i) * windows.fold_days * DAY for i in range(windows.folds)]
 
 
 def backtest_task(
-    task: TaskFrame, config: ShipmentModelsConfig, oracle: pl.DataFrame | None = None
+    task: TaskFrame,
+    config: ShipmentModelsConfig,
+    oracle: pl.DataFrame | None = None,
+    windows: Windows | None = None,
 ) -> pl.DataFrame:
-    """Predictions of the task's model on each fold next to its baselines (and the oracle).
+    """Predictions of every system on each fold's test rows, fitted with `fit_cutoff` at the fold's cutoff.
+
+    Test labels are those known at the data's "now"; a test row still open then keeps its age as a lower
+    bound (`models.protocol.lower_col`), so coverage counts it when it has already passed a quantile.
 
     Returns:
-        Test rows with `cutoff`, the target, slice columns, and per system either a probability column
-        (`transitcast`, baselines, `oracle`) or quantile columns (`transitcast_q50`, ...).
+        Test rows with `cutoff`, the target (and its lower bound for durations), slice columns, and per
+        system either a probability column or quantile columns (``transitcast_q50`` ...): `transitcast`,
+        each baseline raw and ``<baseline>_calibrated``, and `oracle` when given.
+    """
+    windows = windows or task_windows(task, config)
+    labelled = censor_at(task.frame, task.spec.columns, task.as_of)
+    parts = [fold_predictions(task, config, windows, cutoff, labelled) for cutoff in task_cutoffs(windows)]
+    found = [p for p in parts if p is not None]
+    if not found:
+        raise ValueError(
+            f"{task.spec.name}: no backtest fold has test rows (windows: {windows.table().rows()})"
+        )
+    return keep_systems(pl.concat(found, how="vertical_relaxed"), task, oracle)
+
+
+def fold_predictions(
+    task: TaskFrame,
+    config: ShipmentModelsConfig,
+    windows: Windows,
+    cutoff: dt.datetime,
+    labelled: pl.DataFrame | None = None,
+    *,
+    with_baselines: bool = True,
+) -> pl.DataFrame | None:
+    """One fold: its test rows (labels as known at "now") with every system fitted at `cutoff`.
+
+    Returns None when the fold has no test rows.
     """
     spec = task.spec
-    maturity = dt.timedelta(days=config.maturity_days)
+    labelled = censor_at(task.frame, spec.columns, task.as_of) if labelled is None else labelled
+    end = cutoff + windows.fold_days * DAY
+    test = labelled.filter((pl.col(spec.time_col) >= cutoff) & (pl.col(spec.time_col) < end))
+    if test.is_empty():
+        log.warning("%s: fold %s has no test rows; skipped", spec.name, cutoff)
+        return None
+    fitted = fit_cutoff(task, cutoff, windows, config, with_baselines=with_baselines)
+    systems = fitted.systems()
+    if fitted.model is None and with_baselines:  # what `train` ships at this cutoff: the calibrated baseline
+        systems = {"transitcast": systems[calibrated_name(spec.baselines[0].name)], **systems}
+    preds = [_as_system(model.predict(test), name, spec) for name, model in systems.items()]
+    return test.hstack([c for p in preds for c in p.get_columns()]).with_columns(cutoff=pl.lit(cutoff))
 
-    def fit_predict(train: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
-        cutoff = test[spec.time_col].min()
-        train = train.filter(pl.col(spec.time_col) >= cutoff - dt.timedelta(days=config.history_days))  # type: ignore[operator]
-        model = fit_rows(task, train, config)
-        return test.hstack(model.predict(test))
 
-    preds = backtest(
-        task.frame, fit_predict, task_folds(task, config), spec.time_col,
-        observed_col=spec.observed_col, maturity=maturity,
-    )  # fmt: skip
-    return _systems(preds, task, oracle)
+def _as_system(pred: pl.DataFrame, system: str, spec: TaskSpec) -> pl.DataFrame:
+    if spec.kind == "classifier":
+        return pred.select(pl.col(spec.output).alias(system))
+    return pred.select(
+        pl.col(f"{spec.output}_q{round(q * 100)}").alias(f"{system}_q{round(q * 100)}") for q in QUANTILES
+    )
 
 
-def _systems(preds: pl.DataFrame, task: TaskFrame, oracle: pl.DataFrame | None) -> pl.DataFrame:
-    """Rename model, baseline and oracle outputs to the metric convention (system name, `_qNN`)."""
+def keep_systems(preds: pl.DataFrame, task: TaskFrame, oracle: pl.DataFrame | None) -> pl.DataFrame:
+    """The backtest frame: keys, target, slices and the systems' columns (plus the oracle's)."""
     spec = task.spec
-    keep = ["cutoff", spec.target, *[s for s in SLICES if s in preds.columns], "shipment_id", spec.time_col]
-    exprs: list[pl.Expr] = []
-    systems = [("transitcast", spec.output), *spec.baselines]
+    systems = [c for c in preds.columns if c not in task.frame.columns and c not in ("cutoff",)]
+    systems = [c for c in systems if c != lower_col(spec.target)]
     if oracle is not None and spec.oracle is not None:
         cols = (
             [spec.oracle]
             if spec.kind == "classifier"
-            else [f"{spec.oracle}_q{int(q * 100)}" for q in QUANTILES]
+            else [f"{spec.oracle}_q{round(q * 100)}" for q in QUANTILES]
         )
-        renamed = oracle.select("shipment_id", *[pl.col(c).alias(f"__oracle_{c}") for c in cols])
+        renamed = oracle.select(
+            "shipment_id", *[pl.col(c).alias(c.replace(spec.oracle, "oracle", 1)) for c in cols]
+        )
         preds = preds.join(renamed, on="shipment_id", how="left")
-        systems.append(("oracle", f"__oracle_{spec.oracle}"))
-    for name, source in systems:
-        if spec.kind == "classifier":
-            exprs.append(pl.col(source).cast(pl.Float64).alias(name))
-        else:
-            exprs += [pl.col(f"{source}_q{int(q * 100)}").alias(f"{name}_q{int(q * 100)}") for q in QUANTILES]
+        systems += [c.replace(spec.oracle, "oracle", 1) for c in cols]
     target = pl.col(spec.target).cast(pl.Float64) if spec.kind == "classifier" else pl.col(spec.target)
-    return preds.select(*[c for c in keep if c != spec.target], target.alias(spec.target), *exprs)
-
-
-def systems_of(preds: pl.DataFrame, task: TaskSpec) -> list[str]:
-    """The system names present in a backtest frame."""
-    names = ["transitcast", *(b for b, _ in task.baselines), "oracle"]
-    if task.kind == "classifier":
-        return [n for n in names if n in preds.columns]
-    return [n for n in names if f"{n}_q50" in preds.columns]
-
-
-def evaluate_task(preds: pl.DataFrame, task: TaskSpec, slices: tuple[str, ...] = SLICES) -> pl.DataFrame:
-    """Metrics per fold, overall and per slice: `[cutoff, slice, slice_value, model, metric, value]`."""
-    systems = systems_of(preds, task)
-    if task.kind == "quantile":
-        q50 = preds.with_columns(pl.col(f"{s}_q50").alias(s) for s in systems)
-        metric_fns = [pinball, coverage, interval_width]
-        point = [(mae, q50)]
-    else:
-        metric_fns = [brier, log_loss, auc, ece]
-        point = []
-    parts = []
-    for by in [(), *[(s,) for s in slices if s in preds.columns]]:
-        out = [evaluate(preds, metric_fns, systems, task.target, "cutoff", by)]  # type: ignore[arg-type]
-        out += [fn(frame, systems, task.target, "cutoff", by) for fn, frame in point]
-        res = pl.concat(out, how="diagonal_relaxed")
-        name = by[0] if by else "overall"
-        value = pl.col(by[0]).cast(pl.String) if by else pl.lit("all")
-        parts.append(res.select("cutoff", pl.lit(name).alias("slice"), value.alias("slice_value"),
-                                "model", "metric", "value"))  # fmt: skip
-    return pl.concat(parts)
+    keys = ["cutoff", "shipment_id", spec.time_col, *[s for s in SLICES if s in preds.columns]]
+    lower = [lower_col(spec.target)] if lower_col(spec.target) in preds.columns else []
+    return preds.select(*keys, target.alias(spec.target), *lower, *systems)

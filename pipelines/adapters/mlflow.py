@@ -4,12 +4,16 @@ Runs log the resolved config, metrics (per fold and slice as a table artifact, h
 metrics), figures, the DVC data version, the git sha and library versions. Models are transitcast model
 directories (LightGBM native text + JSON metadata) logged as MLflow pyfunc models *from code*
 (`pipelines/mlflow_model.py`), so nothing is pickled; they are registered, and the aliases `champion` and
-`challenger` move through `promote`, the documented promotion gate:
+`challenger` move through `promote_if_better`, the one promotion gate of every model family (shipments and
+demand). Its rule is `models.promotion` (pure); this side re-measures the champion and moves the aliases:
 
-    A new model version becomes `challenger`. It replaces the `champion` only when its gate metric on the
-    SAME backtest (same data version and folds; the caller re-runs the champion's config when it was
-    measured elsewhere) is better than the champion's by at least `min_improvement` (relative). Otherwise
-    the champion stays and the new version keeps the `challenger` alias. The first version becomes champion.
+    A new model version becomes `challenger`. It replaces the `champion` only when what it ships (the
+    candidate, or the baseline that ships in its place, `models.promotion.select_system`) is better on the
+    SAME backtest (same data version and folds: the champion's recorded value when it was measured on it,
+    else its logged config backtested again here by the caller's `rebacktest`) by at least
+    `min_improvement` (relative). A version that loses to a baseline with nothing to fall back on never
+    replaces a champion. The first version becomes champion. Tags on the version: `system`, `gate_metric`,
+    `gate_value`, `backtest_key`, `beats_baselines`, `gate_reason`.
 
 Where runs go is the `tracking` section of `pipelines.config.Settings` (`TrackingSettings`, re-exported
 here): by default a SQLite file and an artifact folder in the catalog's MLflow folder, or any
@@ -20,12 +24,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel
 
+from models.promotion import CANDIDATE, SystemChoice, versus_champion
 from pipelines.adapters.dvc import current_data_version
 from pipelines.config import Settings, TrackingSettings
 
@@ -45,6 +49,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PromotionDecision",
+    "Rebacktest",
     "Tracker",
     "TrackingSettings",
     "library_versions",
@@ -71,6 +76,11 @@ class PromotionDecision:
     champion_value: float | None
     champion_version: str | None
     reason: str
+    system: str = CANDIDATE
+
+
+Rebacktest = Callable[[dict[str, Any], str], float | None]
+"""``(champion's logged config, champion's system) -> its gate metric on THIS backtest`` (None: cannot)."""
 
 
 def library_versions() -> dict[str, str]:
@@ -175,6 +185,10 @@ class Tracker:
         """Log a matplotlib figure (PNG) under `path`."""
         self._mlflow.log_figure(figure, path)
 
+    def log_dir(self, directory: Path, artifact_path: str) -> None:
+        """Log every file of a local directory under `artifact_path` (e.g. the feature snapshot)."""
+        self._mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
     def log_frame(self, frame: pl.DataFrame, path: str) -> None:
         """Log a small frame as a CSV artifact at `path` (e.g. `importance/eta.csv`)."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -247,13 +261,29 @@ class Tracker:
         )
         return root / "artifacts" / MODEL_DIR
 
-    def promote(
+    def _champion_value(
+        self, registered_name: str, champion: str, backtest_key: str, rebacktest: Rebacktest, candidate: str
+    ) -> float | None:
+        """The champion's gate metric on THIS backtest: its record when measured on it, else re-measured."""
+        tags = self.client.get_model_version(registered_name, champion).tags
+        if tags.get("backtest_key") == backtest_key and "gate_value" in tags:
+            return float(tags["gate_value"])
+        log.info("%s: champion v%s was measured on other data or folds; backtesting it here", registered_name,
+                 champion)  # fmt: skip
+        try:
+            return rebacktest(self.version_config(registered_name, champion), tags.get("system", candidate))
+        except (OSError, KeyError, ValueError) as exc:  # no config logged, or one this code no longer reads
+            log.warning("%s: champion v%s cannot be re-measured here (%s)", registered_name, champion, exc)
+            return None
+
+    def promote_if_better(
         self,
         registered_name: str,
         version: str,
-        metric: str,
-        challenger_value: float,
-        champion_value: float | None,
+        choice: SystemChoice,
+        *,
+        backtest_key: str,
+        rebacktest: Rebacktest,
         min_improvement: float = 0.0,
         lower_is_better: bool = True,
     ) -> PromotionDecision:
@@ -262,30 +292,24 @@ class Tracker:
         Args:
             registered_name: registered model name.
             version: the new version (the challenger).
-            metric: the gate metric's name, for the record.
-            challenger_value: the new version's metric on this run's backtest.
-            champion_value: the current champion's metric on the SAME backtest (None when there is none).
+            choice: what the new version ships and its gate metric on this run's backtest.
+            backtest_key: identifies this backtest (data version and folds).
+            rebacktest: re-measures the champion on this backtest when it was measured on another.
             min_improvement: relative improvement required (0.01 = 1 % better).
             lower_is_better: direction of the metric.
         """
         champion = self.alias_version(registered_name, CHAMPION)
-        if champion is None or champion_value is None:
-            promoted, reason = True, "no champion yet"
-        elif not math.isfinite(champion_value):
-            promoted, reason = False, f"champion v{champion} was measured on another backtest; it stays"
-        else:
-            gain = (
-                (champion_value - challenger_value)
-                if lower_is_better
-                else (challenger_value - champion_value)
-            )
-            needed = abs(champion_value) * min_improvement
-            promoted = gain > needed
-            reason = (
-                f"{metric} {challenger_value:.5g} vs champion v{champion} {champion_value:.5g}: "
-                + ("better" if promoted else "not better")
-                + (f" by more than {min_improvement:.1%}" if min_improvement else "")
-            )
+        champion_value = (
+            None
+            if champion is None
+            else self._champion_value(registered_name, champion, backtest_key, rebacktest, choice.candidate)
+        )
+        rule = versus_champion(
+            choice, champion_value, has_champion=champion is not None, min_improvement=min_improvement,
+            lower_is_better=lower_is_better,
+        )  # fmt: skip
+        promoted, reason = rule.promoted, rule.reason
+        metric, challenger_value = choice.metric, choice.value
         client = self.client
         if promoted:
             client.set_registered_model_alias(registered_name, CHAMPION, version)
@@ -296,7 +320,16 @@ class Tracker:
         else:
             client.set_registered_model_alias(registered_name, CHALLENGER, version)
         self.set_version_tags(
-            registered_name, version, {"gate_metric": metric, "gate_value": challenger_value}
+            registered_name,
+            version,
+            {
+                "gate_metric": metric,
+                "gate_value": challenger_value,
+                "backtest_key": backtest_key,
+                "system": choice.label,
+                "beats_baselines": choice.beats_baselines,
+                "gate_reason": choice.reason[:500],
+            },
         )
         decision = PromotionDecision(
             model=registered_name,
@@ -307,6 +340,7 @@ class Tracker:
             champion_value=champion_value,
             champion_version=champion,
             reason=reason,
+            system=choice.label,
         )
         log.info(
             "promotion gate %s v%s: %s (%s)",

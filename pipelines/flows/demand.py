@@ -17,6 +17,7 @@ Thin wiring over `models.demand_tasks` / `models.demand_eval` / `models.demand` 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -165,14 +166,25 @@ def train_demand(
         tracker.log_figure(coverage_figure(metrics, "demand: coverage"), "figures/demand_calibration.png")
         example = feats.filter(pl.col("y").is_not_null()).select(model.features.names).head(5)
         version = tracker.log_model_dir(model_dir, "demand", REGISTERED_NAME, example, model.predict(example))
-        champion = tracker.alias_version(REGISTERED_NAME, "champion")
-        champion_value = None
-        if champion is not None:
-            tags = tracker.client.get_model_version(REGISTERED_NAME, champion).tags
-            champion_value = float(tags["gate_value"]) if "gate_value" in tags else None
-        decision = tracker.promote(
-            REGISTERED_NAME, version, GATE_METRIC, float(gate["value"][0]), champion_value,
-            min_improvement=min_improvement,
+        # The one promotion gate (models.promotion): vs the baselines and the champion on THIS backtest.
+        from models.promotion import select_system
+
+        scores = {r["model"]: r["value"] for r in summary.filter(pl.col("metric") == GATE_METRIC).to_dicts()}
+        baselines = [m for m in scores if m not in (MODEL_NAME, "oracle")]
+        choice = select_system(scores, GATE_METRIC, candidate=MODEL_NAME, baselines=baselines)
+        cutoffs = sorted({str(c) for c in preds.get_column("cutoff").unique().to_list()})
+        data = current_data_version(catalog.data.dvc_file)
+        key = json.dumps({"data": data.md5 if data else None, "cutoffs": cutoffs, "rows": panel.height})
+
+        def rebacktest(champion_config: dict[str, Any], system: str) -> float | None:
+            champion = DemandTaskConfig.model_validate(champion_config)
+            rows = backtest_summary(slice_metrics(demand_backtest(tables, champion, oracle=oracle)))
+            row = rows.filter((pl.col("model") == system) & (pl.col("metric") == GATE_METRIC))
+            return None if row.is_empty() else float(row["value"][0])
+
+        decision = tracker.promote_if_better(
+            REGISTERED_NAME, version, choice, backtest_key=hashlib.sha256(key.encode()).hexdigest()[:16],
+            rebacktest=rebacktest, min_improvement=min_improvement,
         )  # fmt: skip
     return DemandTraining(summary, model_dir, result.metrics_path, decision)
 

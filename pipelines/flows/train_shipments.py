@@ -1,10 +1,12 @@
-"""Stage: orchestration. The `train-shipment-models` flow: backtest, fit, track, register, gate.
+"""Stage: orchestration. The `train-shipment-models` flow: backtest, gate, fit, save, track, register.
 
-Thin wiring over `models.shipment_tasks` (pure) and the MLflow adapter (`pipelines.adapters.mlflow`). For each
-task: rolling-origin backtest next to the baselines (and the simulator's oracle when `data/raw/oracle`
-exists), metrics per fold and slice logged to MLflow with a reliability or coverage figure and feature
-importance, the final model fitted on everything observed, saved as a model directory, logged and
-registered, then the promotion gate (see `pipelines.adapters.mlflow`).
+Thin wiring over `models.shipment_release.release_task` (pure: windows from the data, the backtest of the
+model and every baseline on the same folds, the gate's choice, the fit at "now" by the same code path as the
+folds) and the MLflow adapter (`pipelines.adapters.mlflow`). Per task it writes the model directory that
+ships (the model, or the baseline that ships in its place: ``system`` in its metadata) at the catalog's
+``models/<task>/`` and the backtest metrics at ``backtest/<task>.parquet``, logs the windows, the metrics per
+fold and slice, a reliability or coverage figure and the feature importance, registers the version and
+applies the promotion gate (`Tracker.promote_if_better`), re-measuring the champion on the same folds.
 """
 
 from __future__ import annotations
@@ -12,30 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from prefect import flow, task
 
-from models.backtest import backtest_summary
 from models.lgbm import LGBMModel
-from models.shipment_tasks import (
-    TASKS,
-    ShipmentModelsConfig,
-    TaskFrame,
-    backtest_task,
-    evaluate_task,
-    fit_task,
-    prepare_task_frames,
-    systems_of,
-    task_folds,
-)
-from models.tuning import SEARCH_SPACES
+from models.promotion import CANDIDATE, backtest_system
+from models.shipment_release import TaskRelease, backtest_systems, release_task
+from models.shipment_tasks import TASKS, ShipmentModelsConfig, TaskFrame, prepare_task_frames, task_cutoffs
+from models.tuning import SEARCH_SPACES, ModelKind
+from models.windows import Windows
 from pipelines.adapters.dvc import current_data_version
-from pipelines.adapters.mlflow import Tracker
+from pipelines.adapters.mlflow import PromotionDecision, Rebacktest, Tracker
 from pipelines.adapters.optuna import tuned_lgbm
 from pipelines.config import Settings
 from pipelines.flows._tables import load_oracle, load_tables
@@ -43,7 +36,7 @@ from serving.online.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
 from serving.reports.plots import coverage_figure, reliability_figure
 
 __all__ = [
-    "backtest_summary",
+    "ShipmentTaskResult",
     "load_oracle",
     "load_tables",
     "train_shipment_models",
@@ -53,17 +46,39 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ShipmentTaskResult:
+    """What `train-shipment-models` did for one task.
+
+    Attributes:
+        task: task name.
+        release: windows, backtest table, the gate's choice and the model that ships.
+        model_dir: where the shipped model was saved.
+        decision: the promotion decision (None without tracking).
+    """
+
+    task: str
+    release: TaskRelease
+    model_dir: Path
+    decision: PromotionDecision | None
+
+
 def _with_tuned_params(config: ShipmentModelsConfig, name: str, tuning_dir: Path) -> ShipmentModelsConfig:
-    kind = "quantile" if TASKS[name].kind == "quantile" else "classifier"
+    kind: ModelKind = "quantile" if TASKS[name].kind == "quantile" else "classifier"
     lgbm = tuned_lgbm(config.lgbm, f"shipments-{name}", tuning_dir, SEARCH_SPACES[kind])
     return config.model_copy(update={"lgbm": lgbm})
 
 
-def _backtest_key(frame: TaskFrame, config: ShipmentModelsConfig) -> str:
-    folds = [(str(f.cutoff), str(f.test_end)) for f in task_folds(frame, config)]
-    version = current_data_version()
+def _backtest_key(frame: TaskFrame, windows: Windows, dvc_file: Path) -> str:
+    folds = [str(c) for c in task_cutoffs(windows)]
+    version = current_data_version(dvc_file)
     raw = json.dumps(
-        {"data": version.md5 if version else "unversioned", "folds": folds, "rows": frame.frame.height}
+        {
+            "data": version.md5 if version else "unversioned",
+            "folds": folds,
+            "fold_days": windows.fold_days,
+            "rows": frame.frame.height,
+        }
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -76,14 +91,18 @@ def _importance(model: LGBMModel) -> pl.DataFrame:
             {"booster": name, "feature": f, "gain": float(g)}
             for f, g in zip(booster.feature_name(), gains, strict=True)
         ]
-    return pl.DataFrame(rows).sort("booster", "gain", descending=[False, True])
+    schema = {"booster": pl.String, "feature": pl.String, "gain": pl.Float64}
+    return pl.DataFrame(rows, schema=schema).sort("booster", "gain", descending=[False, True])
 
 
 def write_feature_snapshot(
-    tables: dict[str, pl.DataFrame], config: ShipmentModelsConfig, models_dir: Path
+    tables: dict[str, pl.DataFrame],
+    config: ShipmentModelsConfig,
+    models_dir: Path,
+    dvc_file: Path | None = None,
 ) -> Path:
-    """Write the feature snapshot the Predictor reads (`serving.online.snapshot`) into `models_dir/snapshot/`."""
-    version = current_data_version()
+    """Write the feature snapshot the Predictor reads (`serving.online.snapshot`) to `models_dir/snapshot`."""
+    version = current_data_version(dvc_file)
     snapshot = build_snapshot(
         tables,
         booking=config.booking,
@@ -93,36 +112,78 @@ def write_feature_snapshot(
     return write_snapshot(snapshot, models_dir / SNAPSHOT_DIR)
 
 
-@task(name="backtest-task")
-def _backtest(frame: TaskFrame, config: ShipmentModelsConfig, oracle: pl.DataFrame | None) -> pl.DataFrame:
-    return backtest_task(frame, config, oracle)
+@task(name="release-task")
+def _release(frame: TaskFrame, config: ShipmentModelsConfig, oracle: pl.DataFrame | None) -> TaskRelease:
+    return release_task(frame, config, oracle)
 
 
-@task(name="fit-task")
-def _fit(frame: TaskFrame, config: ShipmentModelsConfig) -> LGBMModel:
-    return fit_task(frame, config)
+def _rebacktest(
+    tables: dict[str, pl.DataFrame],
+    frames: dict[str, TaskFrame],
+    name: str,
+    config: ShipmentModelsConfig,
+    release: TaskRelease,
+    oracle: pl.DataFrame | None,
+) -> Rebacktest:
+    """Re-measure a champion (its logged config, its shipped system) on this run's folds and rows."""
+
+    def measure(champion_config: dict[str, Any], system: str) -> float | None:
+        champion = ShipmentModelsConfig.model_validate(champion_config)
+        same = champion.booking == config.booking and champion.milestone == config.milestone
+        frame = frames[name] if same else prepare_task_frames(tables, champion, (name,))[name]
+        scores = backtest_systems(frame, champion, oracle, release.backtest.windows).scores(
+            frame.spec.gate_metric
+        )
+        return scores.get(backtest_system(system))
+
+    return measure
 
 
-def _champion_value(
+@dataclass(frozen=True)
+class _Gate:
+    """How one task's version is gated: this backtest's key, the champion's re-measure, the margin."""
+
+    backtest_key: str
+    rebacktest: Rebacktest
+    min_improvement: float
+
+
+def _track(
     tracker: Tracker,
-    registered: str,
-    key: str,
-    rebacktest: Callable[[ShipmentModelsConfig], float],
-) -> float | None:
-    """The champion's gate metric on THIS backtest: its recorded value when it was measured on the same
-    data and folds, otherwise its logged config backtested again here, side by side with the challenger."""
-    version = tracker.alias_version(registered, "champion")
-    if version is None:
-        return None
-    tags = tracker.client.get_model_version(registered, version).tags
-    if tags.get("backtest_key") == key and "gate_value" in tags:
-        return float(tags["gate_value"])
-    log.info(
-        "%s: champion v%s was measured on other data or folds; backtesting its config here",
-        registered,
-        version,
-    )
-    return rebacktest(ShipmentModelsConfig.model_validate(tracker.version_config(registered, version)))
+    result: ShipmentTaskResult,
+    frame: TaskFrame,
+    config: ShipmentModelsConfig,
+    snapshot_dir: Path,
+    gate: _Gate,
+) -> PromotionDecision:
+    name, release, spec = result.task, result.release, frame.spec
+    bt = release.backtest
+    registered = f"transitcast-{name}"
+    tags = {"task": name, "flow": "train-shipment-models", "system": release.choice.label}
+    with tracker.run(f"train-{name}", tags=tags):
+        tracker.log_config(config)
+        tracker.log_metrics(bt.metrics, f"{name}_backtest", headline=bt.summary.table)
+        tracker.log_frame(bt.windows.table(), f"windows/{name}.csv")
+        systems = [
+            s for s in (CANDIDATE, release.choice.system, "oracle") if s in bt.scores(spec.gate_metric)
+        ]
+        fig = (
+            reliability_figure(bt.predictions, list(dict.fromkeys(systems)), spec.target)
+            if spec.kind == "classifier"
+            else coverage_figure(bt.metrics, f"{name}: coverage")
+        )
+        tracker.log_figure(fig, f"figures/{name}_calibration.png")
+        if name == "eta":  # the Predictor reads the snapshot of the eta version's run
+            tracker.log_dir(snapshot_dir, SNAPSHOT_DIR)
+        if release.model.boosters:
+            tracker.log_frame(_importance(release.model), f"importance/{name}.csv")
+        example = frame.frame.select(frame.features.names).head(5)
+        model = release.model
+        version = tracker.log_model_dir(result.model_dir, name, registered, example, model.predict(example))
+        return tracker.promote_if_better(
+            registered, version, release.choice, backtest_key=gate.backtest_key, rebacktest=gate.rebacktest,
+            min_improvement=gate.min_improvement,
+        )  # fmt: skip
 
 
 @flow(name="train-shipment-models")
@@ -132,11 +193,12 @@ def train_shipment_models(
     settings: Settings | None = None,
     track: bool = True,
     min_improvement: float = 0.0,
-) -> dict[str, Any]:
-    """Backtest, fit, log and register every shipment model.
+) -> dict[str, ShipmentTaskResult]:
+    """Backtest, gate, fit, save, log and register every shipment model (module docstring).
 
     Returns:
-        Per task: the backtest summary rows, the model directory and the promotion decision.
+        Per task: the release (windows, backtest table, gate choice, shipped model), where the shipped
+        model was saved and the promotion decision.
     """
     settings = settings or Settings()
     catalog = settings.catalog
@@ -145,57 +207,24 @@ def train_shipment_models(
     oracle = load_oracle(catalog.data.raw)
     frames = prepare_task_frames(tables, config, tasks)
     tracker = Tracker(settings.tracking) if track else None
-    results: dict[str, Any] = {}
+    results: dict[str, ShipmentTaskResult] = {}
     models_dir = catalog.outputs.models
-    snapshot_dir = write_feature_snapshot(tables, config, models_dir)
+    snapshot_dir = write_feature_snapshot(tables, config, models_dir, catalog.data.dvc_file)
     for name, frame in frames.items():
         task_config = _with_tuned_params(config, name, catalog.outputs.tuning("shipments"))
-        preds = _backtest(frame, task_config, oracle)
-        metrics = evaluate_task(preds, frame.spec)
-        summary = backtest_summary(metrics)
-        model = _fit(frame, task_config)
-        model_dir = model.save(models_dir / name)
-        results[name] = {"summary": summary, "model_dir": str(model_dir), "decision": None}
-        gate = summary.filter(
-            (pl.col("model") == "transitcast") & (pl.col("metric") == frame.spec.gate_metric)
-        )
-        if tracker is None or gate.is_empty():
-            continue
-        registered = f"transitcast-{name}"
-        with tracker.run(f"train-{name}", tags={"task": name, "flow": "train-shipment-models"}):
-            tracker.log_config(task_config)
-            tracker.log_metrics(metrics, f"{name}_backtest", headline=summary)
-            systems = systems_of(preds, frame.spec)
-            fig = (
-                reliability_figure(preds, systems, frame.spec.target)
-                if frame.spec.kind == "classifier"
-                else coverage_figure(metrics, f"{name}: coverage")
+        release = _release(frame, task_config, oracle)
+        model_dir = release.model.save(catalog.outputs.model(name))
+        metrics_file = catalog.outputs.backtest_metrics(name)
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        release.backtest.metrics.write_parquet(metrics_file)
+        result = ShipmentTaskResult(name, release, model_dir, None)
+        if tracker is not None:
+            gate = _Gate(
+                _backtest_key(frame, release.backtest.windows, catalog.data.dvc_file),
+                _rebacktest(tables, frames, name, task_config, release, oracle),
+                min_improvement,
             )
-            tracker.log_figure(fig, f"figures/{name}_calibration.png")
-            if name == "eta":  # the Predictor reads the snapshot of the eta version's run
-                # Tracker has no public directory logger yet; its mlflow module is the adapter's own.
-                tracker._mlflow.log_artifacts(str(snapshot_dir), artifact_path=SNAPSHOT_DIR)
-            tracker.log_frame(_importance(model), f"importance/{name}.csv")
-            example = frame.frame.select(frame.features.names).head(5)
-            version = tracker.log_model_dir(model_dir, name, registered, example, model.predict(example))
-            key = _backtest_key(frame, task_config)
-            tracker.set_version_tags(registered, version, {"backtest_key": key})
-
-            def rebacktest(champion: ShipmentModelsConfig, name: str = name) -> float:
-                same = champion.booking == config.booking and champion.milestone == config.milestone
-                task_frame = frames[name] if same else prepare_task_frames(tables, champion, (name,))[name]
-                scores = backtest_summary(
-                    evaluate_task(backtest_task(task_frame, champion, oracle), task_frame.spec)
-                )
-                row = scores.filter(
-                    (pl.col("model") == "transitcast") & (pl.col("metric") == task_frame.spec.gate_metric)
-                )
-                return float(row["value"][0])
-
-            champion_value = _champion_value(tracker, registered, key, rebacktest)
-            decision = tracker.promote(
-                registered, version, frame.spec.gate_metric, float(gate["value"][0]),
-                champion_value, min_improvement=min_improvement,
-            )  # fmt: skip
-            results[name]["decision"] = asdict(decision)
+            decision = _track(tracker, result, frame, task_config, snapshot_dir, gate)
+            result = ShipmentTaskResult(name, release, model_dir, decision)
+        results[name] = result
     return results

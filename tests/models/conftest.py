@@ -17,6 +17,7 @@ import pytest
 from scipy.stats import norm
 
 from models.encoding import FeatureSet
+from models.shipment_tasks import ShipmentModelsConfig
 
 START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 MODES = ("postal", "dedicated_line", "express")
@@ -89,3 +90,40 @@ def shipments() -> pl.DataFrame:
 def small_shipments() -> pl.DataFrame:
     """1,500 shipments for quick fit/save/load tests (seed 1)."""
     return make_shipments(1_500, seed=1)
+
+
+@pytest.fixture(scope="session")
+def sim_world() -> dict[str, pl.DataFrame]:
+    """The seeded simulated world of the shipment-suite tests: 12,000 shipments over 10 months (seed 5).
+
+    Validated contract tables plus ``oracle`` (the simulator's per-shipment truth).
+    """
+    from features.ingest import validate_tables
+    from features.sources.simulator import SimulatorConfig, simulate
+
+    base = SimulatorConfig(start_date=dt.date(2024, 6, 3), end_date=dt.date(2025, 3, 30), seed=5)
+    config = base.model_copy(
+        update={
+            "shipments": base.shipments.model_copy(update={"n_shipments": 12_000}),
+            "demand": base.demand.model_copy(update={"n_skus": 10}),
+        }
+    )
+    sim = simulate(config)
+    names = ("shipments", "shipment_events", "customs_declarations", "lanes")
+    valid = validate_tables({n: sim.tables[n] for n in names}).valid
+    return {**valid, "oracle": sim.oracle["shipments"]}
+
+
+@pytest.fixture(scope="session")
+def fast_shipment_config() -> ShipmentModelsConfig:
+    """Small boosters (one thread) for the shipment-suite tests; windows sized from the data."""
+    from models.lgbm import LGBMConfig
+
+    lgbm = LGBMConfig(
+        num_boost_round=120,
+        early_stopping_rounds=20,
+        refit_after_stopping=True,
+        num_threads=1,
+        params={"learning_rate": 0.1},
+    )
+    return ShipmentModelsConfig(lgbm=lgbm)

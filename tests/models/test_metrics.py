@@ -222,3 +222,21 @@ def test_relative_to_reference_model() -> None:
     assert out["value"].to_list() == [pytest.approx(1.2), 1.0, 2.0, None, None]
     with pytest.raises(ValueError):
         relative_to(metrics, "nope")
+
+
+def test_coverage_tolerates_float_rounding_of_an_integer_target() -> None:
+    df = pl.DataFrame({"y": [6.0, 6.0], "a_q50": [5.999999999999999, 6.0], "a_q80": [6.0, 7.0]})
+    cov = _values(coverage(df, ["a"], "y", cutoff_col=None, quantiles=(0.5, 0.8)))
+    assert cov == {("a", "coverage_q50"): 1.0, ("a", "coverage_q80"): 1.0}
+
+
+def test_coverage_counts_an_open_row_past_its_quantile_as_a_miss() -> None:
+    df = pl.DataFrame(
+        {
+            "y": [1.0, None, None],
+            "age": [None, 9.0, 2.0],  # the second is already 9 days old: past a 5-day P80
+            "a_q80": [5.0, 5.0, 5.0],
+        }
+    )
+    cov = _values(coverage(df, ["a"], "y", cutoff_col=None, quantiles=(0.8,), lower_col="age"))
+    assert cov == {("a", "coverage_q80"): 0.5}  # the third is undecided: left out

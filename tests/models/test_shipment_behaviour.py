@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.ingest import validate_tables
 from features.shipment_features import build_booking_features
-from features.sources.simulator import SimulatorConfig, simulate
 from models.lgbm import load_model
 from models.quantile import QuantileRegressor
 from models.shipment_tasks import (
@@ -25,34 +22,19 @@ from models.shipment_tasks import (
 
 
 @pytest.fixture(scope="module")
-def world() -> dict[str, pl.DataFrame]:
-    base = SimulatorConfig(start_date=dt.date(2024, 6, 3), end_date=dt.date(2025, 3, 30), seed=5)
-    config = base.model_copy(
-        update={
-            "shipments": base.shipments.model_copy(update={"n_shipments": 12_000}),
-            "demand": base.demand.model_copy(update={"n_skus": 10}),
-        }
-    )
-    sim = simulate(config)
-    names = ("shipments", "shipment_events", "customs_declarations", "lanes")
-    valid = validate_tables({n: sim.tables[n] for n in names}).valid
-    return {**valid, "oracle": sim.oracle["shipments"]}
+def world(sim_world: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    return sim_world
 
 
 @pytest.fixture(scope="module")
-def config() -> ShipmentModelsConfig:
-    from models.lgbm import LGBMConfig
-
-    lgbm = LGBMConfig(
-        num_boost_round=120, early_stopping_rounds=None, num_threads=1, params={"learning_rate": 0.1}
-    )
-    return ShipmentModelsConfig(n_folds=1, horizon_days=28, maturity_days=30, calibration_days=28, lgbm=lgbm)
+def config(fast_shipment_config: ShipmentModelsConfig) -> ShipmentModelsConfig:
+    return fast_shipment_config
 
 
 @pytest.fixture(scope="module")
 def eta_model(world: dict[str, pl.DataFrame], config: ShipmentModelsConfig) -> QuantileRegressor:
     frames = prepare_task_frames(world, config, ("eta",))
-    model = fit_task(frames["eta"], config)
+    model = fit_task(frames["eta"], config).model
     assert isinstance(model, QuantileRegressor)
     return model
 
@@ -74,10 +56,12 @@ def test_eta_model_beats_its_baselines_and_approaches_the_oracle(
     metrics = evaluate_task(backtest_task(frame, config, world["oracle"]), TASKS["eta"])
     pinball = dict(
         metrics.filter((pl.col("slice") == "overall") & (pl.col("metric") == "pinball"))
-        .select("model", "value")
+        .group_by("model")
+        .agg(pl.col("value").mean())
         .iter_rows()
     )
-    assert pinball["transitcast"] < pinball["lane_history"] < pinball["contract_days"]
+    assert pinball["transitcast"] < pinball["lane_history_calibrated"] < pinball["lane_history"]
+    assert pinball["lane_history"] < pinball["contract_days"]
     assert pinball["transitcast"] < 1.6 * pinball["oracle"]  # 12k shipments; the benchmark checks 100k
 
 

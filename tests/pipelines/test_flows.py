@@ -46,7 +46,9 @@ def test_ingest_flow_simulates_validates_and_writes(
 def test_train_shipment_models_flow_backtests_registers_and_gates(
     prefect_harness: None, small_world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from models.lgbm import load_model
     from models.shipment_tasks import ShipmentModelsConfig
+    from models.windows import WindowConfig
     from pipelines.flows.ingest import ingest_flow
     from pipelines.flows.train_shipments import train_shipment_models
 
@@ -56,14 +58,15 @@ def test_train_shipment_models_flow_backtests_registers_and_gates(
         update={"shipments": _small_world().shipments.model_copy(update={"n_shipments": 6_000})}
     )
     ingest_flow(simulate_world=True, simulator=world, settings=settings, version=False)
-    config = ShipmentModelsConfig(n_folds=1, horizon_days=21, maturity_days=30, calibration_days=21)
+    config = ShipmentModelsConfig(windows=WindowConfig(folds=1, fold_days=21, maturity_days=30))
     results = train_shipment_models(config, ("eta", "delay"), settings=settings)
     assert (tmp_path / "outputs" / "mlflow" / "mlflow.db").exists()  # the catalog's MLflow folder
     for name in ("eta", "delay"):
-        summary = results[name]["summary"]
+        summary = results[name].release.backtest.summary.table
         assert {"transitcast", "oracle"} <= set(summary["model"])
-        assert results[name]["decision"]["promoted"], "the first version of a model becomes champion"
-        assert (Path(results[name]["model_dir"]) / "metadata.json").exists()
-    eta = results["eta"]["summary"].filter(pl.col("metric") == "pinball")
+        decision = results[name].decision
+        assert decision is not None and decision.promoted, "the first version of a model becomes champion"
+        assert decision.system == load_model(results[name].model_dir).system  # what ships, visibly
+    eta = results["eta"].release.backtest.summary.table.filter(pl.col("metric") == "pinball")
     pinball = dict(zip(eta["model"], eta["value"], strict=True))
     assert pinball["transitcast"] < pinball["contract_days"]
