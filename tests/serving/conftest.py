@@ -50,7 +50,9 @@ def train_models(world: dict[str, pl.DataFrame], out: Path, seed: int = 0) -> Pa
         windows=WindowConfig(folds=1, maturity_days=20, calibration_days=21), lgbm=lgbm
     )
     for name, frame in prepare_task_frames(world, config).items():
-        fit_task(frame, config).save(out / name)
+        model = fit_task(frame, config).model
+        assert model is not None, f"{name}: too few rows to fit a model in the serving test world"
+        model.save(out / name)
     write_snapshot(
         build_snapshot(world, booking=config.booking, milestone=config.milestone, data_version="test"),
         out / SNAPSHOT_DIR,
