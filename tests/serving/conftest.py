@@ -12,6 +12,7 @@ from features.ingest import validate_tables
 from features.sources.simulator import SimulatorConfig, simulate
 from models.lgbm import LGBMConfig
 from models.shipment_tasks import ShipmentModelsConfig, fit_task, prepare_task_frames
+from models.windows import WindowConfig
 from serving.online.snapshot import SNAPSHOT_DIR, build_snapshot, write_snapshot
 
 TABLES = ("shipments", "shipment_events", "customs_declarations", "lanes")
@@ -45,9 +46,11 @@ def train_models(world: dict[str, pl.DataFrame], out: Path, seed: int = 0) -> Pa
         seed=seed,
         params={"learning_rate": 0.2, "num_leaves": 15},
     )
-    config = ShipmentModelsConfig(n_folds=1, maturity_days=20, calibration_days=21, lgbm=lgbm)
+    config = ShipmentModelsConfig(windows=WindowConfig(maturity_days=20, calibration_days=21), lgbm=lgbm)
     for name, frame in prepare_task_frames(world, config).items():
-        fit_task(frame, config).save(out / name)
+        model = fit_task(frame, config).model  # the boosted model (what ships when it beats its baselines)
+        assert model is not None, name
+        model.save(out / name)
     write_snapshot(
         build_snapshot(world, booking=config.booking, milestone=config.milestone, data_version="test"),
         out / SNAPSHOT_DIR,
