@@ -162,8 +162,9 @@ class BetaCalibrator:
         return cls(a=float(a), b=float(b), c=float(c))
 
     def transform(self, p: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities."""
-        return _sigmoid(self._features(p) @ np.array([self.a, self.b, self.c]))
+        """Calibrated probabilities (element by element: one row and a batch give the same bits)."""
+        p = np.clip(np.asarray(p, dtype=np.float64), PROB_EPS, 1.0 - PROB_EPS)
+        return _sigmoid(self.a * np.log(p) - self.b * np.log1p(-p) + self.c)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

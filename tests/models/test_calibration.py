@@ -71,3 +71,12 @@ def test_every_calibrator_keeps_probabilities_inside_zero_one(method: str) -> No
     chosen, _ = choose_calibrator(p, y, methods=(method,))  # type: ignore[arg-type]
     out = chosen.transform(p)
     assert ((out > 0) & (out < 1)).all()
+
+
+@pytest.mark.parametrize("method", ["beta", "platt", "isotonic"])
+def test_one_row_is_calibrated_to_the_same_bits_as_in_a_batch(method: str) -> None:
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 0.99, 300)
+    chosen, _ = choose_calibrator(p, (rng.uniform(size=300) < p).astype(float), methods=(method,))  # type: ignore[arg-type]
+    batch = chosen.transform(p)
+    assert all(chosen.transform(p[i : i + 1])[0] == batch[i] for i in range(p.size))

@@ -46,12 +46,10 @@ def train_models(world: dict[str, pl.DataFrame], out: Path, seed: int = 0) -> Pa
         seed=seed,
         params={"learning_rate": 0.2, "num_leaves": 15},
     )
-    config = ShipmentModelsConfig(
-        windows=WindowConfig(folds=1, maturity_days=20, calibration_days=21), lgbm=lgbm
-    )
+    config = ShipmentModelsConfig(windows=WindowConfig(maturity_days=20, calibration_days=21), lgbm=lgbm)
     for name, frame in prepare_task_frames(world, config).items():
-        model = fit_task(frame, config).model
-        assert model is not None, f"{name}: too few rows to fit a model in the serving test world"
+        model = fit_task(frame, config).model  # the boosted model (what ships when it beats its baselines)
+        assert model is not None, name
         model.save(out / name)
     write_snapshot(
         build_snapshot(world, booking=config.booking, milestone=config.milestone, data_version="test"),
