@@ -209,7 +209,7 @@ def accuracy_run(
             on=["cutoff", *SERIES, "week_start"],
             how="inner",
         ).rename({"mlforecast": "mlforecast_recursive"})
-        from models.metrics import mase
+        from models.metrics_scaled import mase
 
         mm = mase(both, ["mlforecast_recursive", "mlforecast_direct", "lgbm"], "y", "cutoff")
         result["direct_vs_recursive"] = mm.group_by("model").agg(pl.col("value").mean()).sort("model")

@@ -34,13 +34,9 @@ from models.lgbm import LGBMConfig
 from models.metrics import (
     coverage,
     evaluate,
-    mase,
     pinball,
-    rmsse,
-    scaled_pinball,
-    seasonal_naive_scale,
-    wrmsse,
 )
+from models.metrics_scaled import mase, rmsse, scaled_pinball, seasonal_naive_scale, wrmsse
 
 __all__ = [
     "DemandTaskConfig",

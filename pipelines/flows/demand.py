@@ -288,7 +288,7 @@ def tune_demand(
     `train_demand` reads.
     """
     from models.backtest import Fold
-    from models.metrics import scaled_pinball
+    from models.metrics_scaled import scaled_pinball
     from models.tuning import make_objective
     from pipelines.adapters.optuna import StudyConfig, run_study
 

@@ -7,7 +7,7 @@ import math
 import polars as pl
 import pytest
 
-from models.metrics import rmsse, seasonal_naive_scale, wrmsse
+from models.metrics_scaled import rmsse, seasonal_naive_scale, wrmsse
 
 
 def test_seasonal_naive_scale_squared() -> None:

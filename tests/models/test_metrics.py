@@ -18,15 +18,13 @@ from models.metrics import (
     interval_width,
     log_loss,
     mae,
-    mase,
     pinball,
     precision_at_k,
     quantile_col,
     relative_to,
     rmse,
-    scaled_pinball,
-    seasonal_naive_scale,
 )
+from models.metrics_scaled import mase, scaled_pinball, seasonal_naive_scale
 
 
 def _values(out: pl.DataFrame) -> dict[tuple[str, str], float | None]:
