@@ -22,6 +22,7 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.booking_config import resolve_booking_config
 from features.feature_set import FeatureSet
 from features.milestones import MilestoneFeatureConfig, build_milestone_snapshots, milestone_feature_set
 from features.shipment_features import (
@@ -204,7 +205,7 @@ class ShipmentModelsConfig(BaseModel):
         default=0.0, ge=0.0, description="relative margin the model must beat its best baseline by"
     )
     never_shorten: tuple[str, ...] = Field(
-        default=("dest_holidays_in_window", "peak_days_in_window"),
+        default=("dest_holidays_in_window", "origin_holidays_in_window", "peak_days_in_window"),
         description="durations are floored by the prediction without these (a holiday never shortens an ETA)",
     )
 
@@ -223,8 +224,8 @@ class TaskFrame:
 # Task frames
 # ---------------------------------------------------------------------------------------------------------
 def _slices(df: pl.DataFrame) -> pl.DataFrame:
-    lane = pl.concat_str(["origin_hub", "destination_country", "mode", "carrier"], separator="|")
-    return df.with_columns(lane.alias("lane"))
+    keys = [c for c in ("origin_hub", "destination_country", "mode", "carrier") if c in df.columns]
+    return df.with_columns(pl.concat_str(keys, separator="|").alias("lane"))
 
 
 def _data_as_of(tables: dict[str, pl.DataFrame]) -> dt.datetime:
@@ -251,8 +252,10 @@ def prepare_task_frames(
     shipments = tables["shipments"]
     lanes, declarations = tables.get("lanes"), tables.get("customs_declarations")
     now = as_of or _data_as_of(tables)
-    booking = build_booking_features(shipments, lanes=lanes, declarations=declarations, config=config.booking)
-    booking_set = booking_feature_set(config.booking)
+    # Features of optional inputs the data lacks are not built (never a constant standing in for data).
+    booking_cfg = resolve_booking_config(config.booking, shipments.columns)
+    booking = build_booking_features(shipments, lanes=lanes, declarations=declarations, config=booking_cfg)
+    booking_set = booking_feature_set(booking_cfg)
     targets = add_shipment_targets(shipments, as_of=now).select(
         "shipment_id", "delivered_at", "status", "transit_days", "is_late", "promised_date",
         (pl.col("status").cast(pl.String) == OPEN_STATUS).alias(OPEN_COL),

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 from prefect import flow, task
 
+from features.booking_config import resolve_booking_config
 from models.lgbm import LGBMModel
 from models.promotion import CANDIDATE, backtest_system
 from models.shipment_release import TaskRelease, backtest_systems, release_task
@@ -105,7 +106,7 @@ def write_feature_snapshot(
     version = current_data_version(dvc_file)
     snapshot = build_snapshot(
         tables,
-        booking=config.booking,
+        booking=resolve_booking_config(config.booking, tables["shipments"].columns),
         milestone=config.milestone,
         data_version=version.md5 if version else None,
     )
