@@ -77,6 +77,8 @@ class ProtocolColumns:
         open_col: boolean column, the row may still get a label (None: every unlabeled row is final).
         censored_bound: a censored row keeps a lower bound of the target (durations); False for labels
             such as lateness, whose censored rows are dropped.
+        start_col: when a duration's clock starts (default `time_col`; a customs clearance counts from the
+            declaration): a row's age is measured from it.
     """
 
     time_col: str
@@ -84,6 +86,12 @@ class ProtocolColumns:
     target: str
     open_col: str | None = None
     censored_bound: bool = False
+    start_col: str | None = None
+
+    def age_at(self, at: dt.datetime) -> pl.Expr:
+        """Days from the duration's start to `at` (negative before it starts)."""
+        start = pl.col(self.start_col or self.time_col)
+        return (pl.lit(at) - start).dt.total_microseconds().cast(pl.Float64) / 86_400e6
 
 
 def censor_at(frame: pl.DataFrame, cols: ProtocolColumns, at: dt.datetime) -> pl.DataFrame:
@@ -91,14 +99,15 @@ def censor_at(frame: pl.DataFrame, cols: ProtocolColumns, at: dt.datetime) -> pl
 
     A row is observed at `at` when its `observed_col` is before `at`; censored when it is open (or observed
     later); a row that is neither (lost, never labelled) has a null target and no bound. With
-    `censored_bound`, `lower_col(target)` holds the censored rows' age in days at `at` (null otherwise).
+    `censored_bound`, `lower_col(target)` holds the censored rows' age in days at `at` (from `start_col`;
+    null otherwise).
     """
     observed = pl.col(cols.observed_col).is_not_null() & (pl.col(cols.observed_col) < pl.lit(at))
     later = pl.col(cols.observed_col).is_not_null() & (pl.col(cols.observed_col) >= pl.lit(at))
     is_open = later if cols.open_col is None else later | pl.col(cols.open_col).fill_null(False)
-    age = (pl.lit(at) - pl.col(cols.time_col)).dt.total_microseconds().cast(pl.Float64) / 86_400e6
     out = frame.with_columns(pl.when(observed).then(pl.col(cols.target)).alias(cols.target))
     if cols.censored_bound:
+        age = cols.age_at(at).clip(lower_bound=0.0)
         out = out.with_columns(pl.when(~observed & is_open).then(age).alias(lower_col(cols.target)))
     return out
 
@@ -139,7 +148,7 @@ def split_at_cutoff(
     known = censor_at(frame.filter((time >= start) & (time < cutoff)), cols, cutoff).sort(cols.time_col)
     labelled = pl.col(cols.target).is_not_null()
     if cols.censored_bound:
-        age = (pl.lit(cutoff) - time).dt.total_microseconds().cast(pl.Float64) / 86_400e6
+        age = cols.age_at(cutoff).clip(lower_bound=0.0)
         calibration = known.filter(
             (time >= calib_start) & (labelled | pl.col(lower_col(cols.target)).is_not_null())
         )

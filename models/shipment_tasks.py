@@ -95,6 +95,7 @@ class TaskSpec:
         oracle: oracle column (probability) or prefix (quantiles) in the simulator's oracle, if any.
         gate_metric: metric of the promotion gate (lower is better).
         calibration_group: column of per-group conformal offsets / window sizing (quantiles only).
+        start_col: when the target's clock starts, if not at `time_col` (clearance: the declaration).
     """
 
     name: TaskName
@@ -107,12 +108,13 @@ class TaskSpec:
     oracle: str | None
     gate_metric: str
     calibration_group: str | None = "mode"
+    start_col: str | None = None
 
     @property
     def columns(self) -> ProtocolColumns:
         """The protocol's view of the task (durations keep a censored lower bound, labels do not)."""
         return ProtocolColumns(
-            self.time_col, self.observed_col, self.target, OPEN_COL, censored_bound=self.kind == "quantile"
+            self.time_col, self.observed_col, self.target, OPEN_COL, self.kind == "quantile", self.start_col
         )
 
 
@@ -172,7 +174,7 @@ TASKS: dict[str, TaskSpec] = {
                 ("customs_clearance_days_q90_last200",),
             ), group_col="destination_country"),
         ),
-        None, "pinball",
+        None, "pinball", "mode", "declared_at",
     ),
 }  # fmt: skip
 
@@ -278,6 +280,7 @@ def prepare_task_frames(
                 "inspection_known_at"
             ),
             "released_at",
+            "declared_at",
             (pl.col("released_at").is_null() & (pl.col("outcome").cast(pl.String) == "held")).alias("held"),
         )
         frame = base.join(decl, on="shipment_id", how="inner")
