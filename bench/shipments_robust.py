@@ -9,19 +9,15 @@ Held-out protocol (the same test rows for every system, time split): the data's 
 timestamp. When some parcels are still open at E, the last `settle` days (the P99 of the observed transit
 days) are too recent to judge and are left out. Of the rest, the last 25% of shipments by `created_at` are
 the test rows (for the simulator at most the last 91 days, unless those hold fewer than 1,000 shipments);
-the cutoff T is the first test booking. The shipped model
-is `release_task(..., as_of=T).model`: it sees only labels known before T; the folds end before T. ETA coverage
-is censoring-aware: a parcel still open at E whose elapsed time already passed its quantile is a miss, an
-open one below it is left out (share reported as `censored_share`). On simulated data the `oracle` (the
-true booking-time distribution) is scored on the same rows: what a perfect model gets, sampling noise included.
+the cutoff T is the first test booking. The shipped model is `release_task(..., as_of=T).model` (labels
+known before T; folds end before T). ETA coverage is censoring-aware: an open parcel past its quantile is a
+miss, one below it is left out (`censored_share`). The simulator's `oracle` is scored on the same rows.
 
 Targets (issue 11): ETA P80/P95 coverage within 3 points of nominal; ETA P50 MAE <= a plain LightGBM (L1
 objective, the raw contract columns, fitted here on every row labelled before T); P(late) Brier <= the best
 of prevalence / per-mode late rate (both from the rows labelled before T) / lane history (the as-of lane
 on-time rate of the features), and ECE <= 0.03. Each target is recorded as system `target`, value 1 (met)
-or 0 (missed).
-
-Run alone: `transitcast bench shipments_robust` or `python bench/shipments_robust.py --datasets small,drift`.
+or 0 (missed). Run alone: `transitcast bench shipments_robust` or `python bench/shipments_robust.py --datasets small,drift`.
 """
 
 from __future__ import annotations
