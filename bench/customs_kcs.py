@@ -28,7 +28,7 @@ Systems, side by side, all scored on the same test rows:
 Every history feature of a row declared at `t` uses only declarations lodged strictly before `t`, and their
 labels only when `declared_at + L < t`; test rows see train, valid and earlier test rows on those terms.
 
-Run alone: `cd /work/main && .venv/bin/python bench/customs_kcs.py [--extra]` (deterministic: seed 0,
+Run alone: `.venv/bin/python bench/customs_kcs.py [--extra]` (deterministic: seed 0,
 2 threads; ~75 s on 2 busy cores without `--extra`).
 """
 
@@ -60,7 +60,7 @@ from models.metrics import auc, precision_at_k
 __all__ = ["main"]
 
 BENCHMARK = "customs_kcs"
-COMMAND = "cd /work/main && .venv/bin/python bench/customs_kcs.py"
+COMMAND = ".venv/bin/python bench/customs_kcs.py"
 DATA = ROOT.parent / "shared" / "data" / "customs_kcs_synthetic"
 TARGET = "is_fraud"
 LABEL_LAG_DAYS = 7.0

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     seconds = time.perf_counter() - t0
     text = html.read_text(encoding="utf-8")
     external = text.count("http://") + text.count("https://")
-    cmd = f"transitcast bench report_render  # {html}"
+    cmd = "transitcast bench report_render" + (f" {args[0]}" if args and not Path(args[0]).is_absolute() else "")
     data = f"report {html.parent.name}"
     record("report_render", data, "chromium", "html_size", len(text.encode()) / 1024, "KiB", cmd)
     record("report_render", data, "chromium", "external_urls", external, "count", cmd)

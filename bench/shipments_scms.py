@@ -31,7 +31,7 @@ the promise and the as-of late rates scored worse when this was written: Brier 0
 promise expiry for late orders), a plain LightGBM classifier on the raw columns plus the promise, and the
 scheduled date (not ex ante).
 
-Run alone: `cd /work/main && .venv/bin/python bench/shipments_scms.py` (deterministic, one thread).
+Run alone: `.venv/bin/python bench/shipments_scms.py` (deterministic, one thread).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from models.metrics import auc, brier, coverage, ece, mae, pinball, quantile_col
 from models.quantile import QuantileRegressor, enforce_monotone
 
 BENCHMARK = "shipments_scms"
-COMMAND = "cd /work/main && .venv/bin/python bench/shipments_scms.py"
+COMMAND = ".venv/bin/python bench/shipments_scms.py"
 DATA = ROOT.parent / "shared" / "data" / "scms_shipment_pricing"
 QUANTILES = (0.5, 0.8, 0.95)
 TEST_SHARE = 0.25
