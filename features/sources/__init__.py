@@ -67,7 +67,8 @@ class AdapterResult:
     """What a source adapter produces.
 
     Attributes:
-        tables: contract tables by name, with the exact dtypes of `features.contract.schema.TABLES[name].schema`
+        tables: contract tables by name, with the exact dtypes of
+            `features.contract.schema.TABLES[name].schema`
             (plus `attr_*` String columns where the table has a passthrough prefix).
         rejected: source rows the adapter could not map, one row per source row (`REJECTED_SCHEMA`):
             `source_row` is the 1-based row in the source frame.
